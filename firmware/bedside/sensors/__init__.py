@@ -1,0 +1,24 @@
+# sensors: wire-protocol decoders and drivers for the OEM modules (one module per format).
+# Every oximeter decoder has the same shape (see nonin2.py, the model):
+#   Decoder(reading, **options); feed(buf, n, now_ms) -> events; reset(); counters.
+# Only the chosen format's module is imported (load_oximeter), to save RAM on the Pico.
+from bedside.compat import const
+
+EV_FRAME = const(1)  # at least one valid frame/packet/line was decoded
+EV_READING = const(2)  # the OxiReading was completed/updated (values and flags)
+EV_ERROR = const(4)  # bytes were rejected: checksum, structure, frame loss, overlong line
+
+# format name -> (module, class). The one source of truth for the list of formats.
+OXIMETER_FORMATS = {
+    "nonin2": ("bedside.sensors.nonin2", "Nonin2Decoder"),
+}
+
+
+def load_oximeter(fmt, reading, **options):
+    """Build the decoder for `fmt` (a key of OXIMETER_FORMATS) around `reading`."""
+    try:
+        modname, clsname = OXIMETER_FORMATS[fmt]
+    except KeyError:
+        raise ValueError("unknown oximeter format: %s" % fmt) from None
+    mod = __import__(modname, None, None, [clsname])
+    return getattr(mod, clsname)(reading, **options)

@@ -1,0 +1,40 @@
+# run.py: run the core test modules under MicroPython (unix port), no pytest needed.
+# Usage: MICROPYPATH=tests/mp:firmware micropython -X heapsize=192k tests/mp/run.py [module ...]
+# Every tests/mp/test_*.py is plain Python valid on both MicroPython and CPython: module-level
+# functions named test_* that use assert. pytest collects the same files on CPython.
+import sys
+
+try:
+    import os
+
+    _listdir = os.listdir
+except ImportError:  # pragma: no cover
+    _listdir = None
+
+MODULES = sys.argv[1:]
+if not MODULES:
+    here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
+    MODULES = sorted(n[:-3] for n in _listdir(here) if n.startswith("test_") and n.endswith(".py"))
+
+passed = 0
+failed = 0
+for modname in MODULES:
+    mod = __import__(modname)
+    for name in sorted(dir(mod)):
+        if not name.startswith("test_"):
+            continue
+        fn = getattr(mod, name)
+        if not callable(fn):
+            continue
+        try:
+            fn()
+        except Exception as e:  # report and go on, like a test runner
+            failed += 1
+            print("FAIL", modname + "." + name, type(e).__name__, e)
+            if hasattr(sys, "print_exception"):
+                sys.print_exception(e)
+        else:
+            passed += 1
+            print("ok", modname + "." + name)
+print("micropython: %d passed, %d failed" % (passed, failed))
+sys.exit(1 if failed else 0)
