@@ -11,6 +11,10 @@ EV_ERROR = const(4)  # bytes were rejected: checksum, structure, frame loss, ove
 # format name -> (module, class). The one source of truth for the list of formats.
 OXIMETER_FORMATS = {
     "nonin2": ("bedside.sensors.nonin2", "Nonin2Decoder"),
+    "nonin7": ("bedside.sensors.nonin7", "Nonin7Decoder"),
+    "nonin1": ("bedside.sensors.nonin1", "Nonin1Decoder"),
+    "berrymed": ("bedside.sensors.berrymed", "BerryMedDecoder"),
+    "masimo": ("bedside.sensors.masimo", "MasimoDecoder"),
 }
 
 
