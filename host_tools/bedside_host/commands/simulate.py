@@ -60,6 +60,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_FORMAT,
         help=f"oximeter wire format (default {DEFAULT_FORMAT})",
     )
+    parser.add_argument(
+        "--baud",
+        type=int,
+        metavar="N",
+        help="override the oximeter baud rate (BerryMed default 115200 is UNCONFIRMED for OEM"
+        " boards; the others are documented)",
+    )
     parser.add_argument("--nibp", metavar="PORT", help="SunTech NIBP port (path or pyserial URL)")
     parser.add_argument(
         "--scenario",
@@ -153,7 +160,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         if args.oximeter:
             try:
-                encoder = make_encoder(args.oximeter_format)
+                encoder = make_encoder(args.oximeter_format, baud=args.baud)
             except ValueError as e:
                 raise UsageError(str(e)) from None
             oxi = open_port("oximeter", args.oximeter, encoder.link)

@@ -11,6 +11,7 @@ named default.
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -258,6 +259,225 @@ class NoninEncoder:
 
 
 # --------------------------------------------------------------------------------------------
+# Nonin Format #1 (protocols.md 1.2): 3 bytes once per second, no checksum
+
+N1_SNSD = 0x40
+N1_OOT = 0x20
+N1_LPRF = 0x10
+N1_MPRF = 0x08
+N1_ARTF = 0x04
+# UNCONFIRMED: what Format #1 shows when only the finger is removed (S2 names SNSD "sensor
+# disconnected"). Default: set SNSD for finger-out as well as for an unplugged probe.
+NONIN1_FINGER_OUT_SETS_SNSD = True
+# UNCONFIRMED whether #1 carries display values (10 s hold) or recording values. Default: 0
+# (recording: values go missing at once); set e.g. 10.0 to emulate display-style holding.
+NONIN1_DISPLAY_HOLD_S = 0.0
+
+
+def nonin1_packet(hr: int, spo2: int, flags: int = 0) -> bytes:
+    """Format #1: [1 SNSD OOT LPRF MPRF ARTF HR8 HR7] [0 HR6..0] [0 SpO2]."""
+    return bytes((0x80 | (flags & 0x7C) | ((hr >> 7) & 0x03), hr & 0x7F, spo2 & 0x7F))
+
+
+class Nonin1Encoder:
+    """Nonin Format #1 stream: one 3-byte packet per second at 9600 8N1."""
+
+    def __init__(
+        self,
+        *,
+        finger_out_sets_snsd: bool = NONIN1_FINGER_OUT_SETS_SNSD,
+        display_hold_s: float = NONIN1_DISPLAY_HOLD_S,
+    ) -> None:
+        self.name = "nonin1"
+        self.period_s = 1.0
+        self.link = LinkSettings(NONIN_BAUD)
+        self.finger_out_sets_snsd = finger_out_sets_snsd
+        self.display_hold_s = display_hold_s
+        self._held = (NONIN_HR_MISSING, NONIN_SPO2_MISSING)
+        self._invalid_since: float | None = None
+
+    def encode(self, state: PatientState, t_s: float) -> bytes:
+        flags = 0
+        if state.sensor_off or (state.no_finger and self.finger_out_sets_snsd):
+            flags |= N1_SNSD
+        if state.searching:
+            flags |= N1_OOT
+        if state.perfusion == "low":
+            flags |= N1_LPRF
+        elif state.perfusion == "marginal":
+            flags |= N1_MPRF
+        if state.artifact:
+            flags |= N1_ARTF
+        if state.signal_lost or state.searching:
+            if self._invalid_since is None:
+                self._invalid_since = t_s
+            if t_s - self._invalid_since < self.display_hold_s:
+                hr, spo2 = self._held
+            else:
+                hr, spo2 = NONIN_HR_MISSING, NONIN_SPO2_MISSING
+        else:
+            self._invalid_since = None
+            hr, spo2 = _clamp(state.pr, 0, 510), _clamp(state.spo2, 0, 100)
+            self._held = (hr, spo2)
+        return nonin1_packet(hr, spo2, flags)
+
+
+# --------------------------------------------------------------------------------------------
+# BerryMed BCI (protocols.md 1.8): 5 bytes, sync bit, no checksum
+
+BCI_PR_INVALID = 255
+BCI_SPO2_INVALID = 127
+BCI_RATE_HZ_V12 = 100  # v1.2 (2017); v1.1 (2015) sends 50 Hz
+BCI_RATE_HZ_V11 = 50
+# Baud is not in the BCI PDFs: 115200 is BerryMed's USB demo (S13); 9600 for a bare OEM board is
+# UNCONFIRMED and cannot carry 100 Hz. Override with --baud.
+BCI_DEFAULT_BAUD = 115200
+# Signal strength (0..8) sent per perfusion class (a free choice within the documented range)
+BCI_STRENGTH: dict[str, int] = {"good": 7, "marginal": 4, "low": 1}
+BCI_BEEP_PACKETS = 1  # packets carrying the pulse-beep flag per beat
+
+
+def bci_packet(
+    strength: int,
+    pleth: int,
+    bar: int,
+    pr: int,
+    spo2: int,
+    *,
+    beep: bool = False,
+    no_signal: bool = False,
+    probe_unplugged: bool = False,
+    no_finger: bool = False,
+    searching: bool = False,
+) -> bytes:
+    """BCI packet: [1 beep unplugged nosignal SS3..0] [0 pleth] [0 PR7 search nofinger bar3..0]
+    [0 PR6..0] [0 SpO2]."""
+    b1 = 0x80 | (strength & 0x0F)
+    b1 |= (0x10 if no_signal else 0) | (0x20 if probe_unplugged else 0) | (0x40 if beep else 0)
+    b3 = (bar & 0x0F) | (0x10 if no_finger else 0) | (0x20 if searching else 0)
+    b3 |= (pr >> 1) & 0x40
+    return bytes((b1, pleth & 0x7F, b3, pr & 0x7F, spo2 & 0x7F))
+
+
+class BerryMedEncoder:
+    """BerryMed BCI stream at 100 Hz (v1.2) or 50 Hz (v1.1).
+
+    Finger out: no-finger bit, pleth/bar/strength 0, PR 255, SpO2 127. Probe unplugged: also the
+    probe-unplugged bit (vector 13; the real flag combination is UNCONFIRMED). Loss of track: the
+    pulse-search bit with invalid values.
+    """
+
+    def __init__(self, *, rate_hz: int = BCI_RATE_HZ_V12, baud: int = BCI_DEFAULT_BAUD) -> None:
+        if rate_hz <= 0:
+            raise ValueError("BCI rate must be > 0")
+        self.name = "berrymed"
+        self.period_s = 1.0 / rate_hz
+        self.link = LinkSettings(baud)
+        self._last_beat: int | None = None
+        self._beep_left = 0
+
+    def encode(self, state: PatientState, t_s: float) -> bytes:
+        if state.beat != self._last_beat:
+            self._beep_left = BCI_BEEP_PACKETS
+        self._last_beat = state.beat
+        beep = self._beep_left > 0 and not state.signal_lost and not state.searching
+        self._beep_left = max(0, self._beep_left - 1)
+        if state.signal_lost:
+            return bci_packet(
+                0, 0, 0, BCI_PR_INVALID, BCI_SPO2_INVALID,
+                probe_unplugged=state.sensor_off, no_finger=True,
+            )  # fmt: skip
+        strength = BCI_STRENGTH[state.perfusion]
+        pleth = _clamp(1 + round(state.pleth * 99), 1, 100)
+        bar = _clamp(round(state.pleth * 15), 1, 15)
+        if state.searching:
+            return bci_packet(
+                strength, pleth, bar, BCI_PR_INVALID, BCI_SPO2_INVALID, searching=True
+            )
+        pr = _clamp(state.pr, 0, 254)
+        return bci_packet(strength, pleth, bar, pr, _clamp(state.spo2, 0, 100), beep=beep)
+
+
+# --------------------------------------------------------------------------------------------
+# Masimo Rad-8 ASCII 1 (protocols.md 1.9 and vectors 22/23)
+
+MASIMO_BAUD = 9600
+MASIMO_LINE_PERIOD_S = 1.0  # real ASCII 1 lines arrive about once per second (S22)
+MASIMO_DEFAULT_SN = "0000012345"
+MASIMO_DEFAULT_START = _dt.datetime(2025, 1, 1, 12, 0, 0)  # timestamp of the first line
+MASIMO_EOL = b"\r\n"  # CR LF: UNCONFIRMED (S21)
+# EXC bits (S21, UNCONFIRMED)
+EXC_NO_SENSOR = 0x001
+EXC_DEFECTIVE_SENSOR = 0x002
+EXC_LOW_PERFUSION = 0x004
+EXC_PULSE_SEARCH = 0x008
+EXC_INTERFERENCE = 0x010
+EXC_SENSOR_OFF = 0x020
+
+
+def masimo_line(
+    when: _dt.datetime,
+    sn: str,
+    spo2: int | None,
+    bpm: int | None,
+    pi: float | None,
+    exc: int = 0,
+    alarm: int = 0,
+    eol: bytes = MASIMO_EOL,
+) -> bytes:
+    """One ASCII 1 line; None -> dashes. SpCO/SpMet/DESAT/PIDELTA are always absent."""
+    s = "---" if spo2 is None else f"{spo2:03d}"
+    b = "---" if bpm is None else f"{bpm:03d}"
+    p = "--.--" if pi is None else f"{min(pi, 99.99):05.2f}"
+    text = (
+        f"{when:%m/%d/%y %H:%M:%S} SN={sn} SPO2={s}% BPM={b} PI={p}% SPCO=--.-% SPMET=--.-%"
+        f" DESAT=-- PIDELTA=+-- ALARM={alarm:04X} EXC={exc:06X}"
+    )
+    return text.encode("ascii") + eol
+
+
+class MasimoEncoder:
+    """Masimo Rad-8 ASCII 1 lines, one per ``period_s``; ALARM is always 0000 (the Rad-8's own
+    alarms are not modelled). Finger out: EXC sensor off; unplugged: no sensor + sensor off."""
+
+    def __init__(
+        self,
+        *,
+        sn: str = MASIMO_DEFAULT_SN,
+        start: _dt.datetime = MASIMO_DEFAULT_START,
+        period_s: float = MASIMO_LINE_PERIOD_S,
+        eol: bytes = MASIMO_EOL,
+    ) -> None:
+        self.name = "masimo"
+        self.period_s = period_s
+        self.link = LinkSettings(MASIMO_BAUD)
+        self.sn = sn
+        self.start = start
+        self.eol = eol
+
+    def encode(self, state: PatientState, t_s: float) -> bytes:
+        when = self.start + _dt.timedelta(seconds=int(t_s))
+        exc = 0
+        if state.sensor_off:
+            exc |= EXC_NO_SENSOR | EXC_SENSOR_OFF
+        elif state.no_finger:
+            exc |= EXC_SENSOR_OFF
+        if not state.signal_lost:
+            if state.low_perfusion:
+                exc |= EXC_LOW_PERFUSION
+            if state.searching:
+                exc |= EXC_PULSE_SEARCH
+            if state.artifact:
+                exc |= EXC_INTERFERENCE
+        if state.signal_lost or state.searching:
+            return masimo_line(when, self.sn, None, None, None, exc, eol=self.eol)
+        return masimo_line(
+            when, self.sn, _clamp(state.spo2, 0, 100), _clamp(state.pr, 0, 999), state.pi, exc,
+            eol=self.eol,
+        )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
 # Emitter: schedule units from the start time (no drift)
 
 
@@ -297,11 +517,24 @@ OXIMETER_FORMATS = ("nonin2", "nonin7", "nonin1", "berrymed", "masimo")
 DEFAULT_FORMAT = "nonin2"
 
 
-def make_encoder(fmt: str) -> StreamEncoder:
-    """Encoder for a format name in OXIMETER_FORMATS, with its named defaults."""
+def make_encoder(fmt: str, *, baud: int | None = None) -> StreamEncoder:
+    """Encoder for a format name in OXIMETER_FORMATS, with its named defaults.
+
+    ``baud`` overrides the line speed (only BerryMed's is uncertain; others warn by design)."""
+    enc: StreamEncoder
     if fmt == "nonin2":
-        return NoninEncoder("nonin2")
-    if fmt == "nonin7":
-        return NoninEncoder("nonin7")
-    choices = ", ".join(OXIMETER_FORMATS)
-    raise ValueError(f"unknown oximeter format {fmt!r} (choose from {choices})")
+        enc = NoninEncoder("nonin2")
+    elif fmt == "nonin7":
+        enc = NoninEncoder("nonin7")
+    elif fmt == "nonin1":
+        enc = Nonin1Encoder()
+    elif fmt == "berrymed":
+        enc = BerryMedEncoder()
+    elif fmt == "masimo":
+        enc = MasimoEncoder()
+    else:
+        choices = ", ".join(OXIMETER_FORMATS)
+        raise ValueError(f"unknown oximeter format {fmt!r} (choose from {choices})")
+    if baud is not None:
+        enc.link = LinkSettings(baud, enc.link.bytesize, enc.link.parity, enc.link.stopbits)
+    return enc
