@@ -6,7 +6,6 @@ import datetime as dt
 from dataclasses import replace
 
 import pytest
-
 from bedside_host.sim.encoders import (
     BerryMedEncoder,
     Emitter,
