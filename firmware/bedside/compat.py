@@ -2,7 +2,7 @@
 # MicroPython's compiler folds `X = const(n)` wherever the name `const` is called,
 # so core modules write `from bedside.compat import const` and run on both.
 try:
-    from micropython import const  # noqa: F401
+    from micropython import const
 except ImportError:  # CPython
 
     def const(x):  # type: ignore[no-redef]

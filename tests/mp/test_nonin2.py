@@ -1,9 +1,8 @@
 # test_nonin2.py: Nonin Format #2 decoder (REQ-SEN-01..04); runs on CPython and MicroPython.
-from mputil import alloc_per_call, nonin2_frame
-
 from bedside.readings import F_MISSING, F_SENSOR_OFF, NONE, OxiReading
 from bedside.sensors import EV_ERROR, EV_FRAME, EV_READING
 from bedside.sensors.nonin2 import Nonin2Decoder
+from mputil import alloc_per_call, nonin2_frame
 
 
 def packet(hr=72, spo2=97, status=0x82, pleth=60):

@@ -18,11 +18,15 @@ OXIMETER_FORMATS = {
 }
 
 
-def load_oximeter(fmt, reading, **options):
-    """Build the decoder for `fmt` (a key of OXIMETER_FORMATS) around `reading`."""
+def oximeter_module(fmt):
+    """The decoder module for `fmt`: its FORMAT, BAUD (and PARITY, BITS) link settings."""
     try:
         modname, clsname = OXIMETER_FORMATS[fmt]
     except KeyError:
         raise ValueError("unknown oximeter format: %s" % fmt) from None
-    mod = __import__(modname, None, None, [clsname])
-    return getattr(mod, clsname)(reading, **options)
+    return __import__(modname, None, None, [clsname])
+
+
+def load_oximeter(fmt, reading, **options):
+    """Build the decoder for `fmt` (a key of OXIMETER_FORMATS) around `reading`."""
+    return getattr(oximeter_module(fmt), OXIMETER_FORMATS[fmt][1])(reading, **options)

@@ -1,0 +1,177 @@
+# engine.py: alarm conditions -> occurrences -> signal states, with delays, escalation,
+# latching and inactivation (IEC 60601-1-8 6.8, 6.10). Pure: time comes in as now_ms.
+# Rules (rules.py) report each condition's predicate; the engine owns everything after that.
+from bedside.alarms import fsm
+from bedside.alarms.conditions import (
+    CONDITIONS,
+    COUNT,
+    L_SETTING,
+    L_YES,
+    P_HIGH,
+    P_NONE,
+    PHYSIOLOGICAL,
+)
+from bedside.readings import NONE
+from bedside.ticks import elapsed, ticks_add, ticks_diff
+
+_S_ACTIVE = fsm.S_ACTIVE
+_S_PAUSED = fsm.S_PAUSED
+_S_LATCHED = fsm.S_LATCHED
+_S_LATCHED_ACK = fsm.S_LATCHED_ACK
+_N = fsm.N_STATES
+
+
+class AlarmEngine:
+    """State of every alarm condition. on_event(index, event, now_ms) is called per transition."""
+
+    def __init__(self, settings, on_event=None):
+        self.settings = settings
+        self.on_event = on_event
+        n = COUNT
+        self.raw = bytearray(n)  # predicate now (from the rules)
+        self.exists = bytearray(n)  # condition exists (predicate held for its delay)
+        self.state = bytearray(n)  # fsm.S_*
+        self.prio = bytearray(n)  # current priority (escalation raises it)
+        self.no_delay = bytearray(n)  # rule applies its own delay (e.g. integrated deficit)
+        self.t_raw = [0] * n  # when the predicate became true
+        self.t_start = [0] * n  # when the condition started to exist
+        self.t_pause_end = [0] * n  # when an audio pause ends
+        self.value = [NONE] * n  # the value that triggered it (last seen while it held)
+        self.limit = [NONE] * n  # the limit it was compared with
+        self._lk_latch = fsm.build_lookup(True)
+        self._lk_plain = fsm.build_lookup(False)
+        for i in range(n):
+            self.prio[i] = CONDITIONS[i][2]
+
+    # --- inputs -------------------------------------------------------------------------
+    def report(self, i, raw, value, limit, now):
+        """A rule's verdict for condition i at now: predicate, triggering value and limit."""
+        if raw:
+            if not self.raw[i]:
+                self.t_raw[i] = now
+            self.value[i] = value
+            self.limit[i] = limit
+        self.raw[i] = 1 if raw else 0
+
+    def ack(self, now):
+        """Short press: pause audio of the conditions sounding now. Returns how many."""
+        n = 0
+        for i in range(COUNT):
+            s = self.state[i]
+            if s == _S_ACTIVE or s == _S_LATCHED:
+                self.t_pause_end[i] = ticks_add(now, self.settings["audio_pause_s"] * 1000)
+                self._fire(i, fsm.E_ACK, now)
+                n += 1
+        return n
+
+    def reset(self, now):
+        """Long press: clear latched alarms whose conditions have ended. Returns how many."""
+        n = 0
+        for i in range(COUNT):
+            s = self.state[i]
+            if s == _S_LATCHED or s == _S_LATCHED_ACK:
+                self._fire(i, fsm.E_RESET, now)
+                n += 1
+        return n
+
+    # --- time ---------------------------------------------------------------------------
+    def step(self, now):
+        """Apply delays, endings, escalation and pause expiry at now."""
+        for i in range(COUNT):
+            cond = CONDITIONS[i]
+            if self.raw[i]:
+                if not self.exists[i] and elapsed(now, self.t_raw[i]) >= self.delay_ms(i):
+                    self.exists[i] = 1
+                    self.t_start[i] = now
+                    self.prio[i] = cond[2]
+                    self._fire(i, fsm.E_RAISE, now)
+            elif self.exists[i]:
+                self.exists[i] = 0
+                self._fire(i, fsm.E_END, now)
+            esc = cond[5]
+            if esc and self.exists[i] and self.prio[i] < esc[1]:
+                esc_s = self.settings[esc[0]]
+                if esc_s and elapsed(now, self.t_start[i]) >= esc_s * 1000:
+                    self.prio[i] = esc[1]
+                    self._fire(i, fsm.E_ESCALATE, now)
+            if self.state[i] == _S_PAUSED and ticks_diff(now, self.t_pause_end[i]) >= 0:
+                self._fire(i, fsm.E_PAUSE_END, now)
+
+    def delay_ms(self, i):
+        if self.no_delay[i]:
+            return 0
+        d = CONDITIONS[i][4]
+        if isinstance(d, str):
+            return self.settings[d] * 1000
+        return d
+
+    def latching(self, i):
+        cond = CONDITIONS[i]
+        if cond[3] == L_YES:
+            return True
+        return (
+            cond[3] == L_SETTING
+            and cond[1] == PHYSIOLOGICAL
+            and self.prio[i] == P_HIGH
+            and bool(self.settings["latch_high"])
+        )
+
+    def _fire(self, i, event, now):
+        lk = self._lk_latch if self.latching(i) else self._lk_plain
+        dst = lk[event * _N + self.state[i]]
+        if dst:
+            self.state[i] = dst - 1
+            if self.on_event:
+                self.on_event(i, event, now)
+
+    # --- outputs ------------------------------------------------------------------------
+    def audible_priority(self):
+        """Highest priority whose auditory signal should sound (P_NONE if none)."""
+        best = P_NONE
+        for i in range(COUNT):
+            s = self.state[i]
+            if (s == _S_ACTIVE or s == _S_LATCHED) and self.prio[i] > best:
+                best = self.prio[i]
+        return best
+
+    def visible_priority(self):
+        """Highest priority with a visual signal (paused and latched ones included)."""
+        best = P_NONE
+        for i in range(COUNT):
+            if self.state[i] and self.prio[i] > best:
+                best = self.prio[i]
+        return best
+
+    def top(self):
+        """Index of the highest-priority visible condition (earliest on a tie), or -1."""
+        best = -1
+        for i in range(COUNT):
+            if not self.state[i]:
+                continue
+            if (
+                best < 0
+                or self.prio[i] > self.prio[best]
+                or (
+                    self.prio[i] == self.prio[best]
+                    and ticks_diff(self.t_start[i], self.t_start[best]) < 0
+                )
+            ):
+                best = i
+        return best
+
+    def visible_count(self):
+        n = 0
+        for i in range(COUNT):
+            if self.state[i]:
+                n += 1
+        return n
+
+    def paused_remaining_ms(self, now):
+        """Longest audio-pause time left among paused conditions (0 if none)."""
+        left = 0
+        for i in range(COUNT):
+            if self.state[i] == _S_PAUSED:
+                d = ticks_diff(self.t_pause_end[i], now)
+                if d > left:
+                    left = d
+        return left

@@ -1,0 +1,237 @@
+"""``bedside sil``: run the firmware core in software-in-the-loop with a PC board layer.
+
+Contract (docs/sil.md; tests/test_sil.py): prints exactly one JSON line naming the device-side
+paths a peer must open, then keeps stdout for logs; sounder and LEDs go to the annunciator log
+as JSON lines; buttons are read from stdin one word per line (ack, reset, check, nibp); flash
+files live in --state-dir; SIGINT/SIGTERM stop it cleanly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from bedside_host import ensure_firmware_on_path
+from bedside_host.sil.pcboard import (
+    AnnunciatorLog,
+    DirStore,
+    LogLeds,
+    LogSounder,
+    PtyStream,
+    SerialStream,
+    open_stream,
+)
+
+ensure_firmware_on_path()
+
+from bedside import settings as fw_settings  # noqa: E402
+from bedside.device import TICK_MS, Device  # noqa: E402
+from bedside.sensors import OXIMETER_FORMATS, oximeter_module  # noqa: E402
+from bedside.ticks import MASK  # noqa: E402
+
+HELP = "run the firmware core in software-in-the-loop (ptys, annunciator log, stdin buttons)"
+BUTTONS = ("ack", "reset", "check", "nibp")
+RUNNING_MARK = "sil.running"  # present while running: found at start = unclean stop
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--oximeter", metavar="PORT", help="oximeter port or pyserial URL (default: a pty)"
+    )
+    p.add_argument("--nibp", metavar="PORT", help="NIBP module port or URL (default: a pty)")
+    p.add_argument("--host", metavar="PORT", help="host link port or URL (default: a pty)")
+    p.add_argument(
+        "--annunciator-log", metavar="FILE", help="sounder/LED JSON-lines log (- = stdout)"
+    )
+    p.add_argument(
+        "--state-dir", metavar="DIR", help="flash files (default: a temporary directory)"
+    )
+    p.add_argument(
+        "--oximeter-format",
+        choices=sorted(OXIMETER_FORMATS),
+        help="oximeter wire format (setting oxi_format)",
+    )
+    p.add_argument(
+        "--nibp-patient",
+        choices=fw_settings.SPEC["nibp_patient"][1],
+        help="NIBP patient type (setting nibp_patient)",
+    )
+    p.add_argument(
+        "--set",
+        metavar="NAME=VALUE",
+        action="append",
+        default=[],
+        help="override a setting at start (responsible-organisation level)",
+    )
+    p.add_argument(
+        "--clock-start-ms",
+        type=int,
+        default=0,
+        metavar="MS",
+        help="first tick value (tests start just below the 2**30 wrap)",
+    )
+
+
+class Clock:
+    """Milliseconds since start, and the wrap-aware 30-bit tick the core sees."""
+
+    def __init__(self, start_tick: int) -> None:
+        self._t0 = time.monotonic()
+        self._start_tick = start_tick
+
+    def since_start_ms(self) -> float:
+        return (time.monotonic() - self._t0) * 1000.0
+
+    def tick(self) -> int:
+        return (self._start_tick + int(self.since_start_ms())) & MASK
+
+
+def _parse_overrides(items: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or name not in fw_settings.SPEC:
+            raise SystemExit(
+                f"bedside sil: --set wants NAME=VALUE with a known setting, not {item!r}"
+            )
+        value: Any = text
+        if not fw_settings.is_choice(name):
+            try:
+                value = int(text)
+            except ValueError:
+                raise SystemExit(
+                    f"bedside sil: {name} wants a whole number, not {text!r}"
+                ) from None
+        err = fw_settings.check(name, value)
+        if err:
+            raise SystemExit(f"bedside sil: {err}")
+        out[name] = value
+    if args.oximeter_format:
+        out["oxi_format"] = args.oximeter_format
+    if args.nibp_patient:
+        out["nibp_patient"] = args.nibp_patient
+    return out
+
+
+def _stdin_reader(q: queue.Queue[str | None], stream: TextIO) -> None:
+    for line in stream:
+        q.put(line.strip())
+    q.put(None)
+
+
+def _log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = _parse_overrides(args.set, args)
+    state_dir = (
+        Path(args.state_dir) if args.state_dir else Path(tempfile.mkdtemp(prefix="bedside-sil-"))
+    )
+    store = DirStore(state_dir)
+    mark = state_dir / RUNNING_MARK
+    reset_cause = "unclean" if mark.exists() else "power_on"
+    mark.write_text("running\n")
+
+    fmt = overrides.get("oxi_format")
+    if fmt is None:
+        s = fw_settings.Settings()
+        raw = store.read("settings.json")
+        if raw is not None:
+            try:
+                s.load(json.loads(raw))
+            except ValueError:
+                pass
+        fmt = s["oxi_format"]
+    mod = oximeter_module(fmt)
+    oxi_kwargs: dict[str, Any] = {}
+    if getattr(mod, "PARITY", "N") != "N":
+        oxi_kwargs["parity"] = mod.PARITY
+    try:
+        oxi = open_stream(args.oximeter, getattr(mod, "BAUD", 9600), **oxi_kwargs)
+        nibp = open_stream(args.nibp, 9600)
+        host = open_stream(args.host, 115200)
+    except Exception as e:  # serial.SerialException, OSError, ValueError
+        print(f"bedside sil: cannot open port: {e}", file=sys.stderr)
+        return 2
+    streams: list[PtyStream | SerialStream] = [oxi, nibp, host]
+    print(json.dumps({"oximeter": oxi.path, "nibp": nibp.path, "host": host.path}), flush=True)
+
+    clock = Clock(args.clock_start_ms & MASK)
+    log_file: TextIO | None = None
+    if args.annunciator_log == "-":
+        log_out: TextIO | None = sys.stdout
+    elif args.annunciator_log:
+        log_file = open(args.annunciator_log, "w", encoding="utf-8")
+        log_out = log_file
+    else:
+        log_out = None
+    alog = AnnunciatorLog(log_out, clock)
+
+    stop = threading.Event()
+
+    def _stop(_sig: int, _frm: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    buttons: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=_stdin_reader, args=(buttons, sys.stdin), daemon=True).start()
+
+    try:
+        dev = Device(
+            clock.tick(),
+            oxi,
+            host,
+            LogSounder(alog),
+            LogLeds(alog),
+            store=store,
+            nibp_uart=nibp,
+            reset_cause=reset_cause,
+            overrides=overrides,
+        )
+    except ValueError as e:
+        print(f"bedside sil: {e}", file=sys.stderr)
+        return 2
+    _log(f"sil: running, oximeter format {fmt}, state in {state_dir}, reset cause {reset_cause}")
+    period = TICK_MS / 1000.0
+    next_t = time.monotonic()
+    try:
+        while not stop.is_set():
+            now = clock.tick()
+            while True:
+                try:
+                    word = buttons.get_nowait()
+                except queue.Empty:
+                    break
+                if word is None or word == "":
+                    continue
+                if word not in BUTTONS:
+                    _log(f"sil: unknown button {word!r}; use one of {', '.join(BUTTONS)}")
+                    continue
+                dev.button(word, now)
+                _log(f"sil: button {word}")
+            dev.poll(now)
+            next_t += period
+            delay = next_t - time.monotonic()
+            if delay > 0:
+                stop.wait(delay)
+            else:
+                next_t = time.monotonic()  # overran: do not try to catch up in a burst
+    finally:
+        dev.annunciator.sounder.off()
+        for st in streams:
+            st.close()
+        if log_file is not None:
+            log_file.close()
+        mark.unlink(missing_ok=True)
+        _log("sil: stopped")
+    return 0

@@ -1,0 +1,85 @@
+# fakes.py: board doubles for the core, valid on MicroPython and CPython.
+# They record what the core does (sounder and LED changes with timestamps, bytes written)
+# and feed it bytes, so tests assert behaviour without hardware.
+
+
+class FakeUart:
+    """A UART: bytes pushed with push() are read with readinto(); writes are recorded."""
+
+    def __init__(self):
+        self.rx = bytearray()
+        self.tx = bytearray()
+
+    def push(self, data):
+        self.rx += data
+
+    def readinto(self, buf):
+        n = min(len(buf), len(self.rx))
+        if not n:
+            return None
+        for i in range(n):
+            buf[i] = self.rx[i]
+        self.rx = self.rx[n:]
+        return n
+
+    def write(self, data):
+        self.tx += bytes(data)
+        return len(data)
+
+    def take_lines(self):
+        """Complete lines written so far (bytes), removing them."""
+        out = []
+        while True:
+            i = self.tx.find(b"\n")
+            if i < 0:
+                return out
+            out.append(bytes(self.tx[:i]))
+            self.tx = self.tx[i + 1 :]
+
+
+class Clock:
+    """Holds now_ms; tests advance it. Starts below the 2**30 wrap on purpose."""
+
+    def __init__(self, start=(1 << 30) - 10000):
+        self.now = start
+
+    def advance(self, ms):
+        self.now = (self.now + ms) & ((1 << 30) - 1)
+        return self.now
+
+
+class FakeSounder:
+    def __init__(self, clock):
+        self.clock = clock
+        self.log = []  # (t, hz, duty) ; hz 0 = off
+
+    def tone(self, hz, duty):
+        self.log.append((self.clock.now, hz, duty))
+
+    def off(self):
+        self.log.append((self.clock.now, 0, 0))
+
+
+class FakeLeds:
+    def __init__(self, clock):
+        self.clock = clock
+        self.log = []  # (t, color, on)
+        self.state = [False, False, False, False]
+
+    def set(self, color, on):
+        self.state[color] = on
+        self.log.append((self.clock.now, color, on))
+
+
+class MemStore:
+    def __init__(self, files=None):
+        self.files = dict(files or {})
+
+    def read(self, name):
+        return self.files.get(name)
+
+    def write(self, name, data):
+        self.files[name] = bytes(data)
+
+    def append(self, name, data):
+        self.files[name] = self.files.get(name, b"") + bytes(data)
