@@ -14,6 +14,7 @@ from bedside.sensors.suntech import (
     ERR_K_TIMEOUT,
     ERR_NO_ACK,
     ERR_NO_DATA,
+    ERR_REJECTED,
     EV_NIBP_CUFF,
     EV_NIBP_ERROR,
     EV_NIBP_RESULT,
@@ -402,3 +403,16 @@ def test_no_allocation_per_reply():
 
 def test_wrap_constant():
     assert t(5000) == 0 and t(6000) == 1000 and MASK == (1 << 30) - 1
+
+
+def test_rejected_command_retried_then_failed():
+    # REQ-SEN-09: 'N' (unrecognised) / 'E' -> resend; still rejected after the retries -> FAILED
+    u = FakeUart()
+    d = SuntechNibp(u, NibpReading(), ack_retries=1)
+    d.start(t(0))
+    feed(d, bytes.fromhex("3E044E70"), 20)
+    run(d, 20, 200)
+    assert u.out == [CMD_START_ADULT] * 2
+    ev = feed(d, bytes.fromhex("3E044579"), 220)
+    assert ev & EV_NIBP_ERROR and d.error == ERR_REJECTED and d.condition == COND_FAILED
+    assert d.error_text()
