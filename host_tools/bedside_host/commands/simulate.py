@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
@@ -28,7 +28,11 @@ from bedside_host.sim.encoders import (
     LinkSettings,
     make_encoder,
 )
+from bedside_host.sim.faults import SYNTAX as FAULT_SYNTAX
+from bedside_host.sim.faults import FaultInjector, FaultSpec, parse_fault
 from bedside_host.sim.patient import DEFAULT_SCENARIO, SCENARIOS, Patient
+from bedside_host.sim.suntech import BAUD as NIBP_BAUD
+from bedside_host.sim.suntech import DEFAULT_DURATION_S, SuntechConfig, SuntechEmulator
 
 HELP = "simulate the pulse oximeter and SunTech NIBP module on serial ports (bench testing)"
 TICK_S = 0.01
@@ -49,6 +53,25 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not v > 0:
         raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
+    return v
+
+
+def _fault(text: str) -> FaultSpec:
+    try:
+        return parse_fault(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _error_code(text: str) -> int:
+    try:
+        v = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an error code: {text!r} (e.g. 0x57 or 87)"
+        ) from None
+    if not 0 <= v <= 255:
+        raise argparse.ArgumentTypeError(f"error code must be 0..255: {text!r}")
     return v
 
 
@@ -81,9 +104,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FACTOR",
         help="scenario time runs FACTOR x wall time; wire rates stay real (default 1)",
     )
+    parser.add_argument(
+        "--fault",
+        type=_fault,
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help=f"inject a fault (repeatable): {FAULT_SYNTAX}; e.g. garbage:0.01, silence:30-40,"
+        " corrupt:2%%@nibp",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed for jitter and faults")
     parser.add_argument(
         "--duration", type=_positive_float, metavar="S", help="stop after S seconds"
+    )
+    nibp = parser.add_argument_group("SunTech NIBP emulator")
+    nibp.add_argument(
+        "--nibp-error",
+        type=_error_code,
+        default=0,
+        metavar="EC",
+        help="error code reported by every measurement, e.g. 0x57 leak (default 0)",
+    )
+    nibp.add_argument(
+        "--nibp-bps", type=_error_code, default=1, metavar="N", help="BP status byte (default 1)"
+    )
+    nibp.add_argument(
+        "--nibp-duration",
+        type=_positive_float,
+        default=DEFAULT_DURATION_S,
+        metavar="S",
+        help=f"measurement duration, start to 'K' (default {DEFAULT_DURATION_S:g}; UNCONFIRMED)",
+    )
+    nibp.add_argument(
+        "--nibp-stuck", action="store_true", help="fault: never send the completion 'K'"
+    )
+    nibp.add_argument(
+        "--nibp-mute-after",
+        type=_positive_float,
+        metavar="S",
+        help="fault: stop answering S seconds into a measurement (for good)",
+    )
+    nibp.add_argument(
+        "--nibp-silent-bad-checksum",
+        action="store_true",
+        help="do not reply 'N' to a bad checksum (real behaviour UNCONFIRMED)",
     )
     parser.add_argument("--quiet", action="store_true", help="no status lines on stderr")
 
@@ -95,7 +159,6 @@ class Port:
     ser: Any  # serial.SerialBase
     written: int = 0
     stalls: int = 0
-    faults: list[str] = field(default_factory=list)
 
     def write(self, data: bytes) -> None:
         if not data:
@@ -153,81 +216,136 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     if not args.oximeter and not args.nibp:
         raise UsageError("give at least one of --oximeter PORT, --nibp PORT")
+    if any(f.stream == "nibp" for f in args.fault) and not args.nibp:
+        raise UsageError("a fault @nibp needs --nibp PORT")
+    if any(f.stream == "oximeter" for f in args.fault) and not args.oximeter:
+        raise UsageError("an oximeter fault needs --oximeter PORT (use @nibp for the NIBP port)")
     patient = Patient(args.scenario, seed=args.seed)
-    ports: list[Port] = []
-    emitter: Emitter | None = None
-    oxi: Port | None = None
+    sim = _Sim(args, patient)
     try:
         if args.oximeter:
             try:
                 encoder = make_encoder(args.oximeter_format, baud=args.baud)
             except ValueError as e:
                 raise UsageError(str(e)) from None
-            oxi = open_port("oximeter", args.oximeter, encoder.link)
-            ports.append(oxi)
-            emitter = Emitter(encoder, patient.state, speed=args.speed)
+            sim.oxi = open_port("oximeter", args.oximeter, encoder.link)
+            sim.emitter = Emitter(encoder, patient.state, speed=args.speed)
+            sim.oxi_faults = FaultInjector(args.fault, args.seed, "oximeter")
         if args.nibp:
-            raise UsageError("--nibp is not implemented yet")
+            sim.nibp = open_port("nibp", args.nibp, LinkSettings(NIBP_BAUD))
+            cfg = SuntechConfig(
+                duration_s=args.nibp_duration,
+                error_code=args.nibp_error,
+                bps=args.nibp_bps,
+                bad_checksum_reply=not args.nibp_silent_bad_checksum,
+                never_send_k=args.nibp_stuck,
+                mute_after_s=args.nibp_mute_after,
+            )
+            speed = args.speed
+            sim.emulator = SuntechEmulator(lambda t: patient.state(t * speed), cfg)
+            sim.nibp_faults = FaultInjector(args.fault, args.seed, "nibp")
         stop = _Stop()
         old = _install_signals(stop)
         try:
-            _loop(args, patient, emitter, oxi, stop)
+            sim.loop(stop)
         finally:
             for sig, handler in old:
                 signal.signal(sig, handler)
     finally:
-        for p in ports:
-            p.ser.close()
+        for p in (sim.oxi, sim.nibp):
+            if p is not None:
+                p.ser.close()
+    if not args.quiet:
+        print(sim.status(sim.t) + "  (stopped)", file=sys.stderr, flush=True)
     return 0
 
 
-def _status(t: float, args: argparse.Namespace, patient: Patient, oxi: Port | None) -> str:
-    st = patient.state(t * args.speed)
-    parts = [f"t={t:6.1f}s", f"{args.scenario}", f"SpO2 {st.spo2}", f"PR {st.pr}"]
-    flags = [
-        n
-        for n, on in (
-            ("finger-out", st.no_finger and not st.sensor_off),
-            ("unplugged", st.sensor_off),
-            ("artifact", st.artifact),
-            ("searching", st.searching),
-            ("low-perf", st.low_perfusion),
-        )
-        if on
-    ]
-    if flags:
-        parts.append("[" + ",".join(flags) + "]")
-    parts.append(f"BP {st.sys}/{st.dia} ({st.map})")
-    if oxi is not None:
-        parts.append(f"oxi {oxi.written} B" + (f" ({oxi.stalls} stalls)" if oxi.stalls else ""))
-    return "  ".join(parts)
+class _Sim:
+    def __init__(self, args: argparse.Namespace, patient: Patient) -> None:
+        self.args = args
+        self.patient = patient
+        self.oxi: Port | None = None
+        self.nibp: Port | None = None
+        self.emitter: Emitter | None = None
+        self.emulator: SuntechEmulator | None = None
+        self.oxi_faults = FaultInjector([])
+        self.nibp_faults = FaultInjector([])
+        self.t = 0.0
+        self._log_seen = 0
 
+    def step(self, t: float) -> None:
+        self.t = t
+        if self.emitter is not None and self.oxi is not None:
+            self.oxi.write(self.oxi_faults.apply(self.emitter.emit_until(t), t))
+        if self.emulator is not None and self.nibp is not None:
+            try:
+                data = self.nibp.ser.read(4096)
+            except (serial.SerialException, OSError):
+                data = b""  # e.g. pty peer not open yet
+            if data:
+                self.emulator.feed(bytes(data), t)
+            self.nibp.write(self.nibp_faults.apply(self.emulator.poll(t), t))
+            if not self.args.quiet:
+                for line in self.emulator.log[self._log_seen :]:
+                    print(f"t={t:6.1f}s  nibp: {line}", file=sys.stderr, flush=True)
+            self._log_seen = len(self.emulator.log)
 
-def _loop(
-    args: argparse.Namespace,
-    patient: Patient,
-    emitter: Emitter | None,
-    oxi: Port | None,
-    stop: _Stop,
-) -> None:
-    start = time.monotonic()
-    next_status = 0.0
-    tick = 0
-    while not stop.flag:
-        t = time.monotonic() - start
-        if args.duration is not None and t >= args.duration:
-            break
-        if emitter is not None and oxi is not None:
-            oxi.write(emitter.emit_until(t))
-        if not args.quiet and t >= next_status:
-            print(_status(t, args, patient, oxi), file=sys.stderr, flush=True)
-            next_status += STATUS_EVERY_S
-        # sleep to the next tick boundary measured from start: no accumulated drift; after a
-        # stall skip the missed ticks (the emitter catches up on the bytes it owes)
-        tick = max(tick + 1, int((time.monotonic() - start) / TICK_S) + 1)
-        delay = start + tick * TICK_S - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
+    def status(self, t: float) -> str:
+        st = self.patient.state(t * self.args.speed)
+        parts = [f"t={t:6.1f}s", self.args.scenario, f"SpO2 {st.spo2}", f"PR {st.pr}"]
+        flags = [
+            n
+            for n, on in (
+                ("finger-out", st.no_finger and not st.sensor_off),
+                ("unplugged", st.sensor_off),
+                ("artifact", st.artifact),
+                ("searching", st.searching),
+                ("low-perf", st.low_perfusion),
+            )
+            if on
+        ]
+        if flags:
+            parts.append("[" + ",".join(flags) + "]")
+        parts.append(f"BP {st.sys}/{st.dia} ({st.map})")
+        if self.oxi is not None:
+            parts.append(self._port_text("oxi", self.oxi, self.oxi_faults))
+        if self.nibp is not None and self.emulator is not None:
+            emu = self.emulator
+            cuff = f"cuff {emu.cuff_pressure(t)} mmHg" if emu.measuring else "idle"
+            parts.append(
+                f"nibp {cuff}, {emu.commands} cmds, {emu.measurements} done"
+                + self._port_text("", self.nibp, self.nibp_faults)
+            )
+        return "  ".join(parts)
+
+    @staticmethod
+    def _port_text(label: str, port: Port, faults: FaultInjector) -> str:
+        text = f"{label} {port.written} B" if label else ""
+        if port.stalls:
+            text += f" ({port.stalls} write stalls)"
+        if faults:
+            text += f" ({faults.injected} B faulted)"
+        return text
+
+    def loop(self, stop: _Stop) -> None:
+        args = self.args
+        start = time.monotonic()
+        next_status = 0.0
+        tick = 0
+        while not stop.flag:
+            t = time.monotonic() - start
+            if args.duration is not None and t >= args.duration:
+                break
+            self.step(t)
+            if not args.quiet and t >= next_status:
+                print(self.status(t), file=sys.stderr, flush=True)
+                next_status += STATUS_EVERY_S
+            # sleep to the next tick boundary measured from start: no accumulated drift; after a
+            # stall skip the missed ticks (the emitter catches up on the bytes it owes)
+            tick = max(tick + 1, int((time.monotonic() - start) / TICK_S) + 1)
+            delay = start + tick * TICK_S - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
