@@ -1,0 +1,143 @@
+# bench_decoders.py: decode speed and allocation per frame for every oximeter format and the
+# SunTech reply parser. Prints only (never asserts time). Run from the repo root:
+#   MICROPYPATH=firmware micropython -X heapsize=192k tools/bench_decoders.py
+#   python tools/bench_decoders.py
+import sys
+
+_here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
+for _p in (_here + "/../firmware", "firmware"):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+import gc  # noqa: E402
+import time  # noqa: E402
+
+from bedside.readings import NibpReading, OxiReading  # noqa: E402
+from bedside.sensors import OXIMETER_FORMATS, load_oximeter  # noqa: E402
+
+MP = sys.implementation.name == "micropython"
+SECONDS = 4  # seconds of real traffic per buffer (at least 20 units)
+REPEAT = 5  # buffers decoded per measurement
+
+if MP:
+
+    def now_us():
+        return time.ticks_us()
+
+    def diff_us(a, b):
+        return time.ticks_diff(a, b)
+
+else:
+
+    def now_us():
+        return time.perf_counter()
+
+    def diff_us(a, b):
+        return (a - b) * 1e6
+
+
+def _nonin_packet(start, hr=72, spo2=97):
+    out = bytearray()
+    for f in range(1, 26):
+        flt = 0
+        if f == 1:
+            flt = (hr >> 7) & 3
+        elif f == 2:
+            flt = hr & 0x7F
+        elif f == 3:
+            flt = spo2
+        st = 0x82 | (1 if f == 1 else 0)
+        fr = (1, st, 0x40, flt) if start else (st, 0x81, 0x23, flt)
+        out += bytes(fr) + bytes((sum(fr) & 0xFF,))
+    return bytes(out)
+
+
+_MASIMO = (
+    b"01/01/25 12:00:00 SN=0000012345 SPO2=097% BPM=072 PI=02.50% SPCO=--.-% SPMET=--.-%"
+    b" DESAT=-- PIDELTA=+-- ALARM=0000 EXC=000000\r\n"
+)
+
+# format -> (one unit of traffic, frames/lines/packets in it, units per second)
+UNITS = {
+    "nonin2": (_nonin_packet(True), 25, 3),
+    "nonin7": (_nonin_packet(False), 25, 3),
+    "nonin1": (bytes.fromhex("804862"), 1, 1),
+    "berrymed": (bytes.fromhex("8432074862"), 1, 100),
+    "masimo": (_MASIMO, 1, 1),
+}
+
+
+def bench(name, feed_one, frames, real_rate):
+    """feed_one() decodes one buffer holding `frames` frames."""
+    feed_one()  # warm up
+    gc.collect()
+    t0 = now_us()
+    for _ in range(REPEAT):
+        feed_one()
+    dt = diff_us(now_us(), t0)
+    per_s = frames * REPEAT * 1e6 / dt if dt > 0 else 0
+    alloc = "n/a (CPython)"
+    if MP:
+        gc.collect()
+        gc.disable()
+        a0 = gc.mem_alloc()
+        for _ in range(REPEAT):
+            feed_one()
+        a1 = gc.mem_alloc()
+        gc.enable()
+        alloc = "%.2f B/frame" % ((a1 - a0) / (frames * REPEAT))
+    print(
+        "%-9s %11.0f frames/s  real %4d/s  x %9.0f  alloc %s"
+        % (name, per_s, real_rate, per_s / real_rate, alloc)
+    )
+
+
+def bench_oximeter(fmt):
+    unit, frames_per_unit, units_per_s = UNITS[fmt]
+    mod = __import__(OXIMETER_FORMATS[fmt][0], None, None, ["FRAME_RATE"])
+    n_units = max(units_per_s * SECONDS, 20)
+    buf = bytearray(unit * n_units)
+    mv = memoryview(buf)
+    n = len(buf)
+    d = load_oximeter(fmt, OxiReading())
+
+    def one():
+        d.feed(mv, n, 0)
+
+    bench(fmt, one, n_units * frames_per_unit, mod.FRAME_RATE)
+
+
+class _NullUart:
+    def write(self, b):
+        return len(b)
+
+
+def bench_suntech():
+    from bedside.sensors import suntech
+
+    d = suntech.SuntechNibp(_NullUart(), NibpReading())
+    d.start(0)
+    d.feed(bytes.fromhex("3E044F6F"), 4, 0)  # measuring: cuff replies are used
+    buf = bytearray((bytes.fromhex("3E05960027") + bytes.fromhex("3E050201BA")) * 50)
+    mv = memoryview(buf)
+    n = len(buf)
+
+    def one():
+        d.feed(mv, n, 10)
+
+    bench("suntech", one, 100, 5)  # real: one cuff reply per 200 ms poll
+
+
+def main():
+    heap = "gc heap %d B" % (gc.mem_free() + gc.mem_alloc()) if MP else "no heap limit"
+    ver = ".".join(str(x) for x in sys.implementation.version[:3])
+    print("bench_decoders on %s %s, %s" % (sys.implementation.name, ver, heap))
+    for fmt in sorted(OXIMETER_FORMATS):
+        if fmt in UNITS:
+            bench_oximeter(fmt)
+        else:
+            print("%-9s no bench traffic defined here" % fmt)
+    bench_suntech()
+
+
+main()
