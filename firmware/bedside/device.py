@@ -13,8 +13,11 @@ from bedside.alarms.engine import AlarmEngine
 from bedside.annunciator import Annunciator
 from bedside.compat import const
 from bedside.hostlink import PROTOCOL_VERSION, HostLink
+from bedside.nibp_schedule import NibpSchedule
 from bedside.readings import F_NO_FINGER, F_SENSOR_OFF, NONE, NibpReading, OxiReading
 from bedside.sensors import EV_FRAME, EV_READING, load_oximeter
+from bedside.sensors.suntech import EV_NIBP_ERROR, EV_NIBP_RESULT, SuntechNibp
+from bedside.sensors.suntech import STATE_NAMES as NIBP_STATE_NAMES
 from bedside.settings import OPERATOR, Settings
 from bedside.ticks import elapsed
 
@@ -103,9 +106,6 @@ class Device:
 
     # --- NIBP ---------------------------------------------------------------------------
     def _init_nibp(self, now):
-        from bedside.nibp_schedule import NibpSchedule
-        from bedside.sensors.suntech import SuntechNibp
-
         s = self.settings
         self.nibp_drv = SuntechNibp(self.nibp_uart, self.nibp, patient=s["nibp_patient"])
         self.schedule = NibpSchedule(interval_min=s["nibp_interval_min"])
@@ -159,8 +159,6 @@ class Device:
             self._eval_now = True  # sensor-off: judge at once, not at the packet's end
 
     def _poll_nibp(self, now):
-        from bedside.sensors.suntech import EV_NIBP_ERROR, EV_NIBP_RESULT
-
         drv = self.nibp_drv
         mv = self._mv
         ev = 0
@@ -316,7 +314,7 @@ class Device:
         }
         if self.nibp_drv is not None:
             hb["nibp"] = self._nibp_fields(now)
-            hb["nibp_state"] = self.nibp_drv.STATE_NAMES[self.nibp_drv.state]
+            hb["nibp_state"] = NIBP_STATE_NAMES[self.nibp_drv.state]
             hb["cuff"] = _val(self.nibp_drv.cuff_mmhg)
         self._send("heartbeat", hb)
 

@@ -221,7 +221,8 @@ def run(args: argparse.Namespace) -> int:
             else:
                 next_t = time.monotonic()  # overran: do not try to catch up in a burst
     finally:
-        dev.annunciator.sounder.off()
+        if dev.annunciator.tone_on:
+            dev.annunciator.sounder.off()
         for st in streams:
             st.close()
         if log_file is not None:

@@ -1,0 +1,112 @@
+"""Start `bedside sil` as a peer would (the SIL contract), for tests and the bench harness."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+BEDSIDE = [sys.executable, "-m", "bedside_host.cli"]
+
+
+def nonin2_packet(hr: int, spo2: int, status: int = 0x82) -> bytes:
+    """One Format #2 packet from the reference rule (protocols.md 1.3), for test input."""
+    out = bytearray()
+    for f in range(1, 26):
+        flt = {1: (hr >> 7) & 0x03, 2: hr & 0x7F, 3: spo2}.get(f, 0)
+        st = status | (1 if f == 1 else 0)
+        out += bytes((1, st, 50, flt, (1 + st + 50 + flt) & 0xFF))
+    return bytes(out)
+
+
+class Sil:
+    """A running `bedside sil` with its ports opened from the peer side."""
+
+    def __init__(self, tmp: Path, *args: str) -> None:
+        self.ann = tmp / "annunciator.jsonl"
+        self.state = tmp / "state"
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "host_tools"))
+        self.proc = subprocess.Popen(
+            [*BEDSIDE, "sil", "--annunciator-log", str(self.ann), "--state-dir", str(self.state),
+             *args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env, cwd=tmp,
+        )
+        assert self.proc.stdout is not None
+        first = self.proc.stdout.readline()
+        self.ports: dict[str, str] = json.loads(first)
+        self.fds = {k: os.open(v, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK) for k, v in self.ports.items()}
+        self._host_buf = b""
+        self.messages: list[dict[str, Any]] = []
+
+    def write(self, port: str, data: bytes) -> None:
+        os.write(self.fds[port], data)
+
+    def read(self, port: str) -> bytes:
+        try:
+            return os.read(self.fds[port], 65536)
+        except BlockingIOError:
+            return b""
+
+    def host_messages(self) -> list[dict[str, Any]]:
+        self._host_buf += self.read("host")
+        *lines, self._host_buf = self._host_buf.split(b"\n")
+        new = [json.loads(line) for line in lines if line.strip()]
+        self.messages += new
+        return new
+
+    def button(self, word: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(word + "\n")
+        self.proc.stdin.flush()
+
+    def annunciator(self) -> list[dict[str, Any]]:
+        if not self.ann.exists():
+            return []
+        return [json.loads(line) for line in self.ann.read_text().splitlines() if line.strip()]
+
+    def feed_oximeter(self, seconds: float, hr: int, spo2: int, status: int = 0x82) -> None:
+        """Send Format #2 at its real rate (3 packets a second) for `seconds`, reading the host."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.write("oximeter", nonin2_packet(hr, spo2, status))
+            self.host_messages()
+            time.sleep(1 / 3)
+
+    def wait_for(self, pred: Any, timeout: float, feed: tuple[int, int] | None = None) -> dict[str, Any]:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            for m in self.host_messages():
+                if pred(m):
+                    return m
+            if feed:
+                self.write("oximeter", nonin2_packet(*feed))
+            time.sleep(0.1 if not feed else 1 / 3)
+        raise AssertionError(f"timed out; last messages: {self.messages[-5:]}")
+
+    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str]:
+        self.proc.send_signal(sig)
+        out, _err = self.proc.communicate(timeout=10)
+        for fd in self.fds.values():
+            os.close(fd)
+        return self.proc.returncode, out
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+def sil_running(tmp: Path, *args: str) -> Iterator[Sil]:
+    s = Sil(tmp, *args)
+    try:
+        yield s
+    finally:
+        s.kill()
