@@ -113,3 +113,71 @@ def test_bad_port_and_options_exit_2(capsys: pytest.CaptureFixture[str]) -> None
 def test_loop_url_in_process() -> None:
     """REQ-SIM-05: pyserial URLs work as ports (loop://), in-process without signals."""
     assert simulate.main(["--oximeter", "loop://", "--duration", "0.3", "--quiet"]) == 0
+
+
+def _write_read(master: int, data: bytes, seconds: float) -> bytes:
+    os.write(master, data)
+    return _read_for(master, seconds)
+
+
+@pytest.mark.slow
+def test_nibp_over_pty_sequence() -> None:
+    """REQ-SIM-10, REQ-SIM-15: `simulate --nibp PTY` answers start with 'O', cuff polls with
+    pressure packets, sends 'K' at the end of a short measurement, then the 24-byte data."""
+    master, name = _pty()
+    try:
+        p = _spawn("--nibp", name, "--nibp-duration", "3", "--duration", "8", "--quiet")
+        time.sleep(1.0)  # let it open the port
+        got = _write_read(master, bytes.fromhex("3A 20 A6"), 0.3)
+        assert got == bytes.fromhex("3E 04 4F 6F")
+        seen = bytearray()
+        for _ in range(20):
+            seen += _write_read(master, bytes.fromhex("3A 79 05 00 48"), 0.2)
+        assert bytes.fromhex("3E 04 4B 73") in seen  # unsolicited 'K'
+        cuff = [
+            seen[i + 2] | seen[i + 3] << 8
+            for i in range(len(seen) - 4)
+            if seen[i : i + 2] == b"\x3e\x05"
+        ]
+        assert max(cuff) >= 150
+        data = _write_read(master, bytes.fromhex("3A 79 03 00 4A"), 0.3)
+        assert len(data) == 24 and data[:2] == b"\x3e\x18" and sum(data) & 0xFF == 0
+        assert data[7] == 1 and data[20] == 0
+        assert p.wait(timeout=10) == 0
+    finally:
+        _close(master)
+
+
+@pytest.mark.slow
+def test_cli_fault_silence_and_main_entry() -> None:
+    """REQ-SIM-18, REQ-SIM-10: `--fault silence:0-30` keeps the oximeter line quiet; the
+    command runs through `bedside_host.cli.main` (the `bedside` entry point)."""
+    from bedside_host.cli import main as bedside_main
+
+    master, name = _pty()
+    try:
+        rc = bedside_main(
+            ["simulate", "--oximeter", name, "--fault", "silence:0-30", "--duration", "0.5",
+             "--quiet"]
+        )  # fmt: skip
+        assert rc == 0 and _read_for(master, 0.2) == b""
+        rc = bedside_main(["simulate", "--oximeter", name, "--duration", "0.5", "--quiet"])
+        assert rc == 0 and len(_read_for(master, 0.2)) >= 100
+    finally:
+        _close(master)
+
+
+def test_help_and_fault_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    """REQ-SIM-11, REQ-SIM-18: --help renders (scenarios listed); a bad --fault exits 2 with
+    the reason; a fault for a stream without a port exits 2."""
+    with pytest.raises(SystemExit) as e:
+        simulate.main(["--help"])
+    assert e.value.code == 0 and "desat" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as e:
+        simulate.main(["--oximeter", "loop://", "--fault", "drop:2"])
+    assert e.value.code == 2 and "must be in (0, 1]" in capsys.readouterr().err
+    assert simulate.main(["--oximeter", "loop://", "--fault", "drop:0.1@nibp"]) == 2
+    assert "needs --nibp" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        simulate.main(["--nibp", "loop://", "--nibp-error", "300"])
+    assert e.value.code == 2

@@ -56,6 +56,9 @@ def _positive_float(text: str) -> float:
     return v
 
 
+_FAULT_HELP = FAULT_SYNTAX.replace("%", "%%")  # argparse %-formats help strings
+
+
 def _fault(text: str) -> FaultSpec:
     try:
         return parse_fault(text)
@@ -76,6 +79,15 @@ def _error_code(text: str) -> int:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = (
+        "scenarios:\n"
+        + "\n".join(f"  {name:16} {sc.description}" for name, sc in sorted(SCENARIOS.items()))
+        + (
+            "\n\nexample (with `bedside sil`):\n"
+            "  bedside simulate --oximeter /dev/pts/5 --nibp /dev/pts/7 --scenario desat"
+        )
+    )
     parser.add_argument("--oximeter", metavar="PORT", help="oximeter port (path or pyserial URL)")
     parser.add_argument(
         "--oximeter-format",
@@ -110,8 +122,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="SPEC",
-        help=f"inject a fault (repeatable): {FAULT_SYNTAX}; e.g. garbage:0.01, silence:30-40,"
-        " corrupt:2%%@nibp",
+        help=f"inject a fault (repeatable): {_FAULT_HELP}; e.g. garbage:0.01,"
+        " silence:30-40, corrupt:2%%@nibp",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for jitter and faults")
     parser.add_argument(

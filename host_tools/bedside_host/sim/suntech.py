@@ -136,6 +136,7 @@ class _Measurement:
     steps: int
     end_s: float
     leak: bool
+    dump_s: float = DUMP_S
     aborted_at: float | None = None
     abort_p: float = 0.0
 
@@ -228,11 +229,11 @@ class SuntechEmulator:
         tau -= m.inflate_s
         if m.leak:  # cuff never reaches pressure: plateau, then dump
             after = tau - m.steps * m.step_s
-            return top if after < 0 else max(0.0, top * (1.0 - after / DUMP_S))
+            return top if after < 0 else max(0.0, top * (1.0 - after / m.dump_s))
         k = min(int(tau / m.step_s), m.steps)
         if k >= m.steps:
             p0 = m.target - m.steps * DEFLATE_STEP_MMHG
-            return max(0.0, p0 * (1.0 - (tau - m.steps * m.step_s) / DUMP_S))
+            return max(0.0, p0 * (1.0 - (tau - m.steps * m.step_s) / m.dump_s))
         into = tau - k * m.step_s
         p = float(m.target - k * DEFLATE_STEP_MMHG)
         if k > 0 and into < 0.2:  # quick valve release from the previous step
@@ -247,10 +248,13 @@ class SuntechEmulator:
         st = self.state_at(now_s)
         base = self._initial if mode == "adult" else MODE_INFLATE[mode]
         target = min(MAX_INFLATE, max(base, st.sys + 25))
-        inflate_s = target / INFLATE_RATE_MMHG_S
+        # the whole measurement takes duration_s; very short settings compress every phase
+        total = max(0.5, cfg.duration_s)
+        inflate_s = min(target / INFLATE_RATE_MMHG_S, 0.3 * total)
+        dump_s = min(DUMP_S, 0.1 * total)
         end_p = max(30, st.dia - 15)
         steps = max(1, math.ceil((target - end_p) / DEFLATE_STEP_MMHG))
-        deflate_s = max(1.0, cfg.duration_s - inflate_s - DUMP_S)
+        deflate_s = total - inflate_s - dump_s
         return _Measurement(
             mode=mode,
             start_s=now_s,
@@ -258,8 +262,9 @@ class SuntechEmulator:
             inflate_s=inflate_s,
             step_s=deflate_s / steps,
             steps=steps,
-            end_s=now_s + inflate_s + deflate_s + DUMP_S,
+            end_s=now_s + total,
             leak=cfg.error_code == EC_LEAK,
+            dump_s=dump_s,
         )
 
     # -- I/O ----------------------------------------------------------------------------------
