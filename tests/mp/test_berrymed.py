@@ -54,7 +54,7 @@ def test_pr_bit7_and_strength_map():
 
 
 def test_range_validation():
-    # REQ-SEN-03: out-of-range values are NONE + F_MISSING
+    # REQ-SEN-17: out-of-range values are NONE + F_MISSING
     r = OxiReading()
     d = BerryMedDecoder(r)
     d.feed(bytes((0x86, 40, 0x45, 0x7B, 101)), 5, 0)  # PR 251, SpO2 101

@@ -90,7 +90,7 @@ def test_tokens_not_columns():
 
 
 def test_bad_values_are_missing():
-    # REQ-SEN-03: malformed/out-of-range values are NONE, never numbers
+    # REQ-SEN-17: malformed/out-of-range values are NONE, never numbers
     r = OxiReading()
     d = MasimoDecoder(r)
     x = line(spo2=b"101", bpm=b"7x2", pi=b"0.5.0", exc=b"zz")

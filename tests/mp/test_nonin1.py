@@ -61,7 +61,7 @@ def test_chunking():
 
 
 def test_range_validation():
-    # REQ-SEN-03: no checksum, so out-of-range values become NONE + F_MISSING, never numbers
+    # REQ-SEN-17: no checksum, so out-of-range values become NONE + F_MISSING, never numbers
     r = OxiReading()
     d = Nonin1Decoder(r)
     d.feed(bytes((0x80, 0x48, 0x70)), 3, 0)  # SpO2 112

@@ -416,3 +416,21 @@ def test_rejected_command_retried_then_failed():
     ev = feed(d, bytes.fromhex("3E044579"), 220)
     assert ev & EV_NIBP_ERROR and d.error == ERR_REJECTED and d.condition == COND_FAILED
     assert d.error_text()
+
+
+def test_k_timeout_per_patient_type():
+    # REQ-SEN-11: pediatric 100 s, neonate 85 s (settings), measured across the tick wrap
+    for patient, limit in (("pediatric", 100000), ("neonate", 85000), ("adult", 140000)):
+        d = SuntechNibp(FakeUart(), NibpReading(), patient=patient, silent_ms=0)
+        d.start(t(0))
+        feed(d, R_O, 0)
+        run(d, 10, limit - 10, step=2000)
+        d.step(t(limit - 1))
+        assert d.state == ST_MEASURING, patient
+        d.step(t(limit))
+        assert d.state == ST_READING and d.k_timeouts == 1, patient
+    d = SuntechNibp(FakeUart(), NibpReading(), patient="neonate", k_timeout_neonate_ms=1000)
+    d.start(t(0))
+    feed(d, R_O, 0)
+    run(d, 10, 1000)
+    assert d.state == ST_READING
