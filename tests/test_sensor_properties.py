@@ -177,3 +177,38 @@ def test_suntech_relocks_after_garbage(data, cuts):
     assert ev & suntech.EV_NIBP_RESULT
     r = d.reading
     assert (r.sys, r.dia, r.map, r.pr) == (120, 80, 93, 72)
+
+
+def _checksummed(body):
+    return bytes(body) + bytes(((0x100 - sum(body)) & 0xFF,))
+
+
+@SETTINGS
+@given(
+    payload=st.binary(min_size=21, max_size=21),
+    ok=st.booleans(),
+    cuff=st.integers(0, 0xFFFF),
+)
+def test_suntech_checksummed_replies_stay_plausible(payload, ok, cuff):
+    # REQ-SEN-16, REQ-SEN-08: well-formed replies with arbitrary field values (random garbage
+    # rarely passes the checksum): any accepted result is plausible, a cuff value in range
+    body = bytearray(b"\x3e\x18" + payload)
+    if ok:
+        body[7] = 1  # BPS
+        body[20] = 0  # EC
+    d = _driver(PREFIXES[2])
+    cuff_pkt = _checksummed(bytes((0x3E, 0x05, cuff & 0xFF, cuff >> 8)))
+    d.feed(cuff_pkt, 5, T0)
+    signed = cuff - 0x10000 if cuff & 0x8000 else cuff
+    assert d.cuff_mmhg == (signed if 0 <= signed <= suntech.CUFF_MAX else NONE)
+    data = _checksummed(body)
+    d.feed(data, 24, T0)
+    r = d.reading
+    assert not d.busy
+    if r.valid:
+        assert body[7] == 1 and body[20] == 0
+        assert 0 < r.dia <= r.map <= r.sys <= suntech.BP_MAX
+        assert r.pr == NONE or 0 < r.pr <= suntech.PR_MAX
+    else:
+        assert d.condition == suntech.COND_FAILED and d.error_text()
+    assert d.cuff_mmhg == NONE  # idle again
