@@ -20,7 +20,7 @@ FORMAT = "masimo"
 BAUD = 9600
 FRAME_RATE = 1  # lines per second (S22 timestamps; "trend data at 2 s intervals" per S19)
 PR_MAX = 400  # plausibility bound on BPM; above -> missing
-MAX_LINE = 192  # default line buffer; vector 22 is 131 bytes, Radical-7 adds PVI=nnn
+MAX_LINE = 192  # default line buffer; vector 22 is 127 bytes + CR LF, Radical-7 adds PVI=nnn
 
 # EXC bits: S21 only, all UNCONFIRMED (section 1.9); isolated so a real table can replace them.
 EXC_NO_SENSOR = const(0x001)
