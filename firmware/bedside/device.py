@@ -167,12 +167,13 @@ class Device:
             ev |= drv.feed(mv, n, now)
         ev |= drv.step(now)
         sched = self.schedule
-        if not drv.busy and sched.due(now):
+        if sched.in_cycle and not drv.busy:
+            sched.cycle_ended(now)  # result, error or abort: the cycle is over either way
+        elif not drv.busy and sched.due(now):
             if drv.start(now):
                 sched.cycle_started(now)
                 self._send("nibp_state", {"state": "starting", "cuff": None})
         if ev & EV_NIBP_RESULT:
-            sched.cycle_ended(now)
             n = self.nibp
             self.nibp_due_ref_ms = now
             if self.bp_baseline_sys == NONE:
@@ -180,7 +181,6 @@ class Device:
             self._send("nibp", self._nibp_fields(now))
             self._eval_now = True
         if ev & EV_NIBP_ERROR:
-            sched.cycle_ended(now)
             self._send(
                 "nibp_state",
                 {

@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "sil": "sil",
     "simulate": "simulate",
     "monitor": "monitor",
+    "demo": "demo",
 }
 
 

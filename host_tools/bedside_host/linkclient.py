@@ -21,7 +21,7 @@ class LinkStats:
     received: int = 0
     bad_lines: int = 0
     gaps: int = 0  # messages found missing by seq
-    recovered: int = 0  # missing messages that came back by replay
+    recovered: int = 0  # missing messages that came back by replay (flagged "replayed")
     duplicates: int = 0
     restarts: int = 0
     last_rx: float = 0.0
@@ -91,19 +91,25 @@ class LinkClient:
             self.last_seq = 0
             self.missing.clear()
         if seq <= self.last_seq:
-            if seq in self.missing:
-                self.missing.discard(seq)
-                self.stats.recovered += 1
-            else:
+            if seq not in self.missing:
                 self.stats.duplicates += 1
                 return None
+            self.missing.discard(seq)
+            self.stats.recovered += 1
+            msg["replayed"] = True  # older than what is shown: history, not current state
         else:
-            if seq > self.last_seq + 1 and self.last_seq:
+            if seq > self.last_seq + 1:
                 gap = range(self.last_seq + 1, seq)
-                self.stats.gaps += len(gap)
+                if self.last_seq:
+                    self.stats.gaps += len(gap)  # lost in transit
+                # (on attach, the device's earlier messages are fetched too, not counted lost)
                 self.missing.update(gap)
                 self.send("replay", **{"from": self.last_seq + 1})
             self.last_seq = seq
+        if msg.get("type") == "reply" and msg.get("cmd") == "replay":
+            oldest = msg.get("oldest")
+            if isinstance(oldest, int):  # what the device no longer holds cannot come back
+                self.missing = {s for s in self.missing if s >= oldest}
         self.stats.received += 1
         if msg.get("type") == "heartbeat":
             self.stats.last_heartbeat = time.monotonic()

@@ -36,5 +36,13 @@ for modname in MODULES:
         else:
             passed += 1
             print("ok", modname + "." + name)
+    del mod
+    sys.modules.pop(modname, None)  # free it: the next module gets the heap back
+    try:
+        import gc
+
+        gc.collect()
+    except ImportError:  # pragma: no cover
+        pass
 print("micropython: %d passed, %d failed" % (passed, failed))
 sys.exit(1 if failed else 0)

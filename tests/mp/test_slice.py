@@ -159,3 +159,34 @@ def test_oximeter_silence_raises_comm_lost():
     assert not b.alarms("OXI_COMM_LOST")
     b.run(1500)
     assert b.alarms("OXI_COMM_LOST")[0]["priority"] == "medium"
+
+
+def test_nibp_abort_ends_the_cycle_and_schedule_goes_on():
+    # REQ-SEN-18: after an abort (EC 86 is no failure) the schedule is free for the next cycle
+    from fakes import FakeUart
+
+    b = Bench()
+    nibp = FakeUart()
+    b.dev.nibp_uart = nibp
+    b.dev._init_nibp(b.clock.now)
+    b.press("nibp")  # measure now
+    b.run(300, 72, 97)
+    assert nibp.tx.startswith(bytes.fromhex("3A20A6"))  # start, adult
+    nibp.push(bytes.fromhex("3E044F6F"))  # 'O'
+    b.run(500, 72, 97)
+    assert b.dev.nibp_drv.busy and b.dev.schedule.in_cycle
+    b.press("nibp")  # the key again: abort
+    b.run(200, 72, 97)
+    assert bytes.fromhex("3A7901004C") in nibp.tx
+    nibp.push(bytes.fromhex("3E04417D") + bytes.fromhex("3E044B73"))  # 'A' then 'K'
+    b.run(300, 72, 97)
+    assert nibp.tx.endswith(bytes.fromhex("3A7903004A"))  # then it fetches the result
+    data = bytearray(24)
+    data[0] = 0x3E
+    data[1] = 0x18
+    data[20] = 0x56  # EC 86: aborted by user
+    data[23] = (0x100 - sum(data[:23])) & 0xFF
+    nibp.push(bytes(data))
+    b.run(500, 72, 97)
+    assert not b.dev.nibp_drv.busy and not b.dev.schedule.in_cycle
+    assert b.dev.nibp_condition() is None

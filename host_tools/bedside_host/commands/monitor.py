@@ -61,6 +61,10 @@ class View:
 
     def apply(self, m: dict[str, Any]) -> None:
         t = m.get("type")
+        if m.get("replayed"):  # recovered history: log it, do not let it overwrite the present
+            if t == "alarm":
+                self._event(f"(earlier) {m.get('condition')} {m.get('event')} -> {m.get('state')}")
+            return
         if t == "oxi":
             self.oxi = m
         elif t == "nibp":
