@@ -34,15 +34,28 @@ class Sil:
         self.state = tmp / "state"
         env = dict(os.environ, PYTHONPATH=str(ROOT / "host_tools"))
         self.proc = subprocess.Popen(
-            [*BEDSIDE, "sil", "--annunciator-log", str(self.ann), "--state-dir", str(self.state),
-             *args],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=env, cwd=tmp,
+            [
+                *BEDSIDE,
+                "sil",
+                "--annunciator-log",
+                str(self.ann),
+                "--state-dir",
+                str(self.state),
+                *args,
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=tmp,
         )
         assert self.proc.stdout is not None
         first = self.proc.stdout.readline()
         self.ports: dict[str, str] = json.loads(first)
-        self.fds = {k: os.open(v, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK) for k, v in self.ports.items()}
+        self.fds = {
+            k: os.open(v, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK) for k, v in self.ports.items()
+        }
         self._host_buf = b""
         self.messages: list[dict[str, Any]] = []
 
@@ -80,7 +93,9 @@ class Sil:
             self.host_messages()
             time.sleep(1 / 3)
 
-    def wait_for(self, pred: Any, timeout: float, feed: tuple[int, int] | None = None) -> dict[str, Any]:
+    def wait_for(
+        self, pred: Any, timeout: float, feed: tuple[int, int] | None = None
+    ) -> dict[str, Any]:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             for m in self.host_messages():

@@ -22,8 +22,14 @@ MP = ROOT / "tests" / "mp"
 
 def _cpython() -> str:
     env = {"PYTHONPATH": f"{MP}:{ROOT / 'firmware'}", "PATH": "/usr/bin:/bin"}
-    res = subprocess.run([sys.executable, str(MP / "scenario.py")], env=env, capture_output=True,
-                         text=True, check=True, cwd=MP)
+    res = subprocess.run(
+        [sys.executable, str(MP / "scenario.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=MP,
+    )
     return res.stdout
 
 

@@ -21,8 +21,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def sil(tmp_path: Path) -> Iterator[Sil]:
     # a short SpO2 delay keeps the test quick; the clock starts 3 s before the 2**30 wrap
-    yield from sil_running(tmp_path, "--set", "spo2_low_delay_s=2", "--clock-start-ms",
-                           str((1 << 30) - 3000))
+    yield from sil_running(
+        tmp_path, "--set", "spo2_low_delay_s=2", "--clock-start-ms", str((1 << 30) - 3000)
+    )
 
 
 def test_ports_line_and_desat_alarm(sil: Sil) -> None:
@@ -32,8 +33,9 @@ def test_ports_line_and_desat_alarm(sil: Sil) -> None:
     sil.feed_oximeter(1.5, 72, 97)
     hello = [m for m in sil.messages if m["type"] == "hello"]
     assert hello and hello[0]["protocol"] == 1
-    m = sil.wait_for(lambda m: m["type"] == "alarm" and m["condition"] == "SPO2_LOW", 8,
-                     feed=(72, 86))
+    m = sil.wait_for(
+        lambda m: m["type"] == "alarm" and m["condition"] == "SPO2_LOW", 8, feed=(72, 86)
+    )
     assert m["priority"] == "medium" and m["state"] == "active" and m["value"] == 86
     sil.feed_oximeter(1.5, 72, 86)
     ann = sil.annunciator()
@@ -48,8 +50,7 @@ def test_ports_line_and_desat_alarm(sil: Sil) -> None:
 
 def test_buttons_from_stdin(sil: Sil) -> None:
     """REQ-SIL-03: ack on stdin pauses the audio; an unknown word is reported, not fatal."""
-    sil.wait_for(lambda m: m["type"] == "alarm" and m["condition"] == "SPO2_LOW", 8,
-                 feed=(72, 86))
+    sil.wait_for(lambda m: m["type"] == "alarm" and m["condition"] == "SPO2_LOW", 8, feed=(72, 86))
     sil.button("ack")
     m = sil.wait_for(lambda m: m["type"] == "alarm" and m["event"] == "ack", 3, feed=(72, 86))
     assert m["state"] == "audio_paused" and m["pause_s"] == 120

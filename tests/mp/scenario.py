@@ -26,8 +26,15 @@ def nonin2_packet(hr, spo2, status=0x82):
 class Bench:
     """A device on fake hardware, a clock starting just below the tick wrap, and helpers."""
 
-    def __init__(self, store=None, start=(1 << 30) - 20000, reset_cause="power_on",
-                 on_message=None, sounder_sink=None, led_sink=None):
+    def __init__(
+        self,
+        store=None,
+        start=(1 << 30) - 20000,
+        reset_cause="power_on",
+        on_message=None,
+        sounder_sink=None,
+        led_sink=None,
+    ):
         self.clock = Clock(start)
         self.oxi = FakeUart()
         self.host = FakeUart()
@@ -35,8 +42,15 @@ class Bench:
         self.leds = FakeLeds(self.clock, led_sink)
         self.on_message = on_message  # called per host message instead of keeping them
         self.store = store if store is not None else MemStore()
-        self.dev = Device(self.clock.now, self.oxi, self.host, self.sounder, self.leds,
-                          store=self.store, reset_cause=reset_cause)
+        self.dev = Device(
+            self.clock.now,
+            self.oxi,
+            self.host,
+            self.sounder,
+            self.leds,
+            store=self.store,
+            reset_cause=reset_cause,
+        )
         self.messages = []
         self.last_seq = 0
         self.t = 0  # ms since the bench started
@@ -69,14 +83,26 @@ class Bench:
         self._drain()
 
     def alarms(self, cond=None):
-        return [m for m in self.messages if m["type"] == "alarm" and (cond is None or m["condition"] == cond)]
+        return [
+            m
+            for m in self.messages
+            if m["type"] == "alarm" and (cond is None or m["condition"] == cond)
+        ]
 
 
 def main():
     def message(m):
         if m["type"] == "alarm":
-            print("alarm", m["t_ms"], m["condition"], m["priority"], m["state"], m["event"],
-                  m["value"], m["limit"])
+            print(
+                "alarm",
+                m["t_ms"],
+                m["condition"],
+                m["priority"],
+                m["state"],
+                m["event"],
+                m["value"],
+                m["limit"],
+            )
 
     def buzzer(t, hz, duty):
         print("buzzer", t, hz, duty)

@@ -33,8 +33,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _spawn(args: list[str], log: IO[str] | None, **kw: Any) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "bedside_host.cli", *args], text=True,
-                            stderr=log, start_new_session=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bedside_host.cli", *args],
+        text=True,
+        stderr=log,
+        start_new_session=True,
+        **kw,
+    )
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
@@ -55,29 +60,63 @@ def run(args: argparse.Namespace) -> int:
     procs: list[subprocess.Popen[str]] = []
     old = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        sil = _spawn(["sil", "--annunciator-log", str(ann), "--state-dir", str(work / "state"),
-                      "--oximeter-format", args.oximeter_format],
-                     errlog, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        sil = _spawn(
+            [
+                "sil",
+                "--annunciator-log",
+                str(ann),
+                "--state-dir",
+                str(work / "state"),
+                "--oximeter-format",
+                args.oximeter_format,
+            ],
+            errlog,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
         procs.append(sil)
         assert sil.stdout is not None and sil.stdin is not None
         line = sil.stdout.readline()
         if not line:
-            print(f"bedside demo: the SIL did not start; see {work / 'processes.log'}",
-                  file=sys.stderr)
+            print(
+                f"bedside demo: the SIL did not start; see {work / 'processes.log'}",
+                file=sys.stderr,
+            )
             return 1
         ports = json.loads(line)
-        sim = _spawn(["simulate", "--oximeter", ports["oximeter"], "--nibp", ports["nibp"],
-                      "--oximeter-format", args.oximeter_format, "--scenario", args.scenario,
-                      "--quiet"], errlog, stdout=subprocess.DEVNULL)
+        sim = _spawn(
+            [
+                "simulate",
+                "--oximeter",
+                ports["oximeter"],
+                "--nibp",
+                ports["nibp"],
+                "--oximeter-format",
+                args.oximeter_format,
+                "--scenario",
+                args.scenario,
+                "--quiet",
+            ],
+            errlog,
+            stdout=subprocess.DEVNULL,
+        )
         procs.append(sim)
         time.sleep(0.5)
         sil.stdin.write("nibp\n")  # the nurse takes a first blood pressure
         sil.stdin.flush()
         if not args.json:
-            print(f"Bedside demo: SIL + simulated patient ({args.scenario}) + monitor. "
-                  f"Logs in {work}. Ctrl-C to stop.", flush=True)
-        margs = argparse.Namespace(port=ports["host"], baud=115200, json=args.json,
-                                   annunciator_log=str(ann), duration=args.duration)
+            print(
+                f"Bedside demo: SIL + simulated patient ({args.scenario}) + monitor. "
+                f"Logs in {work}. Ctrl-C to stop.",
+                flush=True,
+            )
+        margs = argparse.Namespace(
+            port=ports["host"],
+            baud=115200,
+            json=args.json,
+            annunciator_log=str(ann),
+            duration=args.duration,
+        )
         return monitor.run(margs)
     except KeyboardInterrupt:
         return 0
