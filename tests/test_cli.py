@@ -10,11 +10,10 @@ import time
 import tty
 from pathlib import Path
 
-from rich.console import Console
-
 from bedside_host.cli import COMMANDS, build_parser
 from bedside_host.commands.monitor import View, render
 from bedside_host.linkclient import LinkClient
+from rich.console import Console
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=str(ROOT / "host_tools"))

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import micropython  # noqa: E402
+import micropython
 
 ROOT = micropython.ROOT
 BENCHES = ("tools/bench_decoders.py", "tools/bench_device.py")

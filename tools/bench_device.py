@@ -27,11 +27,10 @@ def diff_us(a, b):
 def main():
     gc.collect()
     base = gc.mem_alloc() if MP else 0
+    from bedside.device import Device
     from fakes import Clock, MemStore
     from scenario import nonin2_packet
     from test_device_alloc import LoopUart, Quiet, Silent
-
-    from bedside.device import Device
 
     clock = Clock()
     q = Quiet()

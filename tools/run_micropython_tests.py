@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import micropython  # noqa: E402  (tools/micropython.py)
+import micropython
 
 
 def main() -> int:

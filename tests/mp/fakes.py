@@ -49,7 +49,7 @@ class Clock:
 
 
 class FakeSounder:
-    """Records (t, hz, duty) per change (hz 0 = off) in .log, or passes them to sink(t, hz, duty)."""
+    """Records (t, hz, duty) per change (hz 0 = off) in .log, or passes them to sink()."""
 
     def __init__(self, clock, sink=None):
         self.clock = clock

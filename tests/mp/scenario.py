@@ -3,10 +3,9 @@
 # print the same canonical timeline, which tests/test_parity.py compares byte for byte.
 import json
 
+from bedside.device import Device
 from fakes import Clock, FakeLeds, FakeSounder, FakeUart, MemStore
 from mputil import nonin2_frame
-
-from bedside.device import Device
 
 
 def nonin2_packet(hr, spo2, status=0x82):

@@ -1,10 +1,9 @@
 # test_device_alloc.py: the device's steady-state tick allocates nothing (REQ-SYS-04).
 # Measured on MicroPython with gc disabled; on CPython the check is skipped (None).
+from bedside.device import Device
 from fakes import Clock, MemStore
 from mputil import alloc_per_call
 from scenario import nonin2_packet
-
-from bedside.device import Device
 
 
 class LoopUart:

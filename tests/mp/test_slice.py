@@ -3,10 +3,9 @@
 # below the 2**30 ms tick wrap, so every delay here runs across the wrap (REQ-SYS-03).
 import json
 
+from bedside.alarms.patterns import CYAN, GREEN, YELLOW
 from fakes import MemStore
 from scenario import Bench
-
-from bedside.alarms.patterns import CYAN, GREEN, YELLOW
 
 
 def _pulses(log, t_from=None):

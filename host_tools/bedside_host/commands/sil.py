@@ -91,7 +91,7 @@ class Clock:
         return (time.monotonic() - self._t0) * 1000.0
 
     def tick(self) -> int:
-        return (self._start_tick + int(self.since_start_ms())) & MASK
+        return int((self._start_tick + int(self.since_start_ms())) & MASK)
 
 
 def _parse_overrides(items: list[str], args: argparse.Namespace) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-import serial  # type: ignore[import-untyped]  # pyserial ships no stubs
+import serial
 
 from bedside_host.sim.encoders import (
     DEFAULT_FORMAT,
