@@ -1,12 +1,22 @@
 # annunciator.py: drives the sounder and LEDs from the alarm priorities, by timestamps.
-# Called every main-loop tick with now_ms; never sleeps. Plays only the highest-priority
-# auditory pattern; a started burst completes its minimum (half a HIGH, a whole MEDIUM)
-# unless audio is inactivated; shows the highest visible priority on its LED.
-# The sounder and LED objects are injected (board layer or SIL): sounder.tone(hz, duty_u16),
-# sounder.off(); leds.set(color, on).
+# Called every main-loop tick with now_ms; never sleeps; allocates nothing per call. Plays
+# only the highest-priority auditory pattern; a started burst completes its minimum (half a
+# HIGH, a whole MEDIUM) unless audio is inactivated; shows the highest visible priority on
+# its LED. AUDIO OFF: no alarm sound, one reminder pulse every audio_off_reminder_min, green
+# LED flashing. The sounder and LED objects are injected (board layer or SIL):
+# sounder.tone(hz, duty_u16), sounder.off(); leds.set(color, on).
 from bedside.alarms.conditions import P_NONE
-from bedside.alarms.patterns import AUDITORY, FULL_DUTY, GREEN, RAMP_STEPS, VISUAL, period
-from bedside.ticks import elapsed
+from bedside.alarms.patterns import (
+    AUDIO_OFF_GREEN,
+    AUDITORY,
+    DUTY,
+    GREEN,
+    RAMP_STEPS,
+    REMINDER,
+    VISUAL,
+    period,
+)
+from bedside.ticks import elapsed, ticks_add
 
 
 class Annunciator:
@@ -16,11 +26,15 @@ class Annunciator:
         self.settings = settings
         self._prio = P_NONE  # auditory pattern now playing
         self._t0 = 0  # its burst start
+        self._first = True  # still in the first burst (minimum completion applies)
         self._silenced = False  # ACK pressed: no minimum completion
         self._level = 0  # duty level applied (0 = off)
         self._vprio = -1  # visual priority shown
         self._vt0 = 0
         self._led = bytearray(4)  # applied LED states
+        self._off = False  # AUDIO OFF in force
+        self._rem_t = 0  # AUDIO OFF: last reminder start (or entry)
+        self._off_t0 = 0  # AUDIO OFF: entry, for the green flash phase
         self.tone_on = False
         self.test_until = None  # self-test / lamp test end (set by the device)
 
@@ -28,7 +42,13 @@ class Annunciator:
         """Audio inactivated by the operator: stop the running burst now."""
         self._silenced = True
 
-    def step(self, now, audible, visible):
+    def step(self, now, audible, visible, audio_off=False):
+        if audio_off != self._off:
+            self._off = audio_off
+            self._rem_t = now
+            self._off_t0 = now
+            if audio_off:
+                self._silenced = True  # an operator inactivation: no minimum completion
         self._sound(now, audible)
         self._show(now, visible)
 
@@ -40,16 +60,29 @@ class Annunciator:
         elif req < cur:
             pat = AUDITORY[cur]
             min_end = pat[2][pat[4] - 1] + pat[0]  # end of the last pulse that must complete
-            in_min = elapsed(now, self._t0) < min_end
+            in_min = self._first and elapsed(now, self._t0) < min_end
             if self._silenced or not in_min:
                 self._start(req, now)
         level = 0
         if self._prio:
-            level = self._level_at(AUDITORY[self._prio], elapsed(now, self._t0))
+            pat = AUDITORY[self._prio]
+            t = elapsed(now, self._t0)
+            per = period(pat)
+            if t >= per:  # next burst: move the origin (no tick overflow however long)
+                self._first = False
+                t %= per
+                self._t0 = ticks_add(now, -t)
+            level = self._level_at(pat, t)
+        elif self._off:
+            dt = elapsed(now, self._rem_t)
+            if dt >= self.settings["audio_off_reminder_min"] * 60000:
+                self._rem_t = now
+                dt = 0
+            level = _pulse_level(REMINDER[0], REMINDER[1], dt)
         if level != self._level:
             self._level = level
             if level:
-                self.sounder.tone(self.settings["sounder_hz"], FULL_DUTY * level // RAMP_STEPS)
+                self.sounder.tone(self.settings["sounder_hz"], DUTY[level])
             else:
                 self.sounder.off()
             self.tone_on = level > 0
@@ -57,22 +90,18 @@ class Annunciator:
     def _start(self, prio, now):
         self._prio = prio
         self._t0 = now
+        self._first = True
         self._silenced = False
 
     @staticmethod
     def _level_at(pat, t):
-        t %= period(pat)
         td = pat[0]
-        ramp = pat[1]
         for start in pat[2]:
             dt = t - start
-            if 0 <= dt < td:
-                rise = dt * RAMP_STEPS // ramp + 1
-                fall = (td - dt) * RAMP_STEPS // ramp
-                lvl = rise if rise < fall else fall
-                return RAMP_STEPS if lvl > RAMP_STEPS else (lvl if lvl > 0 else 1)
             if dt < 0:
                 break
+            if dt < td:
+                return _pulse_level(td, pat[1], dt)
         return 0
 
     # --- visual -------------------------------------------------------------------------
@@ -82,9 +111,21 @@ class Annunciator:
             self._vt0 = now
         want0 = want1 = want2 = 0
         want3 = 1 if prio == P_NONE else 0  # green: monitoring, no alarm shown
+        if self._off:  # AUDIO OFF: green flashes, whatever else is shown
+            t = elapsed(now, self._off_t0)
+            if t >= AUDIO_OFF_GREEN[0]:
+                t %= AUDIO_OFF_GREEN[0]
+                self._off_t0 = ticks_add(now, -t)
+            want3 = 1 if t < AUDIO_OFF_GREEN[1] else 0
         if prio:
             color, per, on_ms = VISUAL[prio]
-            lit = 1 if per == 0 or elapsed(now, self._vt0) % per < on_ms else 0
+            lit = 1
+            if per:
+                t = elapsed(now, self._vt0)
+                if t >= per:
+                    t %= per
+                    self._vt0 = ticks_add(now, -t)
+                lit = 1 if t < on_ms else 0
             if color == 0:
                 want0 = lit
             elif color == 1:
@@ -100,3 +141,14 @@ class Annunciator:
         if self._led[color] != on:
             self._led[color] = on
             self.leds.set(color, bool(on))
+
+
+def _pulse_level(td, ramp, dt):
+    """Envelope level (0..RAMP_STEPS) dt ms into a pulse of t_d ms with ramps of `ramp` ms:
+    1 at the start, full at `ramp`, down from `ramp` before the end, 0 from t_d on."""
+    if dt < 0 or dt >= td:
+        return 0
+    rise = 1 + dt * (RAMP_STEPS - 1) // ramp
+    fall = 1 + (td - dt) * (RAMP_STEPS - 1) // ramp
+    lvl = rise if rise < fall else fall
+    return RAMP_STEPS if lvl > RAMP_STEPS else lvl

@@ -15,11 +15,19 @@ SPEC = {
     "spo2_desat": (85, 70, 94, "%", OPERATOR, "deep desaturation limit, no delay (SPO2_DESAT)"),
     "spo2_delay_mode": (
         "fixed",
-        ("fixed",),
+        ("fixed", "integral"),
         None,
         "",
         ORG,
         "SPO2_LOW delay: fixed seconds, or integrated deficit (%-points x s)",
+    ),
+    "spo2_integral_ref": (
+        "limit",
+        ("limit", "above_limit"),
+        None,
+        "",
+        ORG,
+        "integral mode: deficit counted from the limit, or from limit+1 (UNCONFIRMED which)",
     ),
     "spo2_low_delay_s": (10, 0, 15, "s", OPERATOR, "SPO2_LOW condition delay (fixed mode)"),
     "spo2_integral_limit": (
@@ -82,6 +90,23 @@ SPEC = {
     # --- alarm signals and inactivation ---
     "audio_pause_s": (120, 30, 300, "s", ORG, "audio pause length after a short ACK press"),
     "latch_high": (1, 0, 1, "", ORG, "HIGH physiological alarms latch until reset"),
+    "latch_medium": (0, 0, 1, "", ORG, "MEDIUM physiological alarms latch until reset"),
+    "audio_off_allowed": (
+        0,
+        0,
+        1,
+        "",
+        ORG,
+        "AUDIO OFF may be entered (host command audio_off); 0 = never",
+    ),
+    "audio_off_reminder_min": (
+        5,
+        1,
+        15,
+        "min",
+        ORG,
+        "while AUDIO OFF: one reminder pulse this often",
+    ),
     "sounder_hz": (
         600,
         150,

@@ -13,7 +13,8 @@ PHYSIOLOGICAL = const(0)
 TECHNICAL = const(1)
 KIND_NAMES = ("physiological", "technical")
 
-# Latching codes: never, always, or "per the latch_high setting" (HIGH physiological alarms).
+# Latching codes: never, always, or per setting by the current priority (latch_high for HIGH,
+# latch_medium for MEDIUM; responsible organisation only): all physiological conditions.
 L_NO = const(0)
 L_YES = const(1)
 L_SETTING = const(2)
@@ -49,18 +50,18 @@ CONDITIONS = (
         "SPO2_LOW",
         PHYSIOLOGICAL,
         P_MEDIUM,
-        L_NO,
+        L_SETTING,
         "spo2_low_delay_s",
         ("spo2_escalate_s", P_HIGH),
         "SpO2 LOW",
     ),
-    ("PR_LOW", PHYSIOLOGICAL, P_MEDIUM, L_NO, "pr_delay_s", None, "PULSE LOW"),
-    ("PR_HIGH", PHYSIOLOGICAL, P_MEDIUM, L_NO, "pr_delay_s", None, "PULSE HIGH"),
-    ("NIBP_SYS_HIGH", PHYSIOLOGICAL, P_MEDIUM, L_NO, 0, None, "SYS HIGH"),
-    ("NIBP_SYS_LOW", PHYSIOLOGICAL, P_MEDIUM, L_NO, 0, None, "SYS LOW"),
-    ("NIBP_DIA_HIGH", PHYSIOLOGICAL, P_MEDIUM, L_NO, 0, None, "DIA HIGH"),
-    ("NIBP_MAP_LOW", PHYSIOLOGICAL, P_MEDIUM, L_NO, 0, None, "MAP LOW"),
-    ("BP_RISE", PHYSIOLOGICAL, P_MEDIUM, L_NO, 0, None, "BP RISE"),
+    ("PR_LOW", PHYSIOLOGICAL, P_MEDIUM, L_SETTING, "pr_delay_s", None, "PULSE LOW"),
+    ("PR_HIGH", PHYSIOLOGICAL, P_MEDIUM, L_SETTING, "pr_delay_s", None, "PULSE HIGH"),
+    ("NIBP_SYS_HIGH", PHYSIOLOGICAL, P_MEDIUM, L_SETTING, 0, None, "SYS HIGH"),
+    ("NIBP_SYS_LOW", PHYSIOLOGICAL, P_MEDIUM, L_SETTING, 0, None, "SYS LOW"),
+    ("NIBP_DIA_HIGH", PHYSIOLOGICAL, P_MEDIUM, L_SETTING, 0, None, "DIA HIGH"),
+    ("NIBP_MAP_LOW", PHYSIOLOGICAL, P_MEDIUM, L_SETTING, 0, None, "MAP LOW"),
+    ("BP_RISE", PHYSIOLOGICAL, P_LOW, L_SETTING, 0, None, "BP RISE"),
     ("OXI_SENSOR_OFF", TECHNICAL, P_MEDIUM, L_NO, 0, None, "SpO2 SENSOR OFF"),
     ("OXI_SIGNAL_POOR", TECHNICAL, P_LOW, L_NO, "oxi_poor_signal_s", None, "SpO2 POOR SIGNAL"),
     ("OXI_COMM_LOST", TECHNICAL, P_MEDIUM, L_NO, 0, None, "OXIMETER COMM LOST"),

@@ -8,9 +8,10 @@ from bedside.alarms.conditions import (
     L_SETTING,
     L_YES,
     P_HIGH,
+    P_MEDIUM,
     P_NONE,
-    PHYSIOLOGICAL,
 )
+from bedside.alarms.deficit import IntegratedDeficit
 from bedside.readings import NONE
 from bedside.ticks import elapsed, ticks_add, ticks_diff
 
@@ -42,6 +43,9 @@ class AlarmEngine:
         self._lk_plain = fsm.build_lookup(False)
         for i in range(n):
             self.prio[i] = CONDITIONS[i][2]
+        self.deficit = IntegratedDeficit()  # SPO2_LOW integral delay (rules.py feeds it)
+        self.nibp_hold = NibpHold()  # SpO2 hold during NIBP inflation (the device feeds it)
+        self.audio_off = False  # AUDIO OFF (global, only if the organisation allows it)
 
     # --- inputs -------------------------------------------------------------------------
     def report(self, i, raw, value, limit, now):
@@ -64,6 +68,14 @@ class AlarmEngine:
                 n += 1
         return n
 
+    def set_audio_off(self, on):
+        """Enter/leave AUDIO OFF. Entering needs the audio_off_allowed (ORG) setting.
+        Returns an error string or None."""
+        if on and not self.settings["audio_off_allowed"]:
+            return "audio off is not enabled by the responsible organisation"
+        self.audio_off = bool(on)
+        return None
+
     def reset(self, now):
         """Long press: clear latched alarms whose conditions have ended. Returns how many."""
         n = 0
@@ -77,6 +89,8 @@ class AlarmEngine:
     # --- time ---------------------------------------------------------------------------
     def step(self, now):
         """Apply delays, endings, escalation and pause expiry at now."""
+        if self.audio_off and not self.settings["audio_off_allowed"]:
+            self.audio_off = False  # the organisation withdrew it: audio back on at once
         for i in range(COUNT):
             cond = CONDITIONS[i]
             if self.raw[i]:
@@ -106,15 +120,19 @@ class AlarmEngine:
         return d
 
     def latching(self, i):
+        """Whether condition i latches now: always (L_YES), never (L_NO), or for L_SETTING per
+        its current priority: HIGH per latch_high, MEDIUM per latch_medium (ORG settings)."""
         cond = CONDITIONS[i]
         if cond[3] == L_YES:
             return True
-        return (
-            cond[3] == L_SETTING
-            and cond[1] == PHYSIOLOGICAL
-            and self.prio[i] == P_HIGH
-            and bool(self.settings["latch_high"])
-        )
+        if cond[3] != L_SETTING:
+            return False
+        p = self.prio[i]
+        if p == P_HIGH:
+            return bool(self.settings["latch_high"])
+        if p == P_MEDIUM:
+            return bool(self.settings["latch_medium"])
+        return False
 
     def _fire(self, i, event, now):
         lk = self._lk_latch if self.latching(i) else self._lk_plain
@@ -126,8 +144,10 @@ class AlarmEngine:
 
     # --- outputs ------------------------------------------------------------------------
     def audible_priority(self):
-        """Highest priority whose auditory signal should sound (P_NONE if none)."""
+        """Highest priority whose auditory signal should sound (P_NONE if none or AUDIO OFF)."""
         best = P_NONE
+        if self.audio_off:
+            return best
         for i in range(COUNT):
             s = self.state[i]
             if (s == _S_ACTIVE or s == _S_LATCHED) and self.prio[i] > best:
@@ -175,3 +195,30 @@ class AlarmEngine:
                 if d > left:
                     left = d
         return left
+
+
+class NibpHold:
+    """SpO2/pulse alarms held while the NIBP cuff inflates on the same arm (alarms.md 4.5):
+    held from the cycle's start while spo2_hold_nibp is on, at most spo2_hold_max_s; after the
+    cap the hold stops (nothing new is raised for it) until the next cycle."""
+
+    def __init__(self):
+        self.t0 = 0
+        self.cycle = False
+        self.capped = False
+
+    def update(self, enabled, busy, max_s, now):
+        """Returns whether the SpO2 alarms are held now."""
+        if not busy:
+            self.cycle = False
+            self.capped = False
+            return False
+        if not self.cycle:
+            self.cycle = True
+            self.t0 = now
+        if not enabled or self.capped:
+            return False
+        if elapsed(now, self.t0) >= max_s * 1000:
+            self.capped = True
+            return False
+        return True

@@ -18,9 +18,19 @@ AUDITORY = (None, LOW, MEDIUM, HIGH)  # indexed by priority P_LOW..P_HIGH
 
 # PWM duty at full level, as duty_u16. 25 % keeps the 2nd, 3rd, 5th and 6th harmonics within
 # 15 dB of f0 (a 50 % square has no even harmonics), so f0 <= 666 Hz gives >= 4 harmonics in
-# 300-4000 Hz (IEC Table 4). The envelope ramps the duty in RAMP_STEPS steps.
+# 300-4000 Hz (IEC Table 4). The envelope ramps the duty in RAMP_STEPS levels, reaching full
+# level exactly `ramp` ms after the pulse starts (and leaving it `ramp` ms before its end):
+# with the 10 ms main-loop tick a 20 ms ramp (HIGH, 13 % of t_d) is 3 levels at 0/10/20 ms and
+# a 30 ms ramp (MEDIUM/LOW, 15 % of t_d) 3 levels at 0/15/30 ms (sampled at 0/20/30 ms).
+# The levels are linear in sound amplitude, not in duty: a square wave's fundamental is
+# proportional to sin(pi * duty), so level k of n uses duty = asin(k/n * sin(pi/4)) / pi
+# (amplitude 1/3, 2/3, 1 of full; a duty-linear ramp would give 0.37, 0.71, 1).
 FULL_DUTY = const(16384)
 RAMP_STEPS = const(3)
+DUTY = (0, 4964, 10240, 16384)  # duty_u16 per level 0..RAMP_STEPS
+
+# AUDIO OFF reminder: one LOW-style pulse (t_d ms, ramp ms) every audio_off_reminder_min.
+REMINDER = (200, 30)
 
 # LED colours (index = the board's LED order) and the visual pattern per priority:
 # (colour, flash period ms, on ms); period 0 = steady.
@@ -35,6 +45,9 @@ VISUAL = (
     (YELLOW, 1600, 800),  # MEDIUM: yellow 0.625 Hz, 50 % (0.4-0.8 Hz, 20-60 %)
     (RED, 500, 250),  # HIGH: red 2 Hz, 50 % (1.4-2.8 Hz, 20-60 %)
 )
+# Green: steady = monitoring, no alarm shown; AUDIO OFF = green flashing (period, on ms), shown
+# whatever else is lit: the persistent AUDIO OFF indication.
+AUDIO_OFF_GREEN = (2000, 1000)
 
 
 def burst_length(pattern):

@@ -3,6 +3,7 @@
 # engine; settings (limits) come from bedside.settings. "Below a limit" means value < limit;
 # hysteresis: a condition that exists ends only once the value is HYST past the limit.
 from bedside.alarms import conditions as c
+from bedside.alarms.deficit import REF_ABOVE_LIMIT, REF_LIMIT
 from bedside.compat import const
 from bedside.readings import F_ARTIFACT, F_LOW_PERF, F_NO_FINGER, F_SEARCHING, F_SENSOR_OFF, NONE
 from bedside.ticks import elapsed
@@ -11,6 +12,7 @@ _HYST_SPO2 = const(1)  # %-points
 _HYST_PR = const(2)  # beats/min
 _OFF = F_SENSOR_OFF | F_NO_FINGER
 _POOR = F_SEARCHING | F_ARTIFACT | F_LOW_PERF
+_HELD = (c.SPO2_DESAT, c.SPO2_LOW, c.PR_LOW, c.PR_HIGH, c.OXI_SIGNAL_POOR)
 
 
 def _low(eng, i, value, limit, hyst, now):
@@ -41,18 +43,45 @@ def oximeter(eng, dev, now):
     off = comm_ok and dev.oxi_seen and bool(r.flags & _OFF)
     eng.report(c.OXI_SENSOR_OFF, off, NONE, NONE, now)
     poor = comm_ok and dev.oxi_seen and not off and bool(r.flags & _POOR)
-    eng.report(c.OXI_SIGNAL_POOR, poor, NONE, NONE, now)
+    if not dev.spo2_held:
+        eng.report(c.OXI_SIGNAL_POOR, poor, NONE, NONE, now)
     # Stale: the module talks but has had no current SpO2 value for too long (ISO 80601-2-61).
     stale_ms = s["oxi_stale_s"] * 1000
     stale = comm_ok and not off and elapsed(now, dev.spo2_valid_ms) >= stale_ms
     eng.report(c.OXI_DATA_STALE, stale, NONE, s["oxi_stale_s"], now)
-    usable = comm_ok and not off and not dev.spo2_held
+    if dev.spo2_held:
+        # NIBP inflation on the same arm (alarms.md 4.5): SpO2/pulse conditions that exist
+        # stay as they are; none starts (pending delays restart afterwards); the integrated
+        # deficit neither grows nor shrinks. Sensor-off/comm/stale are never held.
+        for i in _HELD:
+            eng.report(i, eng.exists[i], eng.value[i], eng.limit[i], now)
+        eng.deficit.hold(now)
+        return
+    usable = comm_ok and not off
     spo2 = r.spo2 if usable else NONE
     pr = r.pr if usable else NONE
     _low(eng, c.SPO2_DESAT, spo2, s["spo2_desat"], _HYST_SPO2, now)
-    _low(eng, c.SPO2_LOW, spo2, s["spo2_low"], _HYST_SPO2, now)
+    if s["spo2_delay_mode"] == "integral":
+        _spo2_integral(eng, spo2, s, now)
+    else:
+        eng.no_delay[c.SPO2_LOW] = 0
+        eng.deficit.reset()
+        _low(eng, c.SPO2_LOW, spo2, s["spo2_low"], _HYST_SPO2, now)
     _low(eng, c.PR_LOW, pr, s["pr_low"], _HYST_PR, now)
     _high(eng, c.PR_HIGH, pr, s["pr_high"], _HYST_PR, now)
+
+
+def _spo2_integral(eng, spo2, s, now):
+    """SPO2_LOW by the integrated deficit (deficit.py): the rule is its own delay."""
+    i = c.SPO2_LOW
+    eng.no_delay[i] = 1
+    limit = s["spo2_low"]
+    ref = REF_ABOVE_LIMIT if s["spo2_integral_ref"] == "above_limit" else REF_LIMIT
+    d = eng.deficit
+    raw = d.update(spo2, limit, ref, s["spo2_integral_limit"], now)
+    if not raw and eng.exists[i] and spo2 != NONE and d.deficit(spo2, limit, ref) > -_HYST_SPO2:
+        raw = True  # hysteresis: an existing condition ends only HYST past the reference
+    eng.report(i, raw, spo2, limit, now)
 
 
 def nibp(eng, dev, now):
