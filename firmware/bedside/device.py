@@ -7,6 +7,7 @@
 import json
 
 from bedside import VERSION
+from bedside.alarmlog import AlarmLog
 from bedside.alarms import fsm, rules
 from bedside.alarms.conditions import CONDITIONS, IDS, PRIORITY_NAMES
 from bedside.alarms.engine import AlarmEngine
@@ -27,7 +28,7 @@ _REPORT_MS = const(1000)  # vitals and heartbeat messages to the host
 _RX = const(64)  # bytes read per UART per read call
 _QUALITY_NAMES = ("unknown", "low", "marginal", "good")
 SETTINGS_FILE = "settings.json"
-ALARM_LOG = "alarms.log"
+_LOG_MAX = const(16)  # records per `log` command
 
 
 def load_settings(store):
@@ -97,6 +98,11 @@ class Device:
         self.bp_baseline_sys = NONE
         self.nibp_due_ref_ms = now
         self._eval_now = True
+        self.alog = None  # persistent alarm log (flash ring), if there is a store
+        if store is not None:
+            self.alog = AlarmLog(store)
+            self.alog.open()
+            self.alog.append(0, {"event": "boot", "reset_cause": reset_cause})
         self._hello(None)
 
     # --- settings -----------------------------------------------------------------------
@@ -266,9 +272,8 @@ class Device:
         if event == fsm.E_ACK:
             fields["pause_s"] = self.settings["audio_pause_s"]
         self._send("alarm", fields)
-        if self.store is not None:
-            fields["t_ms"] = self.uptime_ms
-            self.store.append(ALARM_LOG, (json.dumps(fields) + "\n").encode())
+        if self.alog is not None:
+            self.alog.append(self.uptime_ms, fields)
 
     # --- host link ----------------------------------------------------------------------
     def _send(self, mtype, fields):
@@ -364,15 +369,9 @@ class Device:
             self.nibp_due_ref_ms = self._now
         self._reply("set", rid, None, {"name": name, "value": value, "old": old})
         self._send("setting", {"name": name, "value": value, "old": old})
-        if self.store is not None:
-            line = {
-                "event": "setting",
-                "name": name,
-                "value": value,
-                "old": old,
-                "t_ms": self.uptime_ms,
-            }
-            self.store.append(ALARM_LOG, (json.dumps(line) + "\n").encode())
+        if self.alog is not None:
+            line = {"event": "setting", "name": name, "value": value, "old": old}
+            self.alog.append(self.uptime_ms, line)
         self._eval_now = True
 
     def _cmd_replay(self, cmd, rid):
@@ -385,6 +384,22 @@ class Device:
     def _cmd_status(self, cmd, rid):
         self._report(self._now)
 
+    def _cmd_log(self, cmd, rid):
+        """{"cmd": "log", "from": n}: up to 16 alarm-log records from n, one "log" message
+        each, then a reply with count, next (to ask for) and the oldest/next numbers kept."""
+        first = cmd.get("from", 0)
+        if isinstance(first, bool) or not isinstance(first, int) or first < 0:
+            raise ValueError("from must be a record number")
+        if self.alog is None:
+            self._reply("log", rid, "no alarm log (no flash store)")
+            return
+        recs = self.alog.read(first, _LOG_MAX)
+        for rec in recs:
+            self._send("log", rec)
+        nxt = recs[-1]["n"] + 1 if recs else max(first, self.alog.seq)
+        fields = {"count": len(recs), "next": nxt, "end": self.alog.seq, "boot": self.alog.boot}
+        self._reply("log", rid, None, fields)
+
 
 _COMMANDS = {
     "ping": Device._cmd_ping,
@@ -393,6 +408,7 @@ _COMMANDS = {
     "set": Device._cmd_set,
     "replay": Device._cmd_replay,
     "status": Device._cmd_status,
+    "log": Device._cmd_log,
 }
 
 
