@@ -172,6 +172,10 @@ class Device:
         if n:
             ev |= drv.feed(mv, n, now)
         ev |= drv.step(now)
+        s = self.settings  # SpO2 alarms held while the cuff inflates (alarms.md 4.5), capped
+        self.spo2_held = self.alarms.nibp_hold.update(
+            s["spo2_hold_nibp"], drv.busy, s["spo2_hold_max_s"], now
+        )
         sched = self.schedule
         if sched.in_cycle and not drv.busy:
             sched.cycle_ended(now)  # result, error or abort: the cycle is over either way
