@@ -137,7 +137,8 @@ class Device:
             self._t_eval = now
             rules.evaluate(self.alarms, self, now)
             self.alarms.step(now)
-        self.annunciator.step(now, self.alarms.audible_priority(), self.alarms.visible_priority())
+        a = self.alarms
+        self.annunciator.step(now, a.audible_priority(), a.visible_priority(), a.audio_off)
         if elapsed(now, self._t_report) >= _REPORT_MS:
             self._t_report = now
             self._report(now)
@@ -318,6 +319,7 @@ class Device:
             "top": IDS[top] if top >= 0 else None,
             "active": [IDS[i] for i in range(len(IDS)) if a.state[i]],
             "audio_paused_s": a.paused_remaining_ms(now) // 1000,
+            "audio_off": a.audio_off,
             "rx_errors": self.link.rx_errors + self.decoder.frames_bad,
             "tx_dropped": self.link.tx_dropped,
         }
@@ -388,6 +390,20 @@ class Device:
     def _cmd_status(self, cmd, rid):
         self._report(self._now)
 
+    def _cmd_audio_off(self, cmd, rid):
+        """{"cmd": "audio_off", "on": true|false}: AUDIO OFF, only if audio_off_allowed."""
+        on = cmd["on"]
+        if not isinstance(on, bool):
+            raise ValueError("on must be true or false")
+        was = self.alarms.audio_off
+        err = self.alarms.set_audio_off(on)
+        if err:
+            self._reply("audio_off", rid, err)
+            return
+        self._reply("audio_off", rid, None, {"audio_off": on})
+        if on != was and self.alog is not None:
+            self.alog.append(self.uptime_ms, {"event": "audio_off" if on else "audio_on"})
+
     def _cmd_log(self, cmd, rid):
         """{"cmd": "log", "from": n}: up to 16 alarm-log records from n, one "log" message
         each, then a reply with count, next (to ask for) and the oldest/next numbers kept."""
@@ -413,6 +429,7 @@ _COMMANDS = {
     "replay": Device._cmd_replay,
     "status": Device._cmd_status,
     "log": Device._cmd_log,
+    "audio_off": Device._cmd_audio_off,
 }
 
 
