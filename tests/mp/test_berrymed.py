@@ -21,7 +21,7 @@ V13 = bytes.fromhex("A000507F7F")
 
 
 def test_module_constants_and_registry():
-    assert FORMAT == "berrymed" and BAUD == 9600 and 115200 in BAUDS and FRAME_RATE == 100
+    assert FORMAT == "berrymed" and BAUD == 115200 and 9600 in BAUDS and FRAME_RATE == 100
     assert isinstance(load_oximeter("berrymed", OxiReading()), BerryMedDecoder)
 
 

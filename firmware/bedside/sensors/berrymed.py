@@ -18,9 +18,10 @@ from bedside.readings import (
 from bedside.sensors import EV_ERROR, EV_FRAME, EV_READING
 
 FORMAT = "berrymed"
-# UNCONFIRMED (section 1.8): the BCI PDFs give no baud rate. 115200 is BerryMed's USB demo (S13);
-# 9600 for a bare OEM board is a guess (100 Hz x 5 bytes needs 52 % of 9600). A board setting.
-BAUD = 9600
+# UNCONFIRMED (section 1.8): the BCI PDFs give no baud rate. 115200 is BerryMed's USB demo (S13),
+# the only figure a source gives, so it is the default (the simulator's too); 9600 for a bare OEM
+# board is a guess (100 Hz x 5 bytes needs 52 % of 9600). The setting oxi_baud overrides it.
+BAUD = 115200
 BAUDS = (9600, 115200)
 FRAME_RATE = 100  # packets per second, v1.2 (v1.1: 50)
 PR_MAX = 250  # v1.2 CN: PR 25..250, 255 invalid; 251..254 -> missing
