@@ -2,79 +2,21 @@
 # 5-byte frames [0x01, STATUS, PLETH, FLOAT, CHK], 25 frames a packet, 75 frames/s, 9600 8N1.
 # CHK = (B1+B2+B3+B4) & 0xFF. First lock needs the SYNC bit; a packet starts at a SYNC frame.
 # Reference: shared/reference/protocols.md section 1.3 (source S1, corroborated by S3, S4, S5).
-# Allocation-free per byte: a 5-byte window in a preallocated bytearray, ints only.
+# Allocation-free per byte: a 5-byte window in a preallocated bytearray, ints only. The packet
+# (FLOAT table, status bits, sentinels) is nonin_packet.py, shared with Format #7.
 from bedside.compat import const
-from bedside.readings import (
-    F_ARTIFACT,
-    F_LOW_PERF,
-    F_MISSING,
-    F_SEARCHING,
-    F_SENSOR_OFF,
-    NONE,
-    Q_GOOD,
-    Q_LOW,
-    Q_MARGINAL,
-    Q_UNKNOWN,
-)
-from bedside.sensors import EV_ERROR, EV_FRAME, EV_READING
+from bedside.sensors import EV_ERROR
+from bedside.sensors.nonin_packet import BAUD, FRAME_RATE, PR_MAX, SYNC, NoninPacketDecoder
 
 FORMAT = "nonin2"
-BAUD = 9600
-FRAME_RATE = 75  # frames per second (3 packets of 25)
+__all__ = ("BAUD", "FORMAT", "FRAME_RATE", "PR_MAX", "Nonin2Decoder")
 
 _START = const(0x01)
-_FRAMES = const(25)
-# STATUS bits
-_SNSD = const(0x40)  # OEM III: sensor disconnected (reserved on the 9560)
-_ARTF = const(0x20)
-_OOT = const(0x10)
-_SNSA = const(0x08)  # sensor alarm: finger removed / unusable data
-_PERF = const(0x06)  # RPRF (0x04) | GPRF (0x02)
-_SYNC = const(0x01)
-# FLOAT frame numbers (1-based, protocols.md table "FLOAT byte by frame")
-_F_HR_MSB = const(1)
-_F_HR_LSB = const(2)
-_F_SPO2 = const(3)
-_F_STAT2 = const(8)
-_F_SPO2_D = const(9)
-_F_HR_D_MSB = const(20)
-_F_HR_D_LSB = const(21)
-_HR_MISSING = const(511)
-_SPO2_MISSING = const(127)
-_HR_MAX = const(400)  # above this a 9-bit HR is not a pulse rate: treat as missing
 
 
-class Nonin2Decoder:
+class Nonin2Decoder(NoninPacketDecoder):
     """Incremental Format #2 decoder; updates an OxiReading once per packet (3 per second).
-
-    display=False reports the 4-beat recording values (HR, SpO2: set to missing at once when the
-    finger comes off); display=True reports the display values (HR-D, SpO2-D), which the module
-    holds for 10 s after finger removal. Either way SNSA/SNSD set F_SENSOR_OFF on the very frame
-    that carries them, so the core sees sensor-off at once.
-    snsd=True reads STATUS bit 6 as SNSD (OEM III); the 9560 leaves it reserved.
-    """
-
-    def __init__(self, reading, display=False, snsd=True):
-        self.reading = reading
-        self._display = display
-        self._status_off = (_SNSA | _SNSD) if snsd else _SNSA
-        self._win = bytearray(5)
-        self.reset()
-
-    def reset(self):
-        self._n = 0  # bytes held in the window
-        self._locked = False
-        self._frame = 0  # frame number in the current packet, 0 = waiting for SYNC
-        self._msb = 0
-        self._lsb = 0
-        self._spo2 = _SPO2_MISSING
-        self._flags = 0
-        self._quality = Q_UNKNOWN
-        self.frames_ok = 0
-        self.frames_bad = 0  # windows rejected while holding a full frame's worth of bytes
-        self.bytes_skipped = 0
-        self.packets = 0
-        self.frame_losses = 0  # packets abandoned (SYNC early, or lock lost mid-packet)
+    Options (display, snsd, stat2): see NoninPacketDecoder."""
 
     def feed(self, buf, n, now_ms):
         """Decode n bytes of buf (bytes, bytearray or memoryview). Returns EV_* bits."""
@@ -91,7 +33,7 @@ class Nonin2Decoder:
                 w[0] == _START
                 and b1 & 0x80
                 and ((w[0] + b1 + w[2] + w[3]) & 0xFF) == w[4]
-                and (self._locked or b1 & _SYNC)
+                and (self._locked or b1 & SYNC)
             ):
                 self._locked = True
                 self.frames_ok += 1
@@ -112,79 +54,3 @@ class Nonin2Decoder:
                 k = 4
         self._n = k
         return ev
-
-    def _lose_packet(self):
-        if self._frame:
-            self.frame_losses += 1
-            self._frame = 0
-            return EV_ERROR
-        return 0
-
-    def _frame_in(self, status, pleth, flt, now_ms):
-        ev = EV_FRAME
-        r = self.reading
-        r.pleth = pleth
-        if status & _SYNC:
-            if self._frame:
-                ev |= self._lose_packet()  # SYNC before frame 25: restart the packet
-            self._frame = 1
-            self._flags = 0
-            self._quality = Q_UNKNOWN
-        elif self._frame == 0:
-            return ev  # mid-packet after a loss: wait for the next SYNC
-        else:
-            self._frame += 1
-        f = self._frame
-        if status & self._status_off:
-            self._flags |= F_SENSOR_OFF
-            r.flags |= F_SENSOR_OFF  # at once, not at the end of the packet
-        if status & _ARTF:
-            self._flags |= F_ARTIFACT
-        if status & _OOT:
-            self._flags |= F_SEARCHING
-        p = status & _PERF
-        if p == 0x02:
-            self._quality = Q_GOOD
-        elif p == 0x06:
-            self._quality = Q_MARGINAL
-        elif p == 0x04:
-            self._quality = Q_LOW
-        if self._display:
-            if f == _F_HR_D_MSB:
-                self._msb = flt
-            elif f == _F_HR_D_LSB:
-                self._lsb = flt
-            elif f == _F_SPO2_D:
-                self._spo2 = flt & 0x7F
-        elif f == _F_HR_MSB:
-            self._msb = flt
-        elif f == _F_HR_LSB:
-            self._lsb = flt
-        elif f == _F_SPO2:
-            self._spo2 = flt & 0x7F
-        if f == _FRAMES:
-            self._finish(now_ms)
-            self._frame = 0
-            ev |= EV_READING
-        return ev
-
-    def _finish(self, now_ms):
-        r = self.reading
-        flags = self._flags
-        hr = ((self._msb & 0x03) << 7) | (self._lsb & 0x7F)
-        spo2 = self._spo2
-        if hr == _HR_MISSING or hr > _HR_MAX:
-            hr = NONE
-            flags |= F_MISSING
-        if spo2 == _SPO2_MISSING or spo2 > 100:
-            spo2 = NONE
-            flags |= F_MISSING
-        if self._quality == Q_LOW:
-            flags |= F_LOW_PERF
-        r.spo2 = spo2
-        r.pr = hr
-        r.quality = self._quality
-        r.flags = flags
-        r.t_ms = now_ms
-        r.count += 1
-        self.packets += 1

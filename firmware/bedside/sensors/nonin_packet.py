@@ -1,0 +1,158 @@
+# nonin_packet.py: the Nonin 25-frame packet shared by Data Formats #2 and #7.
+# STATUS bits and the FLOAT-byte-by-frame table (protocols.md section 1.3, source S1; #7 per
+# section 1.4 uses the same table): HR MSB/LSB frames 1-2, SpO2 3, STAT2 8, SpO2-D 9,
+# HR-D 20-21; reserved frames are ignored. A packet starts at a SYNC frame; SYNC before frame
+# 25 is a frame loss. The format modules only find frames in the byte stream (their framing
+# differs) and hand each to _frame_in(); values, flags and sentinels are decided here.
+from bedside.compat import const
+from bedside.readings import (
+    F_ARTIFACT,
+    F_LOW_BATT,
+    F_LOW_PERF,
+    F_MISSING,
+    F_SEARCHING,
+    F_SENSOR_OFF,
+    NONE,
+    Q_GOOD,
+    Q_LOW,
+    Q_MARGINAL,
+    Q_UNKNOWN,
+)
+from bedside.sensors import EV_ERROR, EV_FRAME, EV_READING
+
+BAUD = 9600  # 8N1, both formats (section 1.1)
+FRAME_RATE = 75  # frames per second (3 packets of 25)
+PR_MAX = 400  # above this a 9-bit HR is not a pulse rate: treat as missing
+
+_FRAMES = const(25)
+# STATUS bits (Format #2 byte 2, Format #7 byte 1)
+_SNSD = const(0x40)  # OEM III: sensor disconnected (reserved on the 9560; UNCONFIRMED in #7)
+_ARTF = const(0x20)
+_OOT = const(0x10)
+_SNSA = const(0x08)  # sensor alarm: finger removed / unusable data
+_PERF = const(0x06)  # RPRF (0x04) | GPRF (0x02)
+SYNC = const(0x01)
+# FLOAT frame numbers (1-based)
+_F_HR_MSB = const(1)
+_F_HR_LSB = const(2)
+_F_SPO2 = const(3)
+_F_STAT2 = const(8)  # 9560: b0 LOW BAT. OEM III: UNCONFIRMED (hence the stat2 option)
+_F_SPO2_D = const(9)
+_F_HR_D_MSB = const(20)
+_F_HR_D_LSB = const(21)
+_HR_MISSING = const(511)
+_SPO2_MISSING = const(127)
+
+
+class NoninPacketDecoder:
+    """Packet assembly for Formats #2 and #7; a subclass supplies feed() (the framing).
+
+    display=False reports the 4-beat recording values (HR, SpO2: missing at once when the
+    finger comes off); display=True the display values (HR-D, SpO2-D), which the module holds
+    for 10 s after finger removal. Either way SNSA/SNSD set F_SENSOR_OFF on the very frame that
+    carries them, so the core sees sensor-off at once.
+    snsd=True reads STATUS bit 6 as SNSD (OEM III; a spurious sensor-off is the safe error);
+    the 9560 leaves it reserved. stat2=True reads frame 8 bit 0 as LOW BAT (9560 only).
+    """
+
+    def __init__(self, reading, display=False, snsd=True, stat2=False):
+        self.reading = reading
+        self._display = display
+        self._status_off = (_SNSA | _SNSD) if snsd else _SNSA
+        self._stat2 = stat2
+        self._win = bytearray(5)
+        self.reset()
+
+    def reset(self):
+        self._n = 0  # bytes held in the window
+        self._locked = False
+        self._frame = 0  # frame number in the current packet, 0 = waiting for SYNC
+        self._msb = 0
+        self._lsb = 0
+        self._spo2 = _SPO2_MISSING
+        self._flags = 0
+        self._quality = Q_UNKNOWN
+        self.frames_ok = 0
+        self.frames_bad = 0  # windows rejected while holding a full frame's worth of bytes
+        self.bytes_skipped = 0
+        self.packets = 0
+        self.frame_losses = 0  # packets abandoned (SYNC early, or lock lost mid-packet)
+
+    def _lose_packet(self):
+        if self._frame:
+            self.frame_losses += 1
+            self._frame = 0
+            return EV_ERROR
+        return 0
+
+    def _frame_in(self, status, pleth, flt, now_ms):
+        ev = EV_FRAME
+        r = self.reading
+        r.pleth = pleth
+        if status & SYNC:
+            if self._frame:
+                ev |= self._lose_packet()  # SYNC before frame 25: restart the packet
+            self._frame = 1
+            self._flags = 0
+            self._quality = Q_UNKNOWN
+        elif self._frame == 0:
+            return ev  # mid-packet after a loss: wait for the next SYNC
+        else:
+            self._frame += 1
+        f = self._frame
+        if status & self._status_off:
+            self._flags |= F_SENSOR_OFF
+            r.flags |= F_SENSOR_OFF  # at once, not at the end of the packet
+        if status & _ARTF:
+            self._flags |= F_ARTIFACT
+        if status & _OOT:
+            self._flags |= F_SEARCHING
+        p = status & _PERF
+        if p == 0x02:
+            self._quality = Q_GOOD
+        elif p == 0x06:
+            self._quality = Q_MARGINAL
+        elif p == 0x04:
+            self._quality = Q_LOW
+        if self._display:
+            if f == _F_HR_D_MSB:
+                self._msb = flt
+            elif f == _F_HR_D_LSB:
+                self._lsb = flt
+            elif f == _F_SPO2_D:
+                self._spo2 = flt & 0x7F
+        elif f == _F_HR_MSB:
+            self._msb = flt
+        elif f == _F_HR_LSB:
+            self._lsb = flt
+        elif f == _F_SPO2:
+            self._spo2 = flt & 0x7F
+        if f == _F_STAT2 and self._stat2 and flt & 0x01:
+            self._flags |= F_LOW_BATT
+        if f == _FRAMES:
+            self._finish(now_ms)
+            self._frame = 0
+            ev |= EV_READING
+        return ev
+
+    def _finish(self, now_ms):
+        r = self.reading
+        flags = self._flags
+        hr = ((self._msb & 0x03) << 7) | (self._lsb & 0x7F)
+        spo2 = self._spo2
+        if hr == _HR_MISSING or hr > PR_MAX:
+            hr = NONE
+            flags |= F_MISSING
+        if spo2 == _SPO2_MISSING or spo2 > 100:
+            spo2 = NONE
+            flags |= F_MISSING
+        if self._quality == Q_LOW:
+            flags |= F_LOW_PERF
+        r.spo2 = spo2
+        r.pr = hr
+        r.quality = self._quality
+        r.flags = flags
+        r.pi_x100 = NONE
+        r.t_ms = now_ms
+        r.count += 1
+        self.packets += 1
