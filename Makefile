@@ -55,7 +55,7 @@ hardware: $(STAMP)
 flash: $(STAMP)
 	@test -n "$(PORT)" || { echo "usage: make flash PORT=/dev/ttyACM0"; exit 2; }
 	$(VENV)/bin/mpremote connect $(PORT) fs mkdir :bedside + fs mkdir :board || true
-	$(VENV)/bin/mpremote connect $(PORT) fs cp -r firmware/bedside firmware/board : + \
+	$(VENV)/bin/mpremote connect $(PORT) fs cp -r firmware/bedside firmware/board firmware/lib : + \
 		fs cp firmware/main.py :main.py + reset
 
 clean:

@@ -97,6 +97,7 @@ class Device:
         self.check_overdue = False
         self.bp_baseline_sys = NONE
         self.nibp_due_ref_ms = now
+        self.phase = "MONITOR"  # session workflow phase, shown on the display (bedside.display)
         self._eval_now = True
         self.alog = None  # persistent alarm log (flash ring), if there is a store
         if store is not None:

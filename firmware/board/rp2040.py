@@ -6,18 +6,24 @@ import select
 import sys
 import time
 
+import framebuf
 import machine
 from bedside.buttons import LONG, SHORT, Button
 from bedside.device import TICK_MS, Device, load_settings
+from bedside.display import TALL, Display
 from bedside.sensors import oximeter_module
-from bedside.ticks import MASK
-from machine import PWM, UART, WDT, Pin
+from bedside.ticks import MASK, elapsed
+from machine import I2C, PWM, UART, WDT, Pin
 
 from board import pins
 
 WDT_TIMEOUT_MS = 2000  # rp2040 maximum is 8388 ms
 HEARTBEAT_HALF_MS = 50  # backup-sounder heartbeat: 10 Hz square wave while the loop runs
 UART_RXBUF = 1024  # about 1 s of data at 9600 baud, covers a stalled loop
+SCREEN_FRAME_MS = 250  # the OLED is redrawn at most 4 times a second, and only on change
+SCREEN_RETRY_MS = 5000  # a missing or failing OLED is tried again this often
+# nibble -> byte with every bit doubled: one 8-pixel column becomes 16 (double-height text)
+_TALL = bytes(sum(3 << (2 * k) for k in range(4) if n >> k & 1) for n in range(16))
 
 
 class Sounder:
@@ -117,6 +123,90 @@ class FlashStore:
             f.write(data)
 
 
+class Screen:
+    """The SSD1306 OLED showing bedside.display frames, best effort: a missing panel, a missing
+    driver or an I2C error drops it, and it is tried again every SCREEN_RETRY_MS. update() never
+    raises and does one bounded step per call: a render, one line drawn into RAM, or one
+    128-byte page over I2C (about 3 ms at 400 kHz), so the alarms never wait for the display."""
+
+    def __init__(self, now):
+        self.view = Display()
+        self.oled = None
+        self.errors = 0
+        self._t_open = (now - SCREEN_RETRY_MS) & MASK  # first attempt at the first update
+        self._t_frame = now
+        self._todo = 0  # bitmask of text lines still to draw into the panel's RAM
+        self._pages = 0  # bitmask of 128-byte pages still to send
+        self._mv = []
+        self._row = bytearray(128)  # one 8-pixel text row, MONO_VLSB like the SSD1306 RAM
+        self._fb = framebuf.FrameBuffer(self._row, 128, 8, framebuf.MONO_VLSB)
+
+    def _open(self):
+        from ssd1306 import SSD1306_I2C  # firmware/lib; imported here so it is not load-bearing
+
+        i2c = I2C(pins.I2C_ID, sda=Pin(pins.I2C_SDA), scl=Pin(pins.I2C_SCL), freq=pins.I2C_FREQ)
+        self.oled = SSD1306_I2C(128, 64, i2c, addr=pins.OLED_ADDR)
+        mv = memoryview(self.oled.buffer)
+        self._mv = [mv[p * 128 : p * 128 + 128] for p in range(8)]
+        self.view = Display()  # the fresh panel is blank: draw every line again
+        return self.oled
+
+    def update(self, dev, now):
+        try:
+            o = self.oled
+            if o is None:
+                if elapsed(now, self._t_open) < SCREEN_RETRY_MS:
+                    return
+                self._t_open = now
+                o = self._open()
+            if self._pages:
+                self._send_page(o)
+            elif self._todo:
+                self._draw(o.buffer)
+            elif elapsed(now, self._t_frame) >= SCREEN_FRAME_MS:
+                self._t_frame = now
+                self.view.render(dev, now)
+                self._todo = self.view.dirty
+        except Exception:  # OSError from I2C above all: lose the display, never the alarms
+            self.oled = None
+            self._todo = self._pages = 0
+            self.errors += 1
+            self._t_open = now
+
+    def _draw(self, buf):
+        """Draw the first changed line into the panel's RAM (1-2 ms on the Pico, estimated)."""
+        v = self.view
+        row = self._row
+        li = 0
+        while not self._todo & (1 << li):
+            li += 1
+        bit = 1 << li
+        self._todo &= ~bit
+        inv = 0xFF if v.inverse & bit else 0
+        self._fb.fill(0)
+        self._fb.text(v.lines[li], 0, 0, 1)
+        base = li * 128
+        if TALL & bit:  # double height: low nibble to this page, high nibble to the next
+            for x in range(128):
+                b = row[x]
+                buf[base + x] = _TALL[b & 15] ^ inv
+                buf[base + 128 + x] = _TALL[b >> 4] ^ inv
+            self._pages |= 3 << li
+        else:
+            for x in range(128):
+                buf[base + x] = row[x] ^ inv
+            self._pages |= bit
+
+    def _send_page(self, o):
+        p = 0
+        while not self._pages & (1 << p):
+            p += 1
+        for c in (0x21, 0, 127, 0x22, p, p):  # SSD1306: column range, page range
+            o.write_cmd(c)
+        o.write_data(self._mv[p])
+        self._pages &= ~(1 << p)
+
+
 def _reset_cause():
     cause = machine.reset_cause()
     if cause == machine.WDT_RESET:
@@ -179,6 +269,7 @@ def run():
     )
     beat = Pin(pins.BACKUP_HEARTBEAT, Pin.OUT, value=0)
     t_beat = now
+    screen = Screen(now)
     while True:
         t0 = time.ticks_ms()
         now = t0 & MASK  # type: ignore[operator]
@@ -189,6 +280,7 @@ def run():
             elif ev == LONG and long_name != short_name:
                 dev.button(long_name, now)
         dev.poll(now)
+        screen.update(dev, now)  # after the alarms: never delays them
         wdt.feed()
         if time.ticks_diff(now, t_beat) >= HEARTBEAT_HALF_MS:
             t_beat = now

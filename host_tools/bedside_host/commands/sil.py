@@ -23,6 +23,7 @@ from bedside_host import ensure_firmware_on_path
 from bedside_host.sil.pcboard import (
     AnnunciatorLog,
     DirStore,
+    DisplayLog,
     LogLeds,
     LogSounder,
     PtyStream,
@@ -53,6 +54,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--state-dir", metavar="DIR", help="flash files (default: a temporary directory)"
+    )
+    p.add_argument(
+        "--display-file",
+        metavar="FILE",
+        help="OLED frames: each changed frame appended as a JSON line "
+        '{"t_ms", "lines" (8 x 16 chars), "tall", "inverse"}, at most 4 a second',
     )
     p.add_argument(
         "--oximeter-format",
@@ -169,6 +176,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         log_out = None
     alog = AnnunciatorLog(log_out, clock)
+    display_file = open(args.display_file, "w", encoding="utf-8") if args.display_file else None
+    screen = DisplayLog(display_file, clock) if display_file is not None else None
 
     stop = threading.Event()
 
@@ -214,6 +223,8 @@ def run(args: argparse.Namespace) -> int:
                 dev.button(word, now)
                 _log(f"sil: button {word}")
             dev.poll(now)
+            if screen is not None:
+                screen.update(dev, now)
             next_t += period
             delay = next_t - time.monotonic()
             if delay > 0:
@@ -227,6 +238,8 @@ def run(args: argparse.Namespace) -> int:
             st.close()
         if log_file is not None:
             log_file.close()
+        if display_file is not None:
+            display_file.close()
         mark.unlink(missing_ok=True)
         _log("sil: stopped")
     return 0

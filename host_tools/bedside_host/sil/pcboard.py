@@ -21,6 +21,7 @@ from bedside_host import ensure_firmware_on_path
 ensure_firmware_on_path()
 
 from bedside.alarms.patterns import COLOR_NAMES  # noqa: E402
+from bedside.display import LINES, TALL, Display  # noqa: E402
 
 
 class Stream(Protocol):
@@ -115,6 +116,34 @@ class AnnunciatorLog:
         with self._lock:
             self._out.write(line + "\n")
             self._out.flush()
+
+
+class DisplayLog:
+    """The OLED: renders bedside.display at most every `frame_ms` (as the Pico board does) and
+    appends each changed frame as one JSON line: t_ms since SIL start, the 8 text lines, which
+    lines are drawn double height ("tall") and which inverted ("inverse")."""
+
+    def __init__(self, out: IO[str], clock: Any, frame_ms: int = 250) -> None:
+        self._out = out
+        self._clock = clock
+        self._frame_ms = frame_ms
+        self._next = 0.0
+        self.view = Display()
+        self._tall = [i for i in range(LINES) if TALL >> i & 1]
+
+    def update(self, dev: Any, now: int) -> None:
+        t = self._clock.since_start_ms()
+        if t < self._next:
+            return
+        self._next = t + self._frame_ms
+        v = self.view
+        v.render(dev, now)
+        if not v.changed:
+            return
+        inverse = [i for i in range(LINES) if v.inverse >> i & 1]
+        rec = {"t_ms": round(t, 1), "lines": list(v.lines), "tall": self._tall, "inverse": inverse}
+        self._out.write(json.dumps(rec) + "\n")
+        self._out.flush()
 
 
 class LogSounder:
