@@ -421,6 +421,22 @@ class Device:
         fields = {"count": len(recs), "next": nxt, "end": self.alog.seq, "boot": self.alog.boot}
         self._reply("log", rid, None, fields)
 
+    def _cmd_nibp(self, cmd, rid):
+        """{"cmd": "nibp", "action": "start"/"stop"}: measure now (STAT), or abort the running one."""
+        action = cmd["action"]
+        drv = self.nibp_drv
+        if action not in ("start", "stop"):
+            raise ValueError("action must be start or stop")
+        if drv is None:
+            self._reply("nibp", rid, "no NIBP module on this device")
+        elif action == "start" and drv.busy:
+            self._reply("nibp", rid, "a measurement is already running")
+        elif action == "stop" and not drv.busy:
+            self._reply("nibp", rid, "no measurement is running")
+        else:
+            self._nibp_key(self._now)
+            self._reply("nibp", rid, None, {"action": action})
+
 
 _COMMANDS = {
     "ping": Device._cmd_ping,
@@ -431,6 +447,7 @@ _COMMANDS = {
     "status": Device._cmd_status,
     "log": Device._cmd_log,
     "audio_off": Device._cmd_audio_off,
+    "nibp": Device._cmd_nibp,
 }
 
 

@@ -76,6 +76,14 @@ SPEC = {
         ORG,
         "pulse-oximeter module wire format",
     ),
+    "oxi_baud": (
+        0,
+        (0, 4800, 9600, 19200, 38400, 57600, 115200),
+        None,
+        "baud",
+        ORG,
+        "oximeter UART baud rate; 0 = the format's documented rate (BerryMed: UNCONFIRMED)",
+    ),
     "oxi_comm_timeout_s": (
         5,
         2,

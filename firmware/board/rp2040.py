@@ -11,7 +11,7 @@ import machine
 from bedside.buttons import LONG, SHORT, Button
 from bedside.device import TICK_MS, Device, load_settings
 from bedside.display import TALL, Display
-from bedside.sensors import oximeter_module
+from bedside.sensors import oximeter_link
 from bedside.ticks import MASK, elapsed
 from machine import I2C, PWM, UART, WDT, Pin
 
@@ -220,13 +220,12 @@ def run():
     now = time.ticks_ms() & MASK  # type: ignore[operator]  # the core's 30-bit tick
     store = FlashStore()
     settings = load_settings(store)
-    mod = oximeter_module(settings["oxi_format"])
-    parity = {"N": None, "E": 0, "O": 1}[getattr(mod, "PARITY", "N")]
+    baud, bits, parity = oximeter_link(settings)
     oxi = UART(
         pins.OXI_UART_ID,
-        baudrate=mod.BAUD,
-        bits=getattr(mod, "BITS", 8),
-        parity=parity,
+        baudrate=baud,
+        bits=bits,
+        parity={"N": None, "E": 0, "O": 1}[parity],
         tx=Pin(pins.OXI_TX),
         rx=Pin(pins.OXI_RX),
         rxbuf=UART_RXBUF,

@@ -189,3 +189,38 @@ def test_nibp_abort_ends_the_cycle_and_schedule_goes_on():
     b.run(500, 72, 97)
     assert not b.dev.nibp_drv.busy and not b.dev.schedule.in_cycle
     assert b.dev.nibp_condition() is None
+
+
+def test_nibp_host_command_starts_and_is_validated():
+    # REQ-SEN-21: the host can start (STAT) or stop a measurement; bad requests are refused
+    from fakes import FakeUart
+
+    b = Bench()
+    r = _cmd(b, b'{"cmd": "nibp", "action": "start"}\n')
+    assert r["ok"] is False and "no NIBP module" in r["error"]
+    nibp = FakeUart()
+    b.dev.nibp_uart = nibp
+    b.dev._init_nibp(b.clock.now)
+    assert "start or stop" in _cmd(b, b'{"cmd": "nibp", "action": "inflate"}\n')["error"]
+    assert "no measurement" in _cmd(b, b'{"cmd": "nibp", "action": "stop"}\n')["error"]
+    assert _cmd(b, b'{"cmd": "nibp", "action": "start", "id": 3}\n')["ok"] is True
+    b.run(300, 72, 97)
+    assert nibp.tx.startswith(bytes.fromhex("3A20A6"))
+    assert "already running" in _cmd(b, b'{"cmd": "nibp", "action": "start"}\n')["error"]
+    assert _cmd(b, b'{"cmd": "nibp", "action": "stop"}\n')["ok"] is True
+    b.run(300, 72, 97)
+    assert bytes.fromhex("3A7901004C") in nibp.tx
+
+
+def test_oximeter_link_follows_format_and_baud_setting():
+    # REQ-SEN-22: the UART link comes from the format's documented settings; oxi_baud overrides
+    from bedside.sensors import oximeter_link
+    from bedside.settings import ORG, Settings
+
+    s = Settings()
+    assert oximeter_link(s) == (9600, 8, "N")
+    assert s.set("oxi_format", "berrymed", ORG) is None
+    assert oximeter_link(s) == (115200, 8, "N")
+    assert s.set("oxi_baud", 9600, ORG) is None
+    assert oximeter_link(s) == (9600, 8, "N")
+    assert s.set("oxi_baud", 12345, ORG) is not None  # not a supported rate

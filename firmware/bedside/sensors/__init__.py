@@ -27,6 +27,14 @@ def oximeter_module(fmt):
     return __import__(modname, None, None, [clsname])
 
 
+def oximeter_link(settings):
+    """(baud, bits, parity "N"/"E"/"O") for the oximeter UART from the settings in force:
+    the format's documented link, or the oxi_baud setting where it is not 0."""
+    mod = oximeter_module(settings["oxi_format"])
+    baud = settings["oxi_baud"] or mod.BAUD
+    return baud, getattr(mod, "BITS", 8), getattr(mod, "PARITY", "N")
+
+
 def load_oximeter(fmt, reading, **options):
     """Build the decoder for `fmt` (a key of OXIMETER_FORMATS) around `reading`."""
     return getattr(oximeter_module(fmt), OXIMETER_FORMATS[fmt][1])(reading, **options)

@@ -35,7 +35,7 @@ ensure_firmware_on_path()
 
 from bedside import settings as fw_settings  # noqa: E402
 from bedside.device import TICK_MS, Device, load_settings  # noqa: E402
-from bedside.sensors import OXIMETER_FORMATS, oximeter_module  # noqa: E402
+from bedside.sensors import OXIMETER_FORMATS, oximeter_link  # noqa: E402
 from bedside.ticks import MASK  # noqa: E402
 
 HELP = "run the firmware core in software-in-the-loop (ptys, annunciator log, stdin buttons)"
@@ -152,12 +152,9 @@ def run(args: argparse.Namespace) -> int:
     for name, value in overrides.items():
         settings.set(name, value, fw_settings.ORG)  # validated in _parse_overrides
     fmt = settings["oxi_format"]
-    mod = oximeter_module(fmt)
-    oxi_kwargs: dict[str, Any] = {}
-    if getattr(mod, "PARITY", "N") != "N":
-        oxi_kwargs["parity"] = mod.PARITY
+    baud, bits, parity = oximeter_link(settings)
     try:
-        oxi = open_stream(args.oximeter, getattr(mod, "BAUD", 9600), **oxi_kwargs)
+        oxi = open_stream(args.oximeter, baud, bytesize=bits, parity=parity)
         nibp = open_stream(args.nibp, 9600)
         host = open_stream(args.host, 115200)
     except Exception as e:  # serial.SerialException, OSError, ValueError
