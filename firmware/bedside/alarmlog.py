@@ -18,8 +18,8 @@ try:
     from binascii import crc32
 except ImportError:  # pragma: no cover - ports without binascii.crc32
 
-    def crc32(data):
-        c = 0xFFFFFFFF
+    def crc32(data, value=0):  # type: ignore[misc]
+        c = value ^ 0xFFFFFFFF
         for byte in data:
             c ^= byte
             for _ in range(8):
