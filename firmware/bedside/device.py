@@ -422,7 +422,7 @@ class Device:
         self._reply("log", rid, None, fields)
 
     def _cmd_nibp(self, cmd, rid):
-        """{"cmd": "nibp", "action": "start"/"stop"}: measure now (STAT), or abort the running one."""
+        """{"cmd": "nibp", "action": "start"/"stop"}: measure now (STAT), or abort."""
         action = cmd["action"]
         drv = self.nibp_drv
         if action not in ("start", "stop"):
