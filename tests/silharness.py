@@ -12,18 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from mputil import nonin2_packet
+
 ROOT = Path(__file__).resolve().parents[1]
 BEDSIDE = [sys.executable, "-m", "bedside_host.cli"]
-
-
-def nonin2_packet(hr: int, spo2: int, status: int = 0x82) -> bytes:
-    """One Format #2 packet from the reference rule (protocols.md 1.3), for test input."""
-    out = bytearray()
-    for f in range(1, 26):
-        flt = {1: (hr >> 7) & 0x03, 2: hr & 0x7F, 3: spo2}.get(f, 0)
-        st = status | (1 if f == 1 else 0)
-        out += bytes((1, st, 50, flt, (1 + st + 50 + flt) & 0xFF))
-    return bytes(out)
 
 
 class Sil:

@@ -101,7 +101,7 @@ def _loop(b: Bench, screen: Any, ms: int, hr: int | None = None, spo2: int | Non
     """The board's main loop: poll the core, then the screen, every 10 ms tick."""
     for _ in range(ms // 10):
         if spo2 is not None and b.t % 333 < 10:
-            from scenario import nonin2_packet
+            from mputil import nonin2_packet
 
             b.oxi.push(nonin2_packet(hr, spo2))
         b.clock.advance(10)

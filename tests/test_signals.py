@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from silharness import Sil, nonin2_packet
+from mputil import nonin2_packet
+from silharness import Sil
 
 pytestmark = pytest.mark.slow
 

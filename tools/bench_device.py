@@ -29,7 +29,7 @@ def main():
     base = gc.mem_alloc() if MP else 0
     from bedside.device import Device
     from fakes import Clock, MemStore
-    from scenario import nonin2_packet
+    from mputil import nonin2_packet
     from test_device_alloc import LoopUart, Quiet, Silent
 
     clock = Clock()

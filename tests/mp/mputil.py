@@ -9,6 +9,23 @@ def nonin2_frame(status, pleth, flt):
     return bytes((0x01, status, pleth, flt, (0x01 + status + pleth + flt) & 0xFF))
 
 
+def nonin2_packet(hr=72, spo2=97, status=0x82, pleth=50):
+    """One Format #2 packet (25 frames): HR in frames 1-2, SpO2 in 3, a reserved frame 5."""
+    out = bytearray()
+    for f in range(1, 26):
+        flt = 0
+        if f == 1:
+            flt = (hr >> 7) & 0x03
+        elif f == 2:
+            flt = hr & 0x7F
+        elif f == 3:
+            flt = spo2
+        elif f == 5:
+            flt = 0x55  # reserved frame: arbitrary content
+        out += nonin2_frame(status | (1 if f == 1 else 0), pleth, flt)
+    return bytes(out)
+
+
 def alloc_per_call(fn, calls):
     """Bytes allocated per call of fn() with gc disabled (MicroPython only; None on CPython)."""
     if not IS_MICROPYTHON:

@@ -5,21 +5,7 @@ import json
 
 from bedside.device import Device
 from fakes import Clock, FakeLeds, FakeSounder, FakeUart, MemStore
-from mputil import nonin2_frame
-
-
-def nonin2_packet(hr, spo2, status=0x82):
-    out = bytearray()
-    for f in range(1, 26):
-        flt = 0
-        if f == 1:
-            flt = (hr >> 7) & 0x03
-        elif f == 2:
-            flt = hr & 0x7F
-        elif f == 3:
-            flt = spo2
-        out += nonin2_frame(status | (1 if f == 1 else 0), 40, flt)
-    return bytes(out)
+from mputil import nonin2_packet
 
 
 class Bench:

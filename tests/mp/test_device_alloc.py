@@ -2,8 +2,7 @@
 # Measured on MicroPython with gc disabled; on CPython the check is skipped (None).
 from bedside.device import Device
 from fakes import Clock, MemStore
-from mputil import alloc_per_call
-from scenario import nonin2_packet
+from mputil import alloc_per_call, nonin2_packet
 
 
 class LoopUart:

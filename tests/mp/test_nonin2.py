@@ -2,24 +2,11 @@
 from bedside.readings import F_MISSING, F_SENSOR_OFF, NONE, OxiReading
 from bedside.sensors import EV_ERROR, EV_FRAME, EV_READING
 from bedside.sensors.nonin2 import Nonin2Decoder
-from mputil import alloc_per_call, nonin2_frame
+from mputil import alloc_per_call, nonin2_frame, nonin2_packet
 
 
 def packet(hr=72, spo2=97, status=0x82, pleth=60):
-    out = bytearray()
-    for f in range(1, 26):
-        flt = 0
-        if f == 1:
-            flt = (hr >> 7) & 0x03
-        elif f == 2:
-            flt = hr & 0x7F
-        elif f == 3:
-            flt = spo2
-        elif f == 5:
-            flt = 0x55  # reserved frame: arbitrary content
-        st = status | (0x01 if f == 1 else 0)
-        out += nonin2_frame(st, pleth, flt)
-    return bytes(out)
+    return nonin2_packet(hr, spo2, status, pleth)
 
 
 def test_reference_vectors():
