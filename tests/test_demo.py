@@ -46,3 +46,29 @@ def test_demo_shows_desaturation_alarm_within_a_minute(tmp_path: Path) -> None:
     assert any(a["dev"] == "buzzer" and a["on"] for a in ann)
     log = (tmp_path / "processes.log").read_text()
     assert "Traceback" not in log
+
+
+def test_demo_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    """REQ-CLI-02: Ctrl-C (SIGINT) stops the monitor, the simulator and the SIL cleanly."""
+    import signal
+    import time
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "host_tools"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bedside_host.cli", "demo", "--json", "--workdir", str(tmp_path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    first = json.loads(proc.stdout.readline())  # the device is talking
+    assert first["v"] == 1
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    state = tmp_path / "state"
+    assert not (state / "sil.running").exists()  # the SIL ran its clean shutdown
+    assert "sil: stopped" in (tmp_path / "processes.log").read_text()

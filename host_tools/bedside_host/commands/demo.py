@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -42,6 +43,12 @@ def _spawn(args: list[str], log: IO[str] | None, **kw: Any) -> subprocess.Popen[
     )
 
 
+def _drain(src: IO[str], dst: IO[str]) -> None:
+    for line in src:
+        dst.write(line)
+        dst.flush()
+
+
 def _stop(proc: subprocess.Popen[str]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -58,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     ann = work / "annunciator.jsonl"
     errlog = open(work / "processes.log", "w", encoding="utf-8")
     procs: list[subprocess.Popen[str]] = []
+    drain: threading.Thread | None = None
     old = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         sil = _spawn(
@@ -84,6 +92,9 @@ def run(args: argparse.Namespace) -> int:
             )
             return 1
         ports = json.loads(line)
+        # the SIL's later log lines go to the process log (a full pipe would stall it)
+        drain = threading.Thread(target=_drain, args=(sil.stdout, errlog), daemon=True)
+        drain.start()
         sim = _spawn(
             [
                 "simulate",
@@ -124,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, old)
         for p in reversed(procs):
             _stop(p)
+        if drain is not None:
+            drain.join(timeout=5)
         errlog.close()
         if not args.json:
             print(f"demo stopped; logs and flash files in {work}")
-        os.environ.pop("BEDSIDE_DEMO", None)
