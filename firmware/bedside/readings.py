@@ -49,6 +49,17 @@ class OxiReading:
         self.pleth = NONE  # latest pleth sample, raw units of the format
         self.flags = 0
 
+    def publish(self, spo2, pr, quality, flags, pleth, pi_x100, t_ms):
+        """A decoder completed a reading: every field at once (no stale field survives)."""
+        self.spo2 = spo2
+        self.pr = pr
+        self.quality = quality
+        self.flags = flags
+        self.pleth = pleth
+        self.pi_x100 = pi_x100
+        self.t_ms = t_ms
+        self.count += 1
+
     def flag_names(self):
         return [name for bit, name in FLAG_NAMES if self.flags & bit]
 

@@ -86,15 +86,48 @@ class FakeLeds:
         self.sink(self.clock.now, color, on)
 
 
+class _Files:
+    """name -> bytes view over chunked contents (MemStore.files, for tests to inspect/edit)."""
+
+    def __init__(self, chunks):
+        self._chunks = chunks
+
+    def __getitem__(self, name):
+        return b"".join(self._chunks[name])
+
+    def __setitem__(self, name, data):
+        self._chunks[name] = [bytes(data)]
+
+    def __contains__(self, name):
+        return name in self._chunks
+
+    def get(self, name, default=None):
+        return self[name] if name in self._chunks else default
+
+    def __len__(self):
+        return len(self._chunks)
+
+    def keys(self):
+        return self._chunks.keys()
+
+
 class MemStore:
+    """Flash files in memory. Appends are kept as chunks (like flash, an append does not copy
+    the file), so long tests do not fragment a Pico-sized heap; reads join them."""
+
     def __init__(self, files=None):
-        self.files = dict(files or {})
+        self._chunks = {}
+        self.files = _Files(self._chunks)
+        for name, data in (files or {}).items():
+            self._chunks[name] = [bytes(data)]
 
     def read(self, name):
         return self.files.get(name)
 
     def write(self, name, data):
-        self.files[name] = bytes(data)
+        self._chunks[name] = [bytes(data)]
 
     def append(self, name, data):
-        self.files[name] = self.files.get(name, b"") + bytes(data)
+        if name not in self._chunks:
+            self._chunks[name] = []
+        self._chunks[name].append(bytes(data))

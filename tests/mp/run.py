@@ -16,6 +16,11 @@ if not MODULES:
     here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
     MODULES = sorted(n[:-3] for n in _listdir(here) if n.startswith("test_") and n.endswith(".py"))
 
+try:
+    from gc import collect as _collect
+except ImportError:  # pragma: no cover
+    _collect = None
+
 passed = 0
 failed = 0
 for modname in MODULES:
@@ -26,6 +31,8 @@ for modname in MODULES:
         fn = getattr(mod, name)
         if not callable(fn):
             continue
+        if _collect is not None:
+            _collect()  # each test starts from a collected heap, as a fresh board would
         try:
             fn()
         except Exception as e:  # report and go on, like a test runner

@@ -135,13 +135,6 @@ class BerryMedDecoder:
             q = Q_MARGINAL
         else:
             q = Q_GOOD
-        r.spo2 = sp
-        r.pr = pr
-        r.pleth = pleth
-        r.quality = q
-        r.flags = flags
-        r.pi_x100 = NONE
-        r.t_ms = now_ms
-        r.count += 1
+        r.publish(sp, pr, q, flags, pleth, NONE, now_ms)
         self.packets += 1
         return EV_FRAME | EV_READING

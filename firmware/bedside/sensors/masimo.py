@@ -251,13 +251,6 @@ class MasimoDecoder:
         if alarm != NONE and alarm:
             self.alarm_lines += 1
         r = self.reading
-        r.spo2 = spo2
-        r.pr = bpm
-        r.pi_x100 = pi
-        r.pleth = NONE
-        r.quality = q
-        r.flags = flags
-        r.t_ms = now_ms
-        r.count += 1
+        r.publish(spo2, bpm, q, flags, NONE, pi, now_ms)
         self.packets += 1
         return EV_FRAME | EV_READING

@@ -114,13 +114,6 @@ class Nonin1Decoder:
             q = Q_UNKNOWN
         else:
             q = Q_GOOD  # neither low nor marginal perfusion flagged, values present
-        r.spo2 = sp
-        r.pr = hr
-        r.quality = q
-        r.flags = flags
-        r.pleth = NONE
-        r.pi_x100 = NONE
-        r.t_ms = now_ms
-        r.count += 1
+        r.publish(sp, hr, q, flags, NONE, NONE, now_ms)
         self.packets += 1
         return EV_FRAME | EV_READING

@@ -148,11 +148,5 @@ class NoninPacketDecoder:
             flags |= F_MISSING
         if self._quality == Q_LOW:
             flags |= F_LOW_PERF
-        r.spo2 = spo2
-        r.pr = hr
-        r.quality = self._quality
-        r.flags = flags
-        r.pi_x100 = NONE
-        r.t_ms = now_ms
-        r.count += 1
+        r.publish(spo2, hr, self._quality, flags, r.pleth, NONE, now_ms)  # pleth: per frame
         self.packets += 1
