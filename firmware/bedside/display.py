@@ -208,8 +208,7 @@ class Display:
         if self._stale(L_VITALS, ((spo2 + 1) << 12) | (pr + 1)):
             self._put(
                 L_VITALS,
-                "SpO2 %3s  PR %3s"
-                % ("--" if spo2 == NONE else spo2, "--" if pr == NONE else pr),
+                "SpO2 %3s  PR %3s" % ("--" if spo2 == NONE else spo2, "--" if pr == NONE else pr),
             )
 
     def _nibp(self, dev, now):
