@@ -36,7 +36,6 @@ class Annunciator:
         self._rem_t = 0  # AUDIO OFF: last reminder start (or entry)
         self._off_t0 = 0  # AUDIO OFF: entry, for the green flash phase
         self.tone_on = False
-        self.test_until = None  # self-test / lamp test end (set by the device)
 
     def silence(self):
         """Audio inactivated by the operator: stop the running burst now."""

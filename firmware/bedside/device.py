@@ -9,7 +9,7 @@ import json
 from bedside import VERSION
 from bedside.alarmlog import AlarmLog
 from bedside.alarms import fsm, rules
-from bedside.alarms.conditions import CONDITIONS, IDS, PRIORITY_NAMES
+from bedside.alarms.conditions import CONDITIONS, IDS, KIND_NAMES, PRIORITY_NAMES
 from bedside.alarms.engine import AlarmEngine
 from bedside.annunciator import Annunciator
 from bedside.compat import const
@@ -271,7 +271,7 @@ class Device:
             "priority": PRIORITY_NAMES[a.prio[i]],
             "state": fsm.STATE_NAMES[a.state[i]],
             "event": fsm.EVENT_NAMES[event],
-            "kind": "physiological" if CONDITIONS[i][1] == 0 else "technical",
+            "kind": KIND_NAMES[CONDITIONS[i][1]],
             "value": _val(a.value[i]),
             "limit": _val(a.limit[i]),
         }

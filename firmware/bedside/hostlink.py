@@ -75,10 +75,6 @@ class HostLink:
                 self._partial = self._partial[n:]
         return True
 
-    @property
-    def backlog(self):
-        return len(self._pending) + (1 if self._partial is not None else 0)
-
     # --- host -> device ------------------------------------------------------------------
     def feed(self, buf, n, handle):
         """Split bytes into lines; call handle(command_dict_or_None, error) per line."""

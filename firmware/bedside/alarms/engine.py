@@ -179,13 +179,6 @@ class AlarmEngine:
                 best = i
         return best
 
-    def visible_count(self):
-        n = 0
-        for i in range(COUNT):
-            if self.state[i]:
-                n += 1
-        return n
-
     def paused_remaining_ms(self, now):
         """Longest audio-pause time left among paused conditions (0 if none)."""
         left = 0
