@@ -40,7 +40,13 @@ HOST_LINK_LOST = const(16)
 DEVICE_RESTARTED = const(17)
 SETTINGS_DEFAULTED = const(18)
 CHECK_OVERDUE = const(19)
-COUNT = const(20)
+NIBP_CUFF_FAULT = const(20)
+STORAGE_FAULT = const(21)
+CORE_FAULT = const(22)
+TEST_HIGH = const(23)
+TEST_MEDIUM = const(24)
+TEST_LOW = const(25)
+COUNT = const(26)
 
 # (id, kind, priority, latching, delay (setting name in s, or fixed ms),
 #  escalation ((setting name in s, priority) or None), title for the display and the monitor)
@@ -73,6 +79,12 @@ CONDITIONS = (
     ("DEVICE_RESTARTED", TECHNICAL, P_MEDIUM, L_NO, 0, None, "DEVICE RESTARTED"),
     ("SETTINGS_DEFAULTED", TECHNICAL, P_MEDIUM, L_NO, 0, None, "DEFAULT SETTINGS"),
     ("CHECK_OVERDUE", TECHNICAL, P_LOW, L_NO, 0, None, "CHECK OVERDUE"),
+    ("NIBP_CUFF_FAULT", TECHNICAL, P_HIGH, L_NO, 0, None, "CUFF NOT DEFLATED"),
+    ("STORAGE_FAULT", TECHNICAL, P_LOW, L_NO, 0, None, "STORAGE FAULT"),
+    ("CORE_FAULT", TECHNICAL, P_MEDIUM, L_NO, 0, None, "DEVICE FAULT"),
+    ("TEST_HIGH", TECHNICAL, P_HIGH, L_NO, 0, None, "TEST ALARM HIGH"),
+    ("TEST_MEDIUM", TECHNICAL, P_MEDIUM, L_NO, 0, None, "TEST ALARM MED"),
+    ("TEST_LOW", TECHNICAL, P_LOW, L_NO, 0, None, "TEST ALARM LOW"),
 )
 
 IDS = tuple(c[0] for c in CONDITIONS)
