@@ -55,8 +55,9 @@ def decode(line):
 
 
 class AlarmLog:
-    def __init__(self, store, segments=SEGMENTS, per_segment=PER_SEGMENT):
+    def __init__(self, store, prefix=PREFIX, segments=SEGMENTS, per_segment=PER_SEGMENT):
         self.store = store
+        self.prefix = prefix
         self.segments = segments
         self.per_segment = per_segment
         self.seq = 0  # number of the next record
@@ -67,7 +68,7 @@ class AlarmLog:
         self._newline = False  # the current segment ends in a torn line
 
     def _name(self, i):
-        return PREFIX + str(i)
+        return self.prefix + str(i)
 
     def _lines(self, i):
         data = self.store.read(self._name(i))
@@ -75,8 +76,9 @@ class AlarmLog:
             return None, b""
         return data.split(b"\n"), data
 
-    def open(self):
+    def open(self, boot=None):
         """Resume after the last valid record; returns this boot's counter."""
+        boot_arg = boot
         best = -1
         best_first = -1
         for i in range(self.segments):
@@ -112,6 +114,8 @@ class AlarmLog:
             self._newline = not data.endswith(b"\n")
         self.seq = last + 1
         self.boot = boot + 1
+        if boot_arg is not None:
+            self.boot = boot_arg
         return self.boot
 
     def append(self, uptime_ms, fields):
@@ -151,3 +155,31 @@ class AlarmLog:
         """Number of the oldest record kept (self.seq if the log is empty)."""
         recs = self.read(0, 1)
         return recs[0]["n"] if recs else self.seq
+
+
+class _Reader:
+    """TEMPORARY cursor (the persistence branch streams)."""
+
+    def __init__(self, log, first):
+        self.log = log
+        self.first = first
+
+    def next(self):
+        recs = self.log.read(self.first, 1)
+        if not recs:
+            return None
+        self.first = recs[0]["n"] + 1
+        return recs[0]
+
+
+def _reader(self, first):
+    return _Reader(self, first)
+
+
+def _first(self):
+    recs = self.read(0, 1)
+    return recs[0]["n"] if recs else self.seq
+
+
+AlarmLog.reader = _reader
+AlarmLog.first = _first

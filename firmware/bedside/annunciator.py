@@ -16,7 +16,10 @@ from bedside.alarms.patterns import (
     VISUAL,
     period,
 )
+from bedside.compat import const
 from bedside.ticks import elapsed, ticks_add
+
+QUIET_MAX = const(60000)
 
 
 class Annunciator:
@@ -36,6 +39,38 @@ class Annunciator:
         self._rem_t = 0  # AUDIO OFF: last reminder start (or entry)
         self._off_t0 = 0  # AUDIO OFF: entry, for the green flash phase
         self.tone_on = False
+
+    def quiet_ms(self, now):
+        """Milliseconds until the next auditory pulse is due (0 while one sounds): the board
+        runs a flash write (interrupts off) only when this is long enough. QUIET_MAX if none."""
+        if self._level:
+            return 0
+        if self._prio:
+            pat = AUDITORY[self._prio]
+            t = elapsed(now, self._t0)
+            for start in pat[2]:
+                if start > t:
+                    return start - t
+            left = period(pat) - t
+            return left if left > 0 else 0
+        if self._off:
+            left = self.settings["audio_off_reminder_min"] * 60000 - elapsed(now, self._rem_t)
+            return left if left > 0 else 0
+        return QUIET_MAX
+
+    def invalidate(self):
+        """Something else drove the sounder and LEDs (the self-test): apply everything again."""
+        for c in range(4):
+            self._led[c] = 2
+        self._level = -1
+        self._vprio = -1
+
+    def safe(self, now, prio):
+        """A fault was caught: restart the pattern state and sound at least `prio`."""
+        self._prio = P_NONE
+        self._silenced = True
+        self.invalidate()
+        self.step(now, prio, prio, False)
 
     def silence(self):
         """Audio inactivated by the operator: stop the running burst now."""

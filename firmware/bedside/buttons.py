@@ -36,3 +36,79 @@ class Button:
             self._long_done = True
             ev = LONG
         return ev
+
+
+# The three keys of the device, as bits of the `levels` the board samples each tick.
+K_ACK = const(1)
+K_CHECK = const(2)
+K_NIBP = const(4)
+CHORD_MS = const(3000)  # CHECK + NIBP held together this long: alarm-signal self-test
+# Events (names are what Device.button takes).
+EVENTS = (None, "ack", "reset", "check", "nibp", "selftest")
+E_ACK = const(1)
+E_RESET = const(2)
+E_CHECK = const(3)
+E_NIBP = const(4)
+E_SELFTEST = const(5)
+
+
+class Keys:
+    """The one key mapping, used by the Pico board layer and the SIL alike: ACK short press =
+    acknowledge (audio pause), ACK long press = alarm reset, CHECK, NIBP start/stop; CHECK and
+    NIBP held together for CHORD_MS = self-test (a sequence that is not pressed by accident;
+    their single events are then suppressed). update() returns at most one event per call."""
+
+    def __init__(self, debounce_ms=50, long_ms=1500):
+        self.ack = Button(debounce_ms, long_ms)
+        self.check = Button(debounce_ms, long_ms)
+        self.nibp = Button(debounce_ms, long_ms)
+        self._chord_t = 0
+        self._chord = False  # both held (debounced)
+        self._chord_used = False  # the chord fired or was started: no single events until release
+        self._queue = bytearray(4)  # events not yet returned (several in one tick)
+        self._qn = 0
+
+    def _push(self, ev):
+        if self._qn < len(self._queue):
+            self._queue[self._qn] = ev
+            self._qn += 1
+
+    def update(self, levels, now):
+        """Feed the sampled key levels (bits K_*); returns an event E_* or 0."""
+        ea = self.ack.update(levels & K_ACK, now)
+        ec = self.check.update(levels & K_CHECK, now)
+        en = self.nibp.update(levels & K_NIBP, now)
+        both = self.check._stable and self.nibp._stable
+        if both and not self._chord:
+            self._chord = True
+            self._chord_used = True
+            self._chord_t = now
+        elif both and self._chord_t is not None and elapsed(now, self._chord_t) >= CHORD_MS:
+            self._push(E_SELFTEST)
+            self._chord_t = None  # fire once per hold
+        if not both:
+            self._chord = False
+            if self._chord_t is None:
+                self._chord_t = 0
+            if not self.check._stable and not self.nibp._stable:
+                self._chord_used = False
+                ec = en = NONE  # the release of a chord is not a key press
+        if ea == SHORT:
+            self._push(E_ACK)
+        elif ea == LONG:
+            self._push(E_RESET)
+        if not self._chord_used:
+            if ec == SHORT:
+                self._push(E_CHECK)
+            if en == SHORT:
+                self._push(E_NIBP)
+        return self.next_event()
+
+    def next_event(self):
+        if not self._qn:
+            return 0
+        ev = self._queue[0]
+        for i in range(1, self._qn):
+            self._queue[i - 1] = self._queue[i]
+        self._qn -= 1
+        return ev

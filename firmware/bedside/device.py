@@ -1,48 +1,46 @@
-# device.py: the whole device core, one poll per main-loop tick.
-# Follow a byte: poll() reads the oximeter UART -> sensors decoder updates the OxiReading ->
-# alarms.rules judge the conditions -> alarms.engine decides occurrences and signal states ->
-# annunciator drives the sounder and LEDs -> hostlink reports to the PC.
-# Pure core: the UARTs, sounder, LEDs and flash store are injected; now_ms comes in as an
-# argument (wrap-aware 30-bit ticks); nothing here blocks or sleeps.
-import json
-
-from bedside import VERSION
+# device.py: the device core: one short pipeline per main-loop tick.
+# Follow a byte: the oximeter UART -> sensors decoder (OxiReading) -> observations (the facts,
+# with saturating ages) -> alarms.rules judge the conditions -> alarms.engine decides
+# occurrences and signal states -> annunciator drives the sounder and LEDs -> hostlink
+# reports to the PC (messages.py builds the bodies, commands.py answers the host).
+# Pure core: UARTs, sounder, LEDs and flash store are injected; now_ms comes in as an
+# argument (wrap-aware 30-bit ticks); nothing here blocks, sleeps or writes flash: records go
+# to the persistence queue, which the main loop drains when no pulse is due (background()).
+# No exception leaves poll(), button() or background(): a caught error raises CORE_FAULT (or
+# STORAGE_FAULT), is reported and logged, and the annunciator is put in a safe state.
+from bedside import messages
 from bedside.alarmlog import AlarmLog
-from bedside.alarms import fsm, rules
-from bedside.alarms.conditions import CONDITIONS, IDS, KIND_NAMES, PRIORITY_NAMES
+from bedside.alarms import rules
+from bedside.alarms.conditions import HOST_LINK_LOST, P_HIGH, P_LOW, P_MEDIUM, TEST_HIGH
 from bedside.alarms.engine import AlarmEngine
 from bedside.annunciator import Annunciator
+from bedside.commands import Commands
 from bedside.compat import const
-from bedside.hostlink import PROTOCOL_VERSION, HostLink
+from bedside.hostlink import HostLink
 from bedside.nibp_schedule import NibpSchedule
-from bedside.readings import F_NO_FINGER, F_SENSOR_OFF, NONE, NibpReading, OxiReading
+from bedside.observations import Observations
+from bedside.persist import Persist
+from bedside.readings import NONE, NibpReading, OxiReading
+from bedside.selftest import SelfTest
 from bedside.sensors import EV_FRAME, EV_READING, load_oximeter
 from bedside.sensors.suntech import EV_NIBP_ERROR, EV_NIBP_RESULT, SuntechNibp
-from bedside.sensors.suntech import STATE_NAMES as NIBP_STATE_NAMES
-from bedside.settings import OPERATOR, Settings
-from bedside.ticks import elapsed
+from bedside.settings import ORG, SETTINGS_FILE, encode, read_settings
+from bedside.ticks import Age, elapsed
 
 TICK_MS = const(10)  # main-loop period the board aims for
 _EVAL_MS = const(100)  # alarm rules are judged at least this often
 _REPORT_MS = const(1000)  # vitals and heartbeat messages to the host
 _RX = const(64)  # bytes read per UART per read call
-_QUALITY_NAMES = ("unknown", "low", "marginal", "good")
-SETTINGS_FILE = "settings.json"
-_LOG_MAX = const(16)  # records per `log` command
+_PERSIST_QUIET_MS = const(60)  # a flash write runs only if no pulse is due this soon
+_FAULT_MSG_MS = const(1000)  # at most one fault message a second (the count says the rest)
+_BAD_TICKS = const(100)  # ticks in a row whose alarm stages failed: the loop cannot go on
+_COUNT_MAX = const(9999)
+_EVENT_KEYS = ("ack", "reset", "check", "nibp", "selftest")
 
 
 def load_settings(store):
-    """Settings from the flash store; unreadable or invalid: defaults, flagged as defaulted."""
-    settings = Settings()
-    raw = store.read(SETTINGS_FILE) if store is not None else None
-    if raw is None:
-        return settings  # first boot: defaults, not an error
-    try:
-        stored = json.loads(raw)
-    except (ValueError, UnicodeError):
-        stored = None
-    settings.load(stored)
-    return settings
+    """Settings from the flash store (never raises; see settings.read_settings)."""
+    return read_settings(store)
 
 
 class Device:
@@ -59,93 +57,150 @@ class Device:
         nibp_uart=None,
         reset_cause="power_on",
         settings=None,
+        selftest=True,
     ):
         self.oxi_uart = oxi_uart
         self.nibp_uart = nibp_uart
         self.host = host
-        self.store = store
         self.reset_cause = reset_cause
+        self.now = now
+        self.faults = 0
+        self.last_fault = None
+        self._t_fault_msg = now
+        self._fault_quiet = True
+        self._bad_ticks = 0
+        self.display_errors = 0
+        self.phase = "MONITOR"  # session workflow phase (the infusion-session issue)
         self.settings = settings if settings is not None else load_settings(store)
         s = self.settings
+        # flash: two logs and the write-behind queue; a failing store is a technical alarm
+        self.persist = None
+        self.alog = self.elog = None
+        self.boot = 0
+        storage_ok = True
+        if store is not None:
+            self.alog = AlarmLog(store)
+            self.elog = AlarmLog(store, prefix="eventlog.")
+            try:
+                self.boot = self.alog.open()
+                self.elog.open(self.boot)
+            except Exception:  # OSError above all: alarms go on without a log
+                storage_ok = False
+            self.persist = Persist(store, self.alog, self.elog)
+        self.link = HostLink(self.boot)
         self.oxi = OxiReading()
         self.decoder = load_oximeter(s["oxi_format"], self.oxi)
         self.nibp = NibpReading()
+        self.nibp_age = Age()
         self.nibp_drv = None
         self.schedule = None
         if nibp_uart is not None:
-            self._init_nibp(now)
+            self.nibp_drv = SuntechNibp(nibp_uart, self.nibp, patient=s["nibp_patient"])
+            self.schedule = NibpSchedule(interval_min=s["nibp_interval_min"])
+            self.schedule.set_interval(s["nibp_interval_min"], now)
+        restarted = reset_cause not in ("power_on", "soft")
+        self.obs = Observations(now, self.oxi, self.nibp, restarted)
+        self.obs.storage_fault = not storage_ok
         self.alarms = AlarmEngine(s, self._alarm_event)
         self.annunciator = Annunciator(sounder, leds, s)
-        self.link = HostLink()
+        self.selftest = SelfTest(sounder, leds)
+        self.cmds = Commands(self)
+        self._on_line = self.cmds.handle  # bound once: no allocation per tick
         self._buf = bytearray(_RX)
         self._mv = memoryview(self._buf)
-        # time
-        self.boot_ms = now
         self._last = now
-        self.uptime_ms = 0
+        self.up_s = 0
+        self._up_ms = 0
         self._t_eval = now
         self._t_report = now
-        # what the rules look at
-        self.oxi_seen = False
-        self.oxi_rx_ms = now
-        self.spo2_valid_ms = now
-        self.spo2_held = False
-        self.host_seen = False
-        self.host_rx_ms = now
-        self._now = now
-        self.restarted = reset_cause not in ("power_on", "soft")
-        self.check_overdue = False
-        self.bp_baseline_sys = NONE
-        self.nibp_due_ref_ms = now
-        self.phase = "MONITOR"  # session workflow phase, shown on the display (bedside.display)
         self._eval_now = True
-        self.alog = None  # persistent alarm log (flash ring), if there is a store
-        if store is not None:
-            self.alog = AlarmLog(store)
-            self.alog.open()
-            self.alog.append(0, {"event": "boot", "reset_cause": reset_cause})
-        self._hello(None)
+        self._audio_lease = Age()
+        self._audio_lease_ms = 0
+        self._tests = []  # test alarms queued after the running one
+        self._last_audible = 0
+        if selftest:
+            self.selftest.start(now)
+        self.log_event({"event": "boot", "reset_cause": reset_cause}, alarm=True)
+        self.send_hello(None)
 
-    # --- settings -----------------------------------------------------------------------
-    def _save_settings(self):
-        if self.store is not None:
-            self.store.write(SETTINGS_FILE, json.dumps(self.settings.values).encode())
-
-    # --- NIBP ---------------------------------------------------------------------------
-    def _init_nibp(self, now):
-        s = self.settings
-        self.nibp_drv = SuntechNibp(self.nibp_uart, self.nibp, patient=s["nibp_patient"])
-        self.schedule = NibpSchedule(interval_min=s["nibp_interval_min"])
-        self.schedule.set_interval(s["nibp_interval_min"], now)
-
-    def nibp_condition(self):
-        return self.nibp_drv.condition if self.nibp_drv is not None else None
-
-    def nibp_error_code(self):
-        return self.nibp_drv.error if self.nibp_drv is not None else NONE
+    @property
+    def uptime_ms(self):
+        return self.up_s * 1000 + self._up_ms
 
     # --- the tick -----------------------------------------------------------------------
     def poll(self, now):
-        """Service every input and output once. Call every TICK_MS or so."""
-        self.uptime_ms += elapsed(now, self._last)
+        """Service every input and output once. Call every TICK_MS or so. Never raises."""
+        self.now = now
+        d = elapsed(now, self._last)
         self._last = now
-        self._poll_oximeter(now)
-        if self.nibp_drv is not None:
-            self._poll_nibp(now)
-        self._poll_host(now)
-        if self._eval_now or elapsed(now, self._t_eval) >= _EVAL_MS:
-            self._eval_now = False
-            self._t_eval = now
-            rules.evaluate(self.alarms, self, now)
-            self.alarms.step(now)
-        a = self.alarms
-        self.annunciator.step(now, a.audible_priority(), a.visible_priority(), a.audio_off)
-        if elapsed(now, self._t_report) >= _REPORT_MS:
-            self._t_report = now
-            self._report(now)
-        self.link.flush(self.host)
+        self._up_ms += d
+        if self._up_ms >= 1000:  # uptime as seconds + ms: small ints for ever
+            q = self._up_ms // 1000
+            self.up_s += q
+            self._up_ms -= q * 1000
+        bad = False
+        try:
+            self._read_sensors(now)
+        except Exception as e:
+            self.fault("sensors", e)
+        try:
+            if self.link.pump(self.host, self._on_line):
+                self.obs.host_seen = True
+                self.obs.host_rx.mark(now)
+        except Exception as e:
+            self.fault("host", e)
+        try:
+            self._judge(now)
+        except Exception as e:
+            bad = True
+            self.fault("alarms", e)
+        try:
+            self._annunciate(now)
+        except Exception as e:
+            bad = True
+            self.fault("annunciator", e)
+            self._safe(now)
+        try:
+            if elapsed(now, self._t_report) >= _REPORT_MS:
+                self._t_report = now
+                self.report(now)
+            self.cmds.step(now)
+        except Exception as e:
+            self.fault("report", e)
+        try:
+            self.link.flush(self.host)
+        except Exception as e:
+            self.fault("host", e)
+        self._bad_ticks = self._bad_ticks + 1 if bad else 0
 
-    def _poll_oximeter(self, now):
+    def healthy(self):
+        """False once the alarm stages have failed _BAD_TICKS ticks in a row: the board then
+        stops feeding the watchdog (a deliberate reset is the only way left to alarm)."""
+        return self._bad_ticks < _BAD_TICKS
+
+    def background(self, now):
+        """Flash write-behind: one store operation, only when no auditory pulse is due soon
+        (on the rp2 port a flash erase runs with interrupts off). Never raises."""
+        p = self.persist
+        if p is None or not p.pending():
+            return
+        try:
+            if self.annunciator.quiet_ms(now) < _PERSIST_QUIET_MS:
+                return
+            saving = p.saving(SETTINGS_FILE)
+            p.step()
+            if p.fault != self.obs.storage_fault:
+                self.obs.storage_fault = p.fault
+                self._eval_now = True
+                if p.fault:
+                    self._fault_msg("storage", p.last_error)
+            if saving and not p.fault and not p.saving(SETTINGS_FILE):
+                self.settings.saved()  # valid settings are on flash: SETTINGS_DEFAULTED ends
+                self._eval_now = True
+        except Exception as e:
+            self.fault("storage", e)
+
+    def _read_sensors(self, now):
         ev = 0
         mv = self._mv
         for _ in range(8):  # bounded: at most 8 reads a tick
@@ -155,17 +210,94 @@ class Device:
             ev |= self.decoder.feed(mv, n, now)
             if n < _RX:
                 break
+        o = self.obs
         if ev & EV_FRAME:
-            self.oxi_seen = True
-            self.oxi_rx_ms = now
+            o.oxi_frame(self.oxi.flags, now)
         if ev & EV_READING:
             r = self.oxi
-            if r.spo2 != NONE and not r.flags & (F_SENSOR_OFF | F_NO_FINGER):
-                self.spo2_valid_ms = now
+            o.oxi_values(r.spo2, r.pr, r.flags, now)
             self._eval_now = True
-        elif ev & EV_FRAME and self.oxi.flags & F_SENSOR_OFF:
-            self._eval_now = True  # sensor-off: judge at once, not at the packet's end
+        elif ev & EV_FRAME and o.off_flags:
+            self._eval_now = True  # sensor-off: judge soon, not at the packet's end
+        if self.nibp_drv is not None:
+            self._poll_nibp(now)
 
+    def _judge(self, now):
+        if not (self._eval_now or elapsed(now, self._t_eval) >= _EVAL_MS):
+            return
+        self._eval_now = False
+        self._t_eval = now
+        a = self.alarms
+        was_off = a.audio_off
+        rules.evaluate(a, self.settings, self.obs, now)
+        a.step(now)
+        if a.audio_off:
+            if self._audio_lease.ms(now) >= self._audio_lease_ms:
+                self._end_audio_off("lease_expired")
+            elif a.exists[HOST_LINK_LOST]:
+                self._end_audio_off("host_link_lost")
+        elif was_off:
+            self._audio_off_event(False, "withdrawn")  # the organisation withdrew it
+        if self._tests and not self.obs.test_running(now):
+            self.obs.test_prio = self._tests.pop(0)
+            self.obs.test.mark(now)
+            self._eval_now = True
+
+    def _annunciate(self, now):
+        a = self.alarms
+        audible = a.audible_priority()
+        self._last_audible = audible
+        st = self.selftest
+        if st.running:
+            if not audible and st.step(now, self.settings["sounder_hz"]):
+                return
+            st.stop()  # done, or a real alarm needs the outputs
+            self.annunciator.invalidate()
+            self.send("selftest", {"step": "done", "by": "boot"})
+        self.annunciator.step(now, audible, a.visible_priority(), a.audio_off)
+
+    def _safe(self, now):
+        """The annunciator failed: restart it sounding at least the highest known priority;
+        if even that fails, a steady tone and the red LED."""
+        prio = self._last_audible if self._last_audible > P_MEDIUM else P_MEDIUM
+        try:
+            self.annunciator.safe(now, prio)
+        except Exception:
+            try:
+                self.annunciator.sounder.tone(self.settings["sounder_hz"], 16384)
+                self.annunciator.leds.set(0, True)
+            except Exception:
+                pass
+
+    # --- faults -------------------------------------------------------------------------
+    def fault(self, where, e):
+        """An unexpected error was caught: CORE_FAULT, a fault message and a log record."""
+        try:
+            if self.faults < _COUNT_MAX:
+                self.faults += 1
+            self.obs.fault.mark(self.now)
+            self._eval_now = True
+            self._fault_msg(where, "%s: %s" % (type(e).__name__, e))
+        except Exception:
+            pass
+
+    def _fault_msg(self, where, text):
+        text = (text or "")[:80]
+        self.last_fault = text
+        now = self.now
+        if self._fault_quiet or elapsed(now, self._t_fault_msg) >= _FAULT_MSG_MS:
+            self._fault_quiet = False
+            self._t_fault_msg = now
+            fields = {"where": where, "error": text, "count": self.faults}
+            self.send("fault", fields)
+            self.log_event({"event": "fault", "where": where, "error": text})
+
+    def storage_error(self, e):
+        self.obs.storage_fault = True
+        self._eval_now = True
+        self._fault_msg("storage", "%s: %s" % (type(e).__name__, e))
+
+    # --- NIBP ---------------------------------------------------------------------------
     def _poll_nibp(self, now):
         drv = self.nibp_drv
         mv = self._mv
@@ -174,83 +306,60 @@ class Device:
         if n:
             ev |= drv.feed(mv, n, now)
         ev |= drv.step(now)
-        s = self.settings  # SpO2 alarms held while the cuff inflates (alarms.md 4.5), capped
-        self.spo2_held = self.alarms.nibp_hold.update(
+        o = self.obs
+        s = self.settings  # SpO2 alarms held while the cuff inflates (alarms.md 6), capped
+        o.spo2_held = self.alarms.nibp_hold.update(
             s["spo2_hold_nibp"], drv.busy, s["spo2_hold_max_s"], now
         )
+        o.nibp_cond = drv.condition
+        o.nibp_error = drv.error
+        cuff_fault = getattr(drv, "cuff_fault", False)
+        if cuff_fault != o.cuff_fault:
+            o.cuff_fault = cuff_fault
+            self._eval_now = True
+            state = "cuff_fault" if cuff_fault else "deflated"
+            fields = {"state": state, "cuff": messages.val(drv.cuff_mmhg)}
+            if cuff_fault:
+                fields["reason"] = getattr(drv, "cuff_fault_reason", None)
+            self.send("nibp_state", fields)
         sched = self.schedule
         if sched.in_cycle and not drv.busy:
             sched.cycle_ended(now)  # result, error or abort: the cycle is over either way
         elif not drv.busy and sched.due(now):
             if drv.start(now):
                 sched.cycle_started(now)
-                self._send("nibp_state", {"state": "starting", "cuff": None})
+                self.send("nibp_state", {"state": "starting", "cuff": None})
         if ev & EV_NIBP_RESULT:
             n = self.nibp
-            self.nibp_due_ref_ms = now
-            if self.bp_baseline_sys == NONE:
-                self.bp_baseline_sys = n.sys
-            self._send("nibp", self._nibp_fields(now))
+            o.nibp_due.mark(now)
+            self.nibp_age.mark(now)
+            if o.bp_baseline_sys == NONE:
+                o.bp_baseline_sys = n.sys
+            self.send("nibp", messages.nibp(self, now))
             self._eval_now = True
         if ev & EV_NIBP_ERROR:
-            self._send(
-                "nibp_state",
-                {
-                    "state": "error",
-                    "error": drv.error,
-                    "message": drv.error_text(),
-                    "condition": drv.condition,
-                },
-            )
+            fields = {
+                "state": "error",
+                "error": drv.error,
+                "message": drv.error_text(),
+                "condition": drv.condition,
+            }
+            self.send("nibp_state", fields)
             self._eval_now = True
 
-    def _nibp_fields(self, now):
-        n = self.nibp
-        if not n.valid:
-            return {"sys": None, "dia": None, "map": None, "pr": None, "age_s": None}
-        return {
-            "sys": n.sys,
-            "dia": n.dia,
-            "map": n.map,
-            "pr": _val(n.pr),
-            "age_s": elapsed(now, n.t_ms) // 1000,
-        }
-
-    def _poll_host(self, now):
-        mv = self._mv
-        for _ in range(4):
-            n = self.host.readinto(mv)
-            if not n:
-                break
-            self.host_seen = True
-            self.host_rx_ms = now
-            self._now = now
-            self.link.feed(mv, n, self._command)
-            if n < _RX:
-                break
-
-    # --- buttons ------------------------------------------------------------------------
-    def button(self, name, now):
-        """A debounced key event: "ack" (short), "reset" (long), "check", "nibp"."""
-        if name == "ack":
-            n = self.alarms.ack(now)
-            if n:
-                self.annunciator.silence()
-        elif name == "reset":
-            self.restarted = False  # staff have seen the restart
-            rules.evaluate(self.alarms, self, now)
-            self.alarms.step(now)
-            n = self.alarms.reset(now)
-        elif name == "check":
-            n = 1
-            self.check_overdue = False
-        elif name == "nibp":
-            n = self._nibp_key(now)
-        else:
-            raise ValueError("unknown button %s" % name)
-        self._send("button", {"button": name, "affected": n})
-        self._eval_now = True
-        return n
+    def nibp_request(self, action):
+        """Host: "start" (STAT) or "stop" (abort). Returns an error string or None."""
+        drv = self.nibp_drv
+        if drv is None:
+            return "no NIBP module on this device"
+        if action == "start" and drv.busy:
+            return "a measurement is already running"
+        if action == "stop" and not drv.busy:
+            return "no measurement is running"
+        if action == "start" and getattr(drv, "cuff_fault", False):
+            return "the cuff is not deflated (NIBP_CUFF_FAULT)"
+        self._nibp_key(self.now)
+        return None
 
     def _nibp_key(self, now):
         drv = self.nibp_drv
@@ -258,198 +367,163 @@ class Device:
             return 0
         if drv.busy:
             drv.abort(now)
-            self._send("nibp_state", {"state": "aborting", "cuff": _val(drv.cuff_mmhg)})
+            self.send("nibp_state", {"state": "aborting", "cuff": messages.val(drv.cuff_mmhg)})
             return 1
         self.schedule.measure_now(now)
         return 1
 
-    # --- alarm events -------------------------------------------------------------------
-    def _alarm_event(self, i, event, now):
+    # --- keys -----------------------------------------------------------------------------
+    def button(self, name, now):
+        """A key event: "ack" (short), "reset" (long), "check", "nibp", "selftest". Returns
+        how many alarms or actions it touched. Never raises (an unknown name touches none)."""
+        try:
+            return self._button(name, now)
+        except Exception as e:
+            self.fault("button", e)
+            return 0
+
+    def _button(self, name, now):
+        if name not in _EVENT_KEYS:
+            return 0
+        self.now = now
+        if name == "ack":
+            n = self.alarms.ack(now)
+            if n:
+                self.annunciator.silence()
+        elif name == "reset":
+            o = self.obs
+            o.restarted = False  # staff have seen the restart
+            if self.settings.defaulted:
+                self.settings.reset_defaulted()  # staff have seen the defaulted settings
+            rules.evaluate(self.alarms, self.settings, o, now)
+            self.alarms.step(now)
+            n = self.alarms.reset(now)
+        elif name == "check":
+            n = 1
+            self.obs.check_overdue = False
+        elif name == "nibp":
+            n = self._nibp_key(now)
+        else:
+            n = self.test_alarm(0, "keys")
+        self.send("button", {"button": name, "affected": n})
+        self._eval_now = True
+        return n
+
+    def test_alarm(self, prio, by):
+        """A test alarm of `prio` (0: HIGH, MEDIUM, LOW in turn), through the whole chain."""
+        seq = [prio] if prio else [P_HIGH, P_MEDIUM, P_LOW]
+        self._tests = seq
+        self.obs.test_prio = 0
+        self._eval_now = True
+        self.send("selftest", {"step": "alarm", "by": by, "priorities": len(seq)})
+        self.log_event({"event": "selftest", "by": by})
+        return len(seq)
+
+    # --- settings and AUDIO OFF (host commands) -------------------------------------------
+    def change_setting(self, name, value, access, by):
+        """Validate and apply; returns (error or None, reply fields)."""
+        s = self.settings
+        old = s.values.get(name)
+        err, changed = s.set(name, value, access)
+        if err:
+            return err, None
+        fields = {"name": name, "value": value, "old": old, "changed": changed}
+        if not changed:
+            return None, fields  # nothing written, nothing logged
+        if self.persist is not None:
+            self.persist.save(SETTINGS_FILE, encode(s.values))
+        if name == "nibp_interval_min" and self.schedule is not None:
+            self.schedule.set_interval(value, self.now)
+            self.obs.nibp_due.mark(self.now)
+        if name == "nibp_patient" and self.nibp_drv is not None:
+            self.nibp_drv.set_patient(value)
+        msg = {"name": name, "value": value, "old": old, "by": by}
+        self.send("setting", msg)
+        rec = {"event": "setting", "name": name, "value": value, "old": old, "by": by}
+        self.log_event(rec)
+        self._eval_now = True
+        return None, fields
+
+    def set_setting_org(self, name, value):
+        """Responsible-organisation change (SIL --set, provisioning)."""
+        return self.change_setting(name, value, ORG, None)[0]
+
+    def set_audio_off(self, on, lease_s, reason):
         a = self.alarms
-        fields = {
-            "condition": IDS[i],
-            "priority": PRIORITY_NAMES[a.prio[i]],
-            "state": fsm.STATE_NAMES[a.state[i]],
-            "event": fsm.EVENT_NAMES[event],
-            "kind": KIND_NAMES[CONDITIONS[i][1]],
-            "value": _val(a.value[i]),
-            "limit": _val(a.limit[i]),
-        }
-        if event == fsm.E_ACK:
-            fields["pause_s"] = self.settings["audio_pause_s"]
-        self._send("alarm", fields)
-        if self.alog is not None:
-            self.alog.append(self.uptime_ms, fields)
+        was = a.audio_off
+        err = a.set_audio_off(on)
+        if err:
+            return err
+        if on:
+            self._audio_lease.mark(self.now)
+            self._audio_lease_ms = lease_s * 1000
+        if on != was or on:
+            self._audio_off_event(on, reason, lease_s)
+        self._eval_now = True
+        return None
+
+    def _end_audio_off(self, reason):
+        self.alarms.set_audio_off(False)
+        self._audio_off_event(False, reason)
+
+    def _audio_off_event(self, on, reason, lease_s=None):
+        self.send("audio_off", {"on": on, "reason": reason, "lease_s": lease_s})
+        self.log_event({"event": "audio_off" if on else "audio_on", "reason": reason})
+
+    def audio_off_left_ms(self, now):
+        left = self._audio_lease_ms - self._audio_lease.ms(now)
+        return left if left > 0 else 0
+
+    # --- alarm events and logs ------------------------------------------------------------
+    def _alarm_event(self, i, event, now):
+        fields = messages.alarm(self, i, event)
+        self.send("alarm", fields)
+        if self.persist is not None:  # test alarms go to the event log, not the alarm log
+            if i < TEST_HIGH:
+                self.persist.log_alarm(self.uptime_ms, fields)
+            else:
+                self.persist.log_event(self.uptime_ms, fields)
+
+    def log_event(self, fields, alarm=False):
+        p = self.persist
+        if p is None:
+            return
+        if alarm:
+            p.log_alarm(self.uptime_ms, fields)
+        else:
+            p.log_event(self.uptime_ms, fields)
+
+    def log_for(self, which):
+        return self.alog if which == "alarm" else self.elog
+
+    def log_positions(self):
+        if self.alog is None:
+            return None
+        out = {}
+        for name, log in (("alarm", self.alog), ("event", self.elog)):
+            try:
+                out[name] = {"first": log.first(), "next": log.seq}
+            except Exception:
+                out[name] = None
+        return out
 
     # --- host link ----------------------------------------------------------------------
-    def _send(self, mtype, fields):
+    def send(self, mtype, fields):
         return self.link.send(mtype, self.uptime_ms, fields)
 
-    def _hello(self, req_id):
-        self._send(
-            "hello",
-            {
-                "fw": VERSION,
-                "protocol": PROTOCOL_VERSION,
-                "reset_cause": self.reset_cause,
-                "oxi_format": self.settings["oxi_format"],
-                "nibp": self.nibp_drv is not None,
-                "settings_defaulted": self.settings.defaulted,
-                "id": req_id,
-            },
-        )
-
-    def _report(self, now):
-        r = self.oxi
-        fresh = self.oxi_seen and elapsed(now, self.oxi_rx_ms) < 2000
-        self._send(
-            "oxi",
-            {
-                "spo2": _val(r.spo2) if fresh else None,
-                "pr": _val(r.pr) if fresh else None,
-                "flags": r.flag_names() if fresh else ["no_data"],
-                "quality": _QUALITY_NAMES[r.quality],
-                "pi": r.pi_x100 / 100 if r.pi_x100 >= 0 else None,
-            },
-        )
-        a = self.alarms
-        top = a.top()
-        hb = {
-            "priority": PRIORITY_NAMES[a.visible_priority()],
-            "audible": PRIORITY_NAMES[a.audible_priority()],
-            "top": IDS[top] if top >= 0 else None,
-            "active": [IDS[i] for i in range(len(IDS)) if a.state[i]],
-            "audio_paused_s": a.paused_remaining_ms(now) // 1000,
-            "audio_off": a.audio_off,
-            "rx_errors": self.link.rx_errors + self.decoder.frames_bad,
-            "tx_dropped": self.link.tx_dropped,
-        }
-        if self.nibp_drv is not None:
-            hb["nibp"] = self._nibp_fields(now)
-            hb["nibp_state"] = NIBP_STATE_NAMES[self.nibp_drv.state]
-            hb["cuff"] = _val(self.nibp_drv.cuff_mmhg)
-        self._send("heartbeat", hb)
-
-    def _command(self, cmd, error):
-        if cmd is None:
-            self._send("reply", {"ok": False, "error": error})
-            return
-        name = cmd["cmd"]
-        rid = cmd.get("id")
-        handler = _COMMANDS.get(name)
-        if handler is None:
-            self._reply(name, rid, "unknown command %s" % name)
-            return
-        try:
-            handler(self, cmd, rid)
-        except (KeyError, TypeError, ValueError) as e:
-            self._reply(name, rid, "bad arguments: %s" % e)
-
-    def _reply(self, name, rid, error=None, fields=None):
+    def reply(self, name, rid, error=None, fields=None):
         out = {"cmd": name, "id": rid, "ok": error is None}
         if error is not None:
             out["error"] = error
         if fields:
-            out.update(fields)
-        self._send("reply", out)
+            for k in fields:
+                if k not in out:
+                    out[k] = fields[k]
+        self.send("reply", out)
 
-    def _cmd_ping(self, cmd, rid):
-        self._reply("ping", rid)
+    def send_hello(self, rid):
+        self.send("hello", messages.hello(self, rid))
 
-    def _cmd_hello(self, cmd, rid):
-        self._hello(rid)
-
-    def _cmd_get_settings(self, cmd, rid):
-        self._reply("get_settings", rid, None, {"settings": self.settings.values})
-
-    def _cmd_set(self, cmd, rid):
-        name = cmd["name"]
-        value = cmd["value"]
-        old = self.settings.values.get(name)
-        err = self.settings.set(name, value, OPERATOR)
-        if err:
-            self._reply("set", rid, err)
-            return
-        self._save_settings()
-        if name == "nibp_interval_min" and self.schedule is not None:
-            self.schedule.set_interval(value, self._now)
-            self.nibp_due_ref_ms = self._now
-        self._reply("set", rid, None, {"name": name, "value": value, "old": old})
-        self._send("setting", {"name": name, "value": value, "old": old})
-        if self.alog is not None:
-            line = {"event": "setting", "name": name, "value": value, "old": old}
-            self.alog.append(self.uptime_ms, line)
-        self._eval_now = True
-
-    def _cmd_replay(self, cmd, rid):
-        first = cmd["from"]
-        if isinstance(first, bool) or not isinstance(first, int) or first < 0:
-            raise ValueError("from must be a sequence number")
-        n = self.link.replay(first)
-        self._reply("replay", rid, None, {"count": n, "oldest": self.link.oldest_kept()})
-
-    def _cmd_status(self, cmd, rid):
-        self._report(self._now)
-
-    def _cmd_audio_off(self, cmd, rid):
-        """{"cmd": "audio_off", "on": true|false}: AUDIO OFF, only if audio_off_allowed."""
-        on = cmd["on"]
-        if not isinstance(on, bool):
-            raise ValueError("on must be true or false")
-        was = self.alarms.audio_off
-        err = self.alarms.set_audio_off(on)
-        if err:
-            self._reply("audio_off", rid, err)
-            return
-        self._reply("audio_off", rid, None, {"audio_off": on})
-        if on != was and self.alog is not None:
-            self.alog.append(self.uptime_ms, {"event": "audio_off" if on else "audio_on"})
-
-    def _cmd_log(self, cmd, rid):
-        """{"cmd": "log", "from": n}: up to 16 alarm-log records from n, one "log" message
-        each, then a reply with count, next (to ask for) and the oldest/next numbers kept."""
-        first = cmd.get("from", 0)
-        if isinstance(first, bool) or not isinstance(first, int) or first < 0:
-            raise ValueError("from must be a record number")
-        if self.alog is None:
-            self._reply("log", rid, "no alarm log (no flash store)")
-            return
-        recs = self.alog.read(first, _LOG_MAX)
-        for rec in recs:
-            self._send("log", rec)
-        nxt = recs[-1]["n"] + 1 if recs else max(first, self.alog.seq)
-        fields = {"count": len(recs), "next": nxt, "end": self.alog.seq, "boot": self.alog.boot}
-        self._reply("log", rid, None, fields)
-
-    def _cmd_nibp(self, cmd, rid):
-        """{"cmd": "nibp", "action": "start"/"stop"}: measure now (STAT), or abort."""
-        action = cmd["action"]
-        drv = self.nibp_drv
-        if action not in ("start", "stop"):
-            raise ValueError("action must be start or stop")
-        if drv is None:
-            self._reply("nibp", rid, "no NIBP module on this device")
-        elif action == "start" and drv.busy:
-            self._reply("nibp", rid, "a measurement is already running")
-        elif action == "stop" and not drv.busy:
-            self._reply("nibp", rid, "no measurement is running")
-        else:
-            self._nibp_key(self._now)
-            self._reply("nibp", rid, None, {"action": action})
-
-
-_COMMANDS = {
-    "ping": Device._cmd_ping,
-    "hello": Device._cmd_hello,
-    "get_settings": Device._cmd_get_settings,
-    "set": Device._cmd_set,
-    "replay": Device._cmd_replay,
-    "status": Device._cmd_status,
-    "log": Device._cmd_log,
-    "audio_off": Device._cmd_audio_off,
-    "nibp": Device._cmd_nibp,
-}
-
-
-def _val(x):
-    return None if x == NONE else x
+    def report(self, now):
+        self.send("oxi", messages.oxi(self, now))
+        self.send("heartbeat", messages.heartbeat(self, now))

@@ -15,8 +15,8 @@
 # costs no heap; `dirty` says which lines changed so the board redraws only those.
 from bedside.alarms.conditions import CONDITIONS, COUNT, P_HIGH, P_MEDIUM
 from bedside.compat import const
-from bedside.readings import F_NO_FINGER, F_SENSOR_OFF, NONE
-from bedside.ticks import elapsed, ticks_diff
+from bedside.readings import NONE
+from bedside.ticks import AGE_MAX, elapsed, ticks_diff
 
 WIDTH = const(16)
 LINES = const(8)
@@ -31,8 +31,6 @@ MARKERS = ("", "!", "!!", "!!!")  # by priority: none, LOW, MEDIUM, HIGH
 PRIORITY_WORDS = ("", "LOW", "MEDIUM", "HIGH")
 CYCLE_MS = const(2500)  # several alarms: each is shown this long (a queued display)
 FLASH_MS = const(500)  # HIGH: inverted for 500 ms, normal for 500 ms
-FRESH_MS = const(2000)  # oximeter values older than this are shown as "--"
-_OFF = F_SENSOR_OFF | F_NO_FINGER
 _K_AGE = const(LINES)  # extra key slot: the NIBP age bucket
 # Words shortened, in order, only for a title longer than WIDTH.
 _SHORTER = (("OXIMETER", "OXI"), ("SIGNAL", "SIG"), ("SETTINGS", "SET"))
@@ -48,7 +46,9 @@ def fit_title(title, width=WIDTH):
 
 
 def age_text(ms):
-    """A reading's age in at most 3 characters: 59s, 12m, 5h, 3d."""
+    """A reading's age in at most 3 characters: 59s, 12m, 5h, >3d (ages saturate)."""
+    if ms >= AGE_MAX:
+        return ">3d"
     s = ms // 1000
     if s < 60:
         return "%ds" % s
@@ -201,10 +201,9 @@ class Display:
     # --- vitals -------------------------------------------------------------------------
     def _vitals(self, dev, now):
         r = dev.oxi
-        spo2 = pr = NONE
-        if dev.oxi_seen and elapsed(now, dev.oxi_rx_ms) < FRESH_MS and not r.flags & _OFF:
-            spo2 = r.spo2
-            pr = r.pr
+        o = dev.obs  # one definition of "current" (bedside.observations)
+        spo2 = r.spo2 if o.spo2_current(now) else NONE
+        pr = r.pr if o.pr_current(now) else NONE
         if self._stale(L_VITALS, ((spo2 + 1) << 12) | (pr + 1)):
             self._put(
                 L_VITALS,
@@ -220,7 +219,7 @@ class Display:
             key = -1
         else:
             key = (n.sys << 20) | (n.dia << 10) | n.map
-        age = elapsed(now, n.t_ms) if key >= 0 else 0
+        age = dev.nibp_age.ms(now) if key >= 0 else 0
         age_key = _age_key(age)
         if self._stale(L_NIBP, key) | self._stale(_K_AGE, age_key):
             if key == -2:

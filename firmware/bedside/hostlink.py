@@ -1,74 +1,130 @@
-# hostlink.py: the USB-serial host link, newline-delimited JSON (docs/protocol.md).
-# Device -> host: messages {"v": 1, "seq": n, "type": ..., "t_ms": uptime, ...}; seq rises by
-# one per message and the last HISTORY lines can be replayed on request. Host -> device:
-# commands {"cmd": ..., "id": optional}; every line is validated and answered with a reply.
+# hostlink.py: the USB-serial host link framing: NDJSON out with history and replay, command
+# lines in (docs/protocol.md). Bounded everywhere: lines handled per tick, bytes written per
+# tick, lines queued, lines replayed per command. The host can neither stall the loop nor push
+# alarm events out of what can be replayed: those are kept in a separate retained ring.
+# Device -> host: {"v": 2, "seq": n, "boot": b, "type": ..., "t_ms": uptime, ...}.
 # Messages are built at most a few times a second (never per byte or per frame).
 import json
 
 from bedside.compat import const
 
-PROTOCOL_VERSION = const(1)
+PROTOCOL_VERSION = const(2)
+HOST_BAUD = const(115200)  # nominal rate for ptys and USB-serial adapters (USB CDC ignores it)
 LINE_MAX = const(512)  # longest accepted command line, bytes (longer: rejected, resync at LF)
-HISTORY = const(64)  # sent lines kept for replay
+HISTORY = const(64)  # last lines of every kind kept for replay
+RETAINED = const(64)  # last alarm/nibp/setting/... lines kept for replay whatever else is sent
 OUTBOX = const(64)  # lines waiting for the transport (oldest dropped beyond this, counted)
+REPLAY_MAX = const(16)  # lines sent again per replay command
+LINES_PER_TICK = const(4)  # command lines handled per tick; the rest wait in the input
+WRITE_BUDGET = const(512)  # bytes written per tick (USB CDC full speed takes far more)
+_RX = const(64)  # bytes read from the host per read call
+_COUNT_MAX = const(0x3FFFFFFF)  # counters stay small ints on the Pico (31-bit)
+RETAIN_TYPES = ("alarm", "nibp", "nibp_state", "setting", "audio_off", "fault", "selftest")
+
+
+def _inc(x):
+    return x + 1 if x < _COUNT_MAX else x
 
 
 class HostLink:
     """Encodes messages into a bounded outbox and decodes command lines from the host."""
 
-    def __init__(self):
+    def __init__(self, boot=0):
+        self.boot = boot
         self.seq = 0
         self._line = bytearray(LINE_MAX)
         self._n = 0
         self._overlong = False
+        self._rx = bytearray(_RX)  # bytes read but not yet split into lines
+        self._rx_mv = memoryview(self._rx)
+        self._rx_i = 0
+        self._rx_n = 0
         self._pending = []  # encoded lines not yet written (bytes)
         self._partial = None  # memoryview of a line written in part
-        self._history = [None] * HISTORY  # (seq, line) ring
+        self._history = [None] * HISTORY  # (seq, line) ring of every line
+        self._retained = [None] * RETAINED  # (seq, line) ring of RETAIN_TYPES lines
+        self._ret_i = 0
         self.rx_lines = 0
         self.rx_errors = 0
         self.tx_dropped = 0
+        self.tx_bytes = 0
 
     # --- device -> host ------------------------------------------------------------------
     def send(self, mtype, t_ms, fields=None):
         """Queue one message; returns its seq."""
         self.seq += 1
-        msg = {"v": PROTOCOL_VERSION, "seq": self.seq, "type": mtype, "t_ms": t_ms}
+        msg = {"v": PROTOCOL_VERSION, "seq": self.seq, "boot": self.boot, "type": mtype}
+        msg["t_ms"] = t_ms
         if fields:
-            msg.update(fields)
+            for k in fields:
+                if k not in msg:  # the envelope is never overwritten by a field
+                    msg[k] = fields[k]
         line = (json.dumps(msg) + "\n").encode()
-        self._history[self.seq % HISTORY] = (self.seq, line)
+        entry = (self.seq, line)
+        self._history[self.seq % HISTORY] = entry
+        if mtype in RETAIN_TYPES:
+            self._retained[self._ret_i] = entry
+            self._ret_i = (self._ret_i + 1) % RETAINED
         self._queue(line)
         return self.seq
 
     def _queue(self, line):
         if len(self._pending) >= OUTBOX:
             self._pending.pop(0)
-            self.tx_dropped += 1
+            self.tx_dropped = _inc(self.tx_dropped)
         self._pending.append(line)
 
-    def replay(self, first_seq):
-        """Queue again every kept line with seq >= first_seq, in order. Returns the count."""
-        lines = [h for h in self._history if h is not None and h[0] >= first_seq]
-        lines.sort(key=lambda h: h[0])
-        for _seq, line in lines:
-            self._queue(line)
-        return len(lines)
+    def room(self):
+        """Lines the outbox takes before it drops the oldest."""
+        return OUTBOX - len(self._pending)
+
+    def _kept(self, first_seq):
+        """Kept (seq, line) entries with seq >= first_seq, oldest first, without duplicates."""
+        seen = {}
+        for ring in (self._history, self._retained):
+            for h in ring:
+                if h is not None and h[0] >= first_seq:
+                    seen[h[0]] = h[1]
+        return sorted(seen.items())
+
+    def replay(self, first_seq, limit=REPLAY_MAX):
+        """Queue again kept lines with seq >= first_seq, in order, at most `limit` and never
+        more than the outbox takes beside one reply. Returns (count, next seq or None)."""
+        kept = self._kept(first_seq)
+        room = self.room() - 1
+        n = min(len(kept), limit, room if room > 0 else 0)
+        for i in range(n):
+            self._queue(kept[i][1])
+        nxt = kept[n][0] if n < len(kept) else None
+        return n, nxt
 
     def oldest_kept(self):
-        kept = [h[0] for h in self._history if h is not None]
-        return min(kept) if kept else self.seq + 1
+        best = self.seq + 1
+        for ring in (self._history, self._retained):
+            for h in ring:
+                if h is not None and h[0] < best:
+                    best = h[0]
+        return best
 
-    def flush(self, stream):
-        """Write queued lines to stream (write() may accept less, or None); never blocks."""
+    def flush(self, stream, budget=WRITE_BUDGET):
+        """Write queued lines, at most `budget` bytes this tick; stream.write(mv) may accept
+        less (or None, 0: not writable now). Never blocks, never raises. True when empty."""
         while self._partial is not None or self._pending:
+            if budget <= 0:
+                return False
             if self._partial is None:
                 self._partial = memoryview(self._pending.pop(0))
+            part = self._partial
+            if len(part) > budget:
+                part = part[:budget]
             try:
-                n = stream.write(self._partial)
-            except OSError:
+                n = stream.write(part)
+            except Exception:  # a failing transport never stops the loop
                 n = 0
             if not n:
                 return False
+            budget -= n
+            self.tx_bytes = _inc(self.tx_bytes)
             if n >= len(self._partial):
                 self._partial = None
             else:
@@ -76,37 +132,75 @@ class HostLink:
         return True
 
     # --- host -> device ------------------------------------------------------------------
-    def feed(self, buf, n, handle):
-        """Split bytes into lines; call handle(command_dict_or_None, error) per line."""
-        line = self._line
-        for i in range(n):
-            b = buf[i]
-            if b == 10:  # LF ends a line
-                if self._overlong:
-                    self._overlong = False
-                    self.rx_errors += 1
-                    handle(None, "line longer than %d bytes" % LINE_MAX)
-                elif self._n:
-                    self._line_in(handle)
-                self._n = 0
-            elif self._overlong or b == 13:
-                continue
-            elif self._n >= LINE_MAX:
-                self._overlong = True
-            else:
-                line[self._n] = b
-                self._n += 1
+    def pump(self, stream, handle, max_lines=LINES_PER_TICK):
+        """Read from the host and handle at most max_lines complete lines; bytes after the
+        last handled line wait for the next call. Returns True if any byte arrived."""
+        got = False
+        handled = 0
+        for _ in range(4):  # bounded reads per tick
+            if self._rx_i >= self._rx_n:
+                try:
+                    n = stream.readinto(self._rx_mv)
+                except Exception:
+                    n = 0
+                if not n:
+                    break
+                got = True
+                self._rx_i = 0
+                self._rx_n = n
+            handled += self._split(handle, max_lines - handled)
+            if handled >= max_lines:
+                break
+        return got
 
-    def _line_in(self, handle):
-        self.rx_lines += 1
+    def feed(self, buf, n, handle):
+        """Split n bytes of buf into lines; handle every complete one (tests, replay tools)."""
+        for i in range(n):
+            self._byte(buf[i], handle)
+
+    def _split(self, handle, budget):
+        rx = self._rx
+        done = 0
+        while self._rx_i < self._rx_n and done < budget:
+            b = rx[self._rx_i]
+            self._rx_i += 1
+            if self._byte(b, handle):
+                done += 1
+        return done
+
+    def _byte(self, b, handle):
+        """One byte; returns True when it completed a line that was handled."""
+        if b == 10:  # LF ends a line
+            n = self._n
+            self._n = 0
+            if self._overlong:
+                self._overlong = False
+                self.rx_errors = _inc(self.rx_errors)
+                handle(None, "line longer than %d bytes" % LINE_MAX)
+                return True
+            if n:
+                self._line_in(n, handle)
+                return True
+            return False
+        if self._overlong or b == 13:
+            return False
+        if self._n >= LINE_MAX:
+            self._overlong = True
+        else:
+            self._line[self._n] = b
+            self._n += 1
+        return False
+
+    def _line_in(self, n, handle):
+        self.rx_lines = _inc(self.rx_lines)
         try:
-            cmd = json.loads(bytes(self._line[: self._n]))
-        except (ValueError, UnicodeError):
-            self.rx_errors += 1
+            cmd = json.loads(bytes(self._line[:n]))
+        except Exception:  # ValueError, UnicodeError; RecursionError/RuntimeError when deep
+            self.rx_errors = _inc(self.rx_errors)
             handle(None, "invalid JSON")
             return
         if not isinstance(cmd, dict) or not isinstance(cmd.get("cmd"), str):
-            self.rx_errors += 1
+            self.rx_errors = _inc(self.rx_errors)
             handle(None, 'a command is a JSON object with a string "cmd"')
             return
         handle(cmd, None)

@@ -163,14 +163,21 @@ class Settings:
         return self.values[name]
 
     def set(self, name, value, access=OPERATOR):
-        """Change one setting; returns an error string or None. Nothing changes on error."""
+        """Change one setting; returns (error or None, changed). Nothing changes on error."""
         err = check(name, value)
         if err:
-            return err
+            return err, False
         if SPEC[name][4] > access:
-            return "%s may be changed only by the responsible organisation" % name
+            return "%s may be changed only by the responsible organisation" % name, False
+        changed = self.values[name] != value
         self.values[name] = value
-        return None
+        return None, changed
+
+    def saved(self):
+        self.defaulted = False
+
+    def reset_defaulted(self):
+        self.defaulted = False
 
     def load(self, stored):
         """Apply a dict read from flash. Any bad entry: keep defaults for all, flag defaulted."""
@@ -188,3 +195,31 @@ class Settings:
         self.values = fresh
         self.defaulted = False
         return True
+
+
+SETTINGS_FILE = "settings.json"
+
+
+def encode(values):
+    import json
+
+    return json.dumps(values).encode()
+
+
+def read_settings(store):
+    import json
+
+    settings = Settings()
+    try:
+        raw = store.read(SETTINGS_FILE) if store is not None else None
+    except OSError:
+        settings.defaulted = True
+        return settings
+    if raw is None:
+        return settings
+    try:
+        stored = json.loads(raw)
+    except Exception:
+        stored = None
+    settings.load(stored)
+    return settings

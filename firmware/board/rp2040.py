@@ -8,20 +8,25 @@ import time
 
 import framebuf
 import machine
-from bedside.buttons import LONG, SHORT, Button
+import micropython
+from bedside.buttons import K_ACK, K_CHECK, K_NIBP
 from bedside.device import TICK_MS, Device, load_settings
 from bedside.display import TALL, Display
+from bedside.mainloop import MainLoop
 from bedside.sensors import oximeter_link
+from bedside.sensors.suntech import BAUD as NIBP_BAUD
 from bedside.ticks import MASK, elapsed
 from machine import I2C, PWM, UART, WDT, Pin
 
 from board import pins
+from board.streams import UartIn, UsbHost
 
 WDT_TIMEOUT_MS = 2000  # rp2040 maximum is 8388 ms
 HEARTBEAT_HALF_MS = 50  # backup-sounder heartbeat: 10 Hz square wave while the loop runs
 UART_RXBUF = 1024  # about 1 s of data at 9600 baud, covers a stalled loop
 SCREEN_FRAME_MS = 250  # the OLED is redrawn at most 4 times a second, and only on change
 SCREEN_RETRY_MS = 5000  # a missing or failing OLED is tried again this often
+INIT_CMDS_PER_STEP = 8  # SSD1306 init commands sent per update (about 0.3 ms at 400 kHz)
 # nibble -> byte with every bit doubled: one 8-pixel column becomes 16 (double-height text)
 _TALL = bytes(sum(3 << (2 * k) for k in range(4) if n >> k & 1) for n in range(16))
 
@@ -60,29 +65,6 @@ class Leds:
 
     def set(self, color, on):
         self._pins[color].value(self._on if on else 1 - self._on)
-
-
-class UsbHost:
-    """The USB CDC console as the host link: non-blocking reads, writes through."""
-
-    def __init__(self):
-        self._poll = select.poll()
-        self._poll.register(sys.stdin, select.POLLIN)
-        self._in = sys.stdin.buffer
-        self._out = sys.stdout.buffer
-
-    def readinto(self, buf):
-        n = 0
-        while n < len(buf) and self._poll.poll(0):
-            b = self._in.read(1)
-            if not b:
-                break
-            buf[n] = b[0]
-            n += 1
-        return n or None
-
-    def write(self, data):
-        return self._out.write(data)
 
 
 class FlashStore:
@@ -135,6 +117,8 @@ class Screen:
         self.errors = 0
         self._t_open = (now - SCREEN_RETRY_MS) & MASK  # first attempt at the first update
         self._t_frame = now
+        self._init = []  # the panel's init commands, sent INIT_CMDS_PER_STEP per update
+        self._init_i = 0
         self._todo = 0  # bitmask of text lines still to draw into the panel's RAM
         self._pages = 0  # bitmask of 128-byte pages still to send
         self._mv = []
@@ -142,14 +126,26 @@ class Screen:
         self._fb = framebuf.FrameBuffer(self._row, 128, 8, framebuf.MONO_VLSB)
 
     def _open(self):
+        """Build the driver WITHOUT its one-shot init (which sends every command and the whole
+        1 KB frame in one call); the init commands and the blank frame then go out in bounded
+        steps from update(), like any other page."""
         from ssd1306 import SSD1306_I2C  # firmware/lib; imported here so it is not load-bearing
 
+        class _Panel(SSD1306_I2C):
+            def init_display(self):
+                pass  # done in steps by Screen
+
         i2c = I2C(pins.I2C_ID, sda=Pin(pins.I2C_SDA), scl=Pin(pins.I2C_SCL), freq=pins.I2C_FREQ)
-        self.oled = SSD1306_I2C(128, 64, i2c, addr=pins.OLED_ADDR)
-        mv = memoryview(self.oled.buffer)
+        o = _Panel(128, 64, i2c, addr=pins.OLED_ADDR)
+        mv = memoryview(o.buffer)
         self._mv = [mv[p * 128 : p * 128 + 128] for p in range(8)]
+        self._init = list(_init_commands(o))
+        self._init_i = 0
+        o.fill(0)
+        self._pages = 0xFF  # send the blank frame, one page per step, after the commands
         self.view = Display()  # the fresh panel is blank: draw every line again
-        return self.oled
+        self.oled = o
+        return o
 
     def update(self, dev, now):
         try:
@@ -159,7 +155,12 @@ class Screen:
                     return
                 self._t_open = now
                 o = self._open()
-            if self._pages:
+            if self._init_i < len(self._init):
+                end = self._init_i + INIT_CMDS_PER_STEP
+                for c in self._init[self._init_i : end]:
+                    o.write_cmd(c)
+                self._init_i = end
+            elif self._pages:
                 self._send_page(o)
             elif self._todo:
                 self._draw(o.buffer)
@@ -207,6 +208,17 @@ class Screen:
         self._pages &= ~(1 << p)
 
 
+def _init_commands(o):
+    """The SSD1306 init sequence of the vendored driver (firmware/lib/ssd1306.py init_display),
+    as data, display on last."""
+    return (
+        0xAE, 0x20, 0x00, 0x40, 0xA1, 0xA8, o.height - 1, 0xC8, 0xD3, 0x00,
+        0xDA, 0x02 if o.width > 2 * o.height else 0x12, 0xD5, 0x80,
+        0xD9, 0x22 if o.external_vcc else 0xF1, 0xDB, 0x30, 0x81, 0xFF, 0xA4, 0xA6,
+        0x8D, 0x10 if o.external_vcc else 0x14, 0xAF,
+    )  # fmt: skip
+
+
 def _reset_cause():
     cause = machine.reset_cause()
     if cause == machine.WDT_RESET:
@@ -217,6 +229,7 @@ def _reset_cause():
 
 
 def run():
+    micropython.kbd_intr(-1)  # a Ctrl-C byte from the host must not stop the firmware
     now = time.ticks_ms() & MASK  # type: ignore[operator]  # the core's 30-bit tick
     store = FlashStore()
     settings = load_settings(store)
@@ -233,7 +246,7 @@ def run():
     )
     nibp = UART(
         pins.NIBP_UART_ID,
-        baudrate=9600,
+        baudrate=NIBP_BAUD,
         tx=Pin(pins.NIBP_TX),
         rx=Pin(pins.NIBP_RX),
         rxbuf=UART_RXBUF,
@@ -247,40 +260,43 @@ def run():
         active_high=bool(pins.LED_ACTIVE_HIGH),
     )
     sounder = Sounder(pins.SOUNDER_PWM, pins.SOUNDER_ENABLE)
+    poll_in = select.poll()
+    poll_in.register(sys.stdin, select.POLLIN)
+    poll_out = select.poll()
+    poll_out.register(sys.stdout, select.POLLOUT)
+    host = UsbHost(poll_in, poll_out, sys.stdin.buffer, sys.stdout.buffer)
     wdt = WDT(timeout=WDT_TIMEOUT_MS)
     dev = Device(
         now,
-        oxi,
-        UsbHost(),
+        UartIn(oxi),
+        host,
         sounder,
         leds,
         store=store,
-        nibp_uart=nibp,
+        nibp_uart=UartIn(nibp),
         reset_cause=_reset_cause(),
         settings=settings,
     )
     pull = Pin.PULL_UP if pins.BTN_ACTIVE_LOW else Pin.PULL_DOWN
-    pressed_level = 0 if pins.BTN_ACTIVE_LOW else 1
-    keys = (
-        (Pin(pins.BTN_ACK, Pin.IN, pull), Button(), "ack", "reset"),
-        (Pin(pins.BTN_CHECK, Pin.IN, pull), Button(), "check", "check"),
-        (Pin(pins.BTN_NIBP, Pin.IN, pull), Button(), "nibp", "nibp"),
-    )
+    pressed = 0 if pins.BTN_ACTIVE_LOW else 1
+    k_ack = Pin(pins.BTN_ACK, Pin.IN, pull)
+    k_check = Pin(pins.BTN_CHECK, Pin.IN, pull)
+    k_nibp = Pin(pins.BTN_NIBP, Pin.IN, pull)
     beat = Pin(pins.BACKUP_HEARTBEAT, Pin.OUT, value=0)
     t_beat = now
-    screen = Screen(now)
+    loop = MainLoop(dev, Screen(now))
     while True:
         t0 = time.ticks_ms()
         now = t0 & MASK  # type: ignore[operator]
-        for pin, btn, short_name, long_name in keys:
-            ev = btn.update(pin.value() == pressed_level, now)
-            if ev == SHORT:
-                dev.button(short_name, now)
-            elif ev == LONG and long_name != short_name:
-                dev.button(long_name, now)
-        dev.poll(now)
-        screen.update(dev, now)  # after the alarms: never delays them
-        wdt.feed()
+        levels = 0
+        if k_ack.value() == pressed:
+            levels |= K_ACK
+        if k_check.value() == pressed:
+            levels |= K_CHECK
+        if k_nibp.value() == pressed:
+            levels |= K_NIBP
+        if loop.step(now, levels):
+            wdt.feed()  # not fed once the alarm stages keep failing: a deliberate reset
         if time.ticks_diff(now, t_beat) >= HEARTBEAT_HALF_MS:
             t_beat = now
             beat.toggle()

@@ -19,6 +19,8 @@ class Bench:
         on_message=None,
         sounder_sink=None,
         led_sink=None,
+        selftest=False,
+        nibp_uart=None,
     ):
         self.clock = Clock(start)
         self.oxi = FakeUart()
@@ -35,6 +37,8 @@ class Bench:
             self.leds,
             store=self.store,
             reset_cause=reset_cause,
+            selftest=selftest,
+            nibp_uart=nibp_uart,
         )
         self.messages = []
         self.last_seq = 0
@@ -49,6 +53,7 @@ class Bench:
             self.clock.advance(tick)
             self.t += tick
             self.dev.poll(self.clock.now)
+            self.dev.background(self.clock.now)  # flash write-behind, as the main loop does
             if self.t % 1000 < tick:
                 self._drain()
         self._drain()

@@ -10,7 +10,8 @@ from bedside.alarms.conditions import CONDITIONS, IDS, P_HIGH, P_LOW, P_MEDIUM, 
 from bedside.alarms.deficit import REF_ABOVE_LIMIT, REF_LIMIT, IntegratedDeficit
 from bedside.alarms.engine import AlarmEngine, NibpHold
 from bedside.nibp_schedule import NibpSchedule
-from bedside.readings import F_SENSOR_OFF, NONE, OxiReading
+from bedside.observations import Observations
+from bedside.readings import F_SENSOR_OFF, NONE, NibpReading, OxiReading
 from bedside.settings import OPERATOR, ORG, SPEC, Settings
 from bedside.ticks import MASK, ticks_add
 from fakes import FakeUart, MemStore
@@ -20,17 +21,9 @@ from scenario import Bench
 T0 = (1 << 30) - 30000
 
 
-class Dev:
-    """What rules.oximeter looks at, settable by the test."""
-
-    def __init__(self, settings, now):
-        self.settings = settings
-        self.oxi = OxiReading()
-        self.oxi_seen = True
-        self.oxi_rx_ms = now
-        self.spo2_valid_ms = now
-        self.boot_ms = now
-        self.spo2_held = False
+def _obs(now):
+    """What rules.oximeter looks at (bedside.observations), settable by the test."""
+    return Observations(now, OxiReading(), NibpReading())
 
 
 class Rig:
@@ -39,11 +32,11 @@ class Rig:
     def __init__(self, **overrides):
         self.s = Settings()
         for k in overrides:
-            assert self.s.set(k, overrides[k], ORG) is None, k
+            assert self.s.set(k, overrides[k], ORG)[0] is None, k
         self.t = 0
         self.events = []
         self.eng = AlarmEngine(self.s, self._ev)
-        self.dev = Dev(self.s, self.now())
+        self.obs = _obs(self.now())
 
     def now(self):
         return (T0 + self.t) & MASK
@@ -59,13 +52,13 @@ class Rig:
             self.t += step
             now = self.now()
             if spo2 is not None:
-                self.dev.oxi.spo2 = spo2
-                self.dev.oxi.pr = pr
-                self.dev.oxi.flags = flags
-                self.dev.oxi_rx_ms = now
-                if spo2 != NONE:
-                    self.dev.spo2_valid_ms = now
-            rules.oximeter(self.eng, self.dev, now)
+                r = self.obs.oxi
+                r.spo2 = spo2
+                r.pr = pr
+                r.flags = flags
+                self.obs.oxi_frame(flags, now)
+                self.obs.oxi_values(spo2, pr, flags, now)
+            rules.oximeter(self.eng, self.s, self.obs, now)
             self.eng.step(now)
 
     def state(self, cid):
@@ -272,17 +265,27 @@ def test_nibp_hold():
     assert h.update(0, True, 20, ticks_add(T0, 33000)) is False  # setting off
     r = Rig(spo2_low_delay_s=0)
     r.run(1000, 97)
-    r.dev.spo2_held = True
-    r.run(5000, 80)
-    assert r.state("SPO2_DESAT") == "inactive" and r.state("SPO2_LOW") == "inactive"
-    r.run(500, NONE, flags=F_SENSOR_OFF)
-    assert r.state("OXI_SENSOR_OFF") == "active"
-    r.dev.spo2_held = False
-    r.run(500, 80)
-    assert r.state("SPO2_DESAT") == "active" and r.state("SPO2_LOW") == "active"
-    r.dev.spo2_held = True
+    r.obs.spo2_held = True
+    r.run(5000, 88)
+    assert r.state("SPO2_LOW") == "inactive"  # held: no new SPO2_LOW
+    r.run(600, NONE, flags=F_SENSOR_OFF)
+    assert r.state("OXI_SENSOR_OFF") == "active"  # never held
+    r.obs.spo2_held = False
+    r.run(600, 88)
+    assert r.state("SPO2_LOW") == "active"
+    r.obs.spo2_held = True
     r.run(3000, 97)
-    assert r.state("SPO2_DESAT") == "active" and r.state("SPO2_LOW") == "active"  # kept
+    assert r.state("SPO2_LOW") == "active"  # an existing one is kept
+
+
+def test_nibp_hold_never_holds_desat():
+    """REQ-ALM-24: the NIBP-inflation hold never holds SPO2_DESAT (HIGH, no delay)."""
+    r = Rig(spo2_low_delay_s=0)
+    r.run(1000, 97)
+    r.obs.spo2_held = True
+    r.run(500, 80)
+    assert r.state("SPO2_DESAT") == "active"
+    assert r.state("SPO2_LOW") == "inactive"
 
 
 class _Drv:
@@ -305,7 +308,7 @@ class _Drv:
 
 
 def test_nibp_hold_on_the_device():
-    # REQ-ALM-16: the device holds SpO2 alarms from the NIBP driver state, capped
+    # REQ-ALM-16: the device holds SpO2_LOW alarms from the NIBP driver state, capped
     store = MemStore({"settings.json": json.dumps({"spo2_hold_nibp": 1, "spo2_hold_max_s": 20})
                       .encode()})
     b = Bench(store=store)
@@ -314,11 +317,11 @@ def test_nibp_hold_on_the_device():
     b.dev.schedule = NibpSchedule(0)
     b.run(3000, 72, 97)
     b.dev.nibp_drv.busy = True
-    b.run(5000, 72, 80)
-    assert b.dev.spo2_held and not b.alarms("SPO2_DESAT")
-    b.run(16000, 72, 80)  # 21 s into the cycle: hold capped, the desat is raised
-    assert not b.dev.spo2_held
-    assert b.alarms("SPO2_DESAT")[0]["event"] == "raise"
+    b.run(15000, 72, 88)
+    assert b.dev.obs.spo2_held and not b.alarms("SPO2_LOW")
+    b.run(16000, 72, 88)  # 31 s into the cycle: hold capped at 20 s, SPO2_LOW after its delay
+    assert not b.dev.obs.spo2_held
+    assert b.alarms("SPO2_LOW")[0]["event"] == "raise"
 
 
 def test_settings_ranges_and_access():
@@ -444,40 +447,48 @@ def test_alarm_log_ring_survives_restart_and_corruption():
 
 
 def test_alarm_log_from_device_and_host_command():
-    # REQ-ALM-19: the device logs boot, alarm events and setting changes; the host reads them
-    # with {"cmd": "log", "from": n}; a restart continues the numbering with the next boot
+    # REQ-ALM-19: the device logs boot and alarm events in the alarm log and setting changes in
+    # the event log; the host reads them with {"cmd": "log", "from": n, "log": ...}; a restart
+    # continues the numbering with the next boot
     store = MemStore()
     b = Bench(store=store)
     b.run(2000, 72, 97)
     b.run(1000, 72, 80)
-    _cmd(b, {"cmd": "set", "name": "spo2_low", "value": 88})
+    _cmd(b, {"cmd": "set", "name": "spo2_low", "value": 88, "by": "nurse a"})
+    b.run(500, 72, 80)  # written behind, between pulses
     b.messages = []
     r = _cmd(b, {"cmd": "log", "from": 0})
-    recs = [m for m in b.messages if m["type"] == "log"]
-    assert r["ok"] and r["count"] == len(recs) >= 3 and r["boot"] == 1
+    recs = [m["rec"] for m in b.messages if m["type"] == "log" and m["log"] == "alarm"]
+    assert r["ok"] and r["count"] == len(recs) >= 2 and r["boot"] == 1 and r["log"] == "alarm"
     assert recs[0]["event"] == "boot" and recs[0]["b"] == 1
     assert any(x.get("condition") == "SPO2_DESAT" and x["event"] == "raise" for x in recs)
-    assert any(x["event"] == "setting" and x["name"] == "spo2_low" for x in recs)
     assert all("u" in x and "n" in x for x in recs)
+    assert not any(x["event"] == "setting" for x in recs)  # settings never crowd alarms out
+    b.messages = []
+    e = _cmd(b, {"cmd": "log", "log": "event"})
+    ev = [m["rec"] for m in b.messages if m["type"] == "log" and m["log"] == "event"]
+    assert e["ok"] and e["count"] == len(ev) >= 1
+    assert any(x["event"] == "setting" and x["name"] == "spo2_low" and x["by"] == "nurse a"
+               for x in ev)
     b2 = Bench(store=store, reset_cause="watchdog")
     b2.run(500, 72, 97)
     r2 = _cmd(b2, {"cmd": "log", "from": r["end"]})
-    recs2 = [m for m in b2.messages if m["type"] == "log"]
+    recs2 = [m["rec"] for m in b2.messages if m["type"] == "log"]
     assert r2["boot"] == 2 and recs2[0]["n"] == r["end"] and recs2[0]["event"] == "boot"
     assert _cmd(b2, {"cmd": "log", "from": -1})["ok"] is False
 
 
 def _alloc_per_step(mode):
     r = Rig(spo2_delay_mode=mode)
-    r.dev.oxi.spo2 = 88
-    r.dev.oxi.pr = 140
+    r.obs.oxi.spo2 = 88
+    r.obs.oxi.pr = 140
     t = [T0]
 
     def one():
         t[0] = (t[0] + 100) & MASK
-        r.dev.oxi_rx_ms = t[0]
-        r.dev.spo2_valid_ms = t[0]
-        rules.oximeter(r.eng, r.dev, t[0])
+        r.obs.oxi_frame(0, t[0])
+        r.obs.oxi_values(88, 140, 0, t[0])
+        rules.oximeter(r.eng, r.s, r.obs, t[0])
         r.eng.step(t[0])
         r.eng.audible_priority()
         r.eng.visible_priority()

@@ -68,8 +68,9 @@ def test_every_title_fits():
             assert d.titles[i] == t
     assert fit_title("OXIMETER COMM LOST") == "OXI COMM LOST"
     assert age_text(59999) == "59s" and age_text(12 * MIN) == "12m"
-    assert age_text(5 * 60 * MIN) == "5h" and age_text(4 * 24 * 60 * MIN) == "96h"
-    assert age_text(5 * 24 * 60 * MIN) == "5d"
+    assert age_text(5 * 60 * MIN) == "5h" and age_text(3 * 24 * 60 * MIN) == "72h"
+    assert age_text(4 * 24 * 60 * MIN) == ">3d"
+    assert age_text(5 * 24 * 60 * MIN) == ">3d"
 
 
 def test_quiet_screen_shows_vitals_and_phase():
@@ -195,6 +196,7 @@ def test_nibp_with_age_and_cuff():
     assert d.lines[L_NIBP] == "BP --/--"
     n = dev.nibp
     n.sys, n.dia, n.map, n.valid, n.t_ms = 120, 80, 93, True, clock.now
+    dev.nibp_age.mark(clock.now)
     d.render(dev, clock.advance(5000))
     assert d.lines[L_NIBP] == "120/80 (93) 5s"
     d.render(dev, clock.advance(12 * MIN))
@@ -204,8 +206,10 @@ def test_nibp_with_age_and_cuff():
     n.sys, n.dia, n.map = 300, 300, 300
     d.render(dev, clock.advance(12 * 60 * MIN))
     assert d.lines[L_NIBP] == "300/300(300) 12h"  # the tighter form only when needed
-    d.render(dev, clock.advance(100 * 60 * MIN))
-    assert d.lines[L_NIBP] == "300/300 (300) 4d"
+    d.render(dev, clock.advance(60 * 60 * MIN))
+    assert d.lines[L_NIBP] == "300/300(300) 72h"
+    d.render(dev, clock.advance(40 * 60 * MIN))  # 4 days: older than ages go (AGE_MAX)
+    assert d.lines[L_NIBP] == "300/300(300) >3d"
     drv = dev.nibp_drv
     drv.state, drv.cuff_mmhg = ST_MEASURING, 150
     dev.phase = "RECOVERY-LONG-NAME"

@@ -4,6 +4,7 @@
 import json
 
 from bedside.alarms.patterns import CYAN, GREEN, YELLOW
+from bedside.observations import OFF_CONFIRM_MS
 from fakes import MemStore
 from scenario import Bench
 
@@ -36,10 +37,11 @@ def test_spo2_low_raises_medium_after_delay():
 
 
 def test_sensor_off_raises_technical_at_once():
-    # REQ-ALM-02: sensor-off (Nonin SNSA) raises OXI_SENSOR_OFF without waiting for a delay
+    # REQ-ALM-02: sensor-off (Nonin SNSA) raises OXI_SENSOR_OFF without a condition delay,
+    # once the flags have held for the confirmation time (observations.OFF_CONFIRM_MS)
     b = Bench()
     b.run(3000, 72, 97)
-    b.run(400, 511, 127, status=0x88)
+    b.run(OFF_CONFIRM_MS + 200, 511, 127, status=0x88)
     off = b.alarms("OXI_SENSOR_OFF")
     assert off and off[0]["kind"] == "technical" and off[0]["event"] == "raise"
     assert not b.alarms("SPO2_LOW")  # a missing value is not a low value
@@ -75,12 +77,13 @@ def test_ack_pauses_audio_not_visual_and_new_condition_breaks_through():
 
 
 def test_host_messages_have_monotonic_seq_and_fields():
-    # REQ-LINK-01: every message has v, seq (rising by one), type, t_ms; vitals use spo2/pr
+    # REQ-LINK-01: every message has v, seq (rising by one), boot, type, t_ms; vitals spo2/pr
     b = Bench()
     b.run(4000, 72, 97)
     seqs = [m["seq"] for m in b.messages]
     assert seqs == list(range(1, len(seqs) + 1))
-    assert all(m["v"] == 1 and "type" in m and "t_ms" in m for m in b.messages)
+    assert all(m["v"] == 2 and "type" in m and "t_ms" in m for m in b.messages)
+    assert all(m["boot"] == 1 for m in b.messages)  # the boot counter from the flash log
     oxi = [m for m in b.messages if m["type"] == "oxi"]
     assert oxi and oxi[-1]["spo2"] == 97 and oxi[-1]["pr"] == 72
     assert any(m["type"] == "heartbeat" for m in b.messages)
@@ -164,10 +167,8 @@ def test_nibp_abort_ends_the_cycle_and_schedule_goes_on():
     # REQ-SEN-18: after an abort (EC 86 is no failure) the schedule is free for the next cycle
     from fakes import FakeUart
 
-    b = Bench()
     nibp = FakeUart()
-    b.dev.nibp_uart = nibp
-    b.dev._init_nibp(b.clock.now)
+    b = Bench(nibp_uart=nibp)
     b.press("nibp")  # measure now
     b.run(300, 72, 97)
     assert nibp.tx.startswith(bytes.fromhex("3A20A6"))  # start, adult
@@ -188,7 +189,7 @@ def test_nibp_abort_ends_the_cycle_and_schedule_goes_on():
     nibp.push(bytes(data))
     b.run(500, 72, 97)
     assert not b.dev.nibp_drv.busy and not b.dev.schedule.in_cycle
-    assert b.dev.nibp_condition() is None
+    assert b.dev.nibp_drv.condition is None
 
 
 def test_nibp_host_command_starts_and_is_validated():
@@ -199,8 +200,7 @@ def test_nibp_host_command_starts_and_is_validated():
     r = _cmd(b, b'{"cmd": "nibp", "action": "start"}\n')
     assert r["ok"] is False and "no NIBP module" in r["error"]
     nibp = FakeUart()
-    b.dev.nibp_uart = nibp
-    b.dev._init_nibp(b.clock.now)
+    b = Bench(nibp_uart=nibp)
     assert "start or stop" in _cmd(b, b'{"cmd": "nibp", "action": "inflate"}\n')["error"]
     assert "no measurement" in _cmd(b, b'{"cmd": "nibp", "action": "stop"}\n')["error"]
     assert _cmd(b, b'{"cmd": "nibp", "action": "start", "id": 3}\n')["ok"] is True

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import queue
+import shutil
 import signal
 import sys
 import tempfile
@@ -34,12 +35,27 @@ from bedside_host.sil.pcboard import (
 ensure_firmware_on_path()
 
 from bedside import settings as fw_settings  # noqa: E402
+from bedside.buttons import K_ACK, K_CHECK, K_NIBP  # noqa: E402
 from bedside.device import TICK_MS, Device, load_settings  # noqa: E402
+from bedside.hostlink import HOST_BAUD  # noqa: E402
+from bedside.mainloop import MainLoop  # noqa: E402
 from bedside.sensors import OXIMETER_FORMATS, oximeter_link  # noqa: E402
+from bedside.sensors.suntech import BAUD as NIBP_BAUD  # noqa: E402
 from bedside.ticks import MASK  # noqa: E402
 
 HELP = "run the firmware core in software-in-the-loop (ptys, annunciator log, stdin buttons)"
-BUTTONS = ("ack", "reset", "check", "nibp")
+# stdin word -> (key levels held, ms held): the SIL presses the same keys as a nurse, through
+# the same debounce and key mapping the Pico runs (bedside.buttons.Keys via MainLoop).
+PRESSES: dict[str, tuple[int, int]] = {
+    "ack": (K_ACK, 150),
+    "reset": (K_ACK, 1700),
+    "check": (K_CHECK, 150),
+    "nibp": (K_NIBP, 150),
+    "selftest": (K_CHECK | K_NIBP, 3200),
+}
+BUTTONS = tuple(PRESSES)
+RELEASE_MS = 100  # keys released between two presses
+KEY_QUEUE = 16  # words waiting; more are dropped (and counted): a flood never stalls the loop
 RUNNING_MARK = "sil.running"  # present while running: found at start = unclean stop
 
 
@@ -129,9 +145,45 @@ def _parse_overrides(items: list[str], args: argparse.Namespace) -> dict[str, An
 
 
 def _stdin_reader(q: queue.Queue[str | None], stream: TextIO) -> None:
+    dropped = 0
     for line in stream:
-        q.put(line.strip())
+        try:
+            q.put_nowait(line.strip())
+        except queue.Full:
+            dropped += 1
+            if dropped in (1, 10, 100, 1000, 10000):
+                _log(f"sil: key queue full, {dropped} words dropped")
     q.put(None)
+
+
+class KeyPresser:
+    """Turns stdin words into key levels over time, one press after another."""
+
+    def __init__(self) -> None:
+        self.levels = 0
+        self._until = 0.0
+
+    def step(self, t_ms: float, words: queue.Queue[str | None]) -> int:
+        if t_ms < self._until:
+            return self.levels
+        if self.levels:  # a press ended: release before the next one
+            self.levels = 0
+            self._until = t_ms + RELEASE_MS
+            return 0
+        try:
+            word = words.get_nowait()
+        except queue.Empty:
+            return 0
+        if not word:
+            return 0
+        press = PRESSES.get(word)
+        if press is None:
+            _log(f"sil: unknown button {word!r}; use one of {', '.join(BUTTONS)}")
+            return 0
+        _log(f"sil: button {word}")
+        self.levels, held = press
+        self._until = t_ms + held
+        return self.levels
 
 
 def _log(msg: str) -> None:
@@ -140,13 +192,22 @@ def _log(msg: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     overrides = _parse_overrides(args.set, args)
-    state_dir = (
-        Path(args.state_dir) if args.state_dir else Path(tempfile.mkdtemp(prefix="bedside-sil-"))
-    )
-    store = DirStore(state_dir)
+    temp_dir = None if args.state_dir else tempfile.mkdtemp(prefix="bedside-sil-")
+    state_dir = Path(args.state_dir) if args.state_dir else Path(str(temp_dir))
+    if state_dir.exists() and not state_dir.is_dir():
+        print(f"bedside sil: --state-dir {state_dir} is not a directory", file=sys.stderr)
+        return 2
+    try:
+        store = DirStore(state_dir)
+    except OSError as e:
+        print(f"bedside sil: cannot use --state-dir {state_dir}: {e}", file=sys.stderr)
+        return 2
     mark = state_dir / RUNNING_MARK
     reset_cause = "unclean" if mark.exists() else "power_on"
-    mark.write_text("running\n")
+    try:  # a read-only or full flash must not stop the device: it raises STORAGE_FAULT
+        mark.write_text("running\n")
+    except OSError as e:
+        _log(f"sil: state directory not writable ({e}); running with STORAGE_FAULT")
 
     settings = load_settings(store)
     for name, value in overrides.items():
@@ -155,8 +216,8 @@ def run(args: argparse.Namespace) -> int:
     baud, bits, parity = oximeter_link(settings)
     try:
         oxi = open_stream(args.oximeter, baud, bytesize=bits, parity=parity)
-        nibp = open_stream(args.nibp, 9600)
-        host = open_stream(args.host, 115200)
+        nibp = open_stream(args.nibp, NIBP_BAUD)
+        host = open_stream(args.host, HOST_BAUD)
     except Exception as e:  # serial.SerialException, OSError, ValueError
         print(f"bedside sil: cannot open port: {e}", file=sys.stderr)
         return 2
@@ -183,7 +244,7 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    buttons: queue.Queue[str | None] = queue.Queue()
+    buttons: queue.Queue[str | None] = queue.Queue(maxsize=KEY_QUEUE)
     threading.Thread(target=_stdin_reader, args=(buttons, sys.stdin), daemon=True).start()
 
     try:
@@ -204,24 +265,13 @@ def run(args: argparse.Namespace) -> int:
     _log(f"sil: running, oximeter format {fmt}, state in {state_dir}, reset cause {reset_cause}")
     period = TICK_MS / 1000.0
     next_t = time.monotonic()
+    loop = MainLoop(dev, screen)
+    presser = KeyPresser()
     try:
         while not stop.is_set():
             now = clock.tick()
-            while True:
-                try:
-                    word = buttons.get_nowait()
-                except queue.Empty:
-                    break
-                if word is None or word == "":
-                    continue
-                if word not in BUTTONS:
-                    _log(f"sil: unknown button {word!r}; use one of {', '.join(BUTTONS)}")
-                    continue
-                dev.button(word, now)
-                _log(f"sil: button {word}")
-            dev.poll(now)
-            if screen is not None:
-                screen.update(dev, now)
+            levels = presser.step(clock.since_start_ms(), buttons)
+            loop.step(now, levels)
             next_t += period
             delay = next_t - time.monotonic()
             if delay > 0:
@@ -237,6 +287,11 @@ def run(args: argparse.Namespace) -> int:
             log_file.close()
         if display_file is not None:
             display_file.close()
-        mark.unlink(missing_ok=True)
+        try:
+            mark.unlink(missing_ok=True)
+        except OSError:
+            pass
+        if temp_dir is not None:
+            shutil.rmtree(temp_dir, ignore_errors=True)
         _log("sil: stopped")
     return 0

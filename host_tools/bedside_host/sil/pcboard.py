@@ -129,6 +129,7 @@ class DisplayLog:
         self._frame_ms = frame_ms
         self._next = 0.0
         self.view = Display()
+        self.errors = 0  # frames that could not be written (counted in the heartbeat)
         self._tall = [i for i in range(LINES) if TALL >> i & 1]
 
     def update(self, dev: Any, now: int) -> None:
@@ -142,8 +143,11 @@ class DisplayLog:
             return
         inverse = [i for i in range(LINES) if v.inverse >> i & 1]
         rec = {"t_ms": round(t, 1), "lines": list(v.lines), "tall": self._tall, "inverse": inverse}
-        self._out.write(json.dumps(rec) + "\n")
-        self._out.flush()
+        try:
+            self._out.write(json.dumps(rec) + "\n")
+            self._out.flush()
+        except OSError:
+            self.errors += 1
 
 
 class LogSounder:
