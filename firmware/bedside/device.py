@@ -78,14 +78,16 @@ class Device:
         self.alog = self.elog = None
         self.boot = 0
         storage_ok = True
+        storage_err = None
         if store is not None:
             self.alog = AlarmLog(store)
             self.elog = AlarmLog(store, prefix="eventlog.")
             try:
                 self.boot = self.alog.open()
                 self.elog.open(self.boot)
-            except Exception:  # OSError above all: alarms go on without a log
+            except Exception as e:  # OSError above all: alarms go on without a log
                 storage_ok = False
+                storage_err = "flash log unreadable at start: %s: %s" % (type(e).__name__, e)
             self.persist = Persist(store, self.alog, self.elog)
         self.link = HostLink(self.boot)
         self.oxi = OxiReading()
@@ -118,6 +120,9 @@ class Device:
         self._audio_lease_ms = 0
         self._tests = []  # test alarms queued after the running one
         self._last_audible = 0
+        self._pfault = False
+        if not storage_ok:
+            self._fault_msg("storage", storage_err)
         if selftest:
             self.selftest.start(now)
         self.log_event({"event": "boot", "reset_cause": reset_cause}, alarm=True)
@@ -189,7 +194,8 @@ class Device:
                 return
             saving = p.saving(SETTINGS_FILE)
             p.step()
-            if p.fault != self.obs.storage_fault:
+            if p.fault != self._pfault:
+                self._pfault = p.fault
                 self.obs.storage_fault = p.fault
                 self._eval_now = True
                 if p.fault:

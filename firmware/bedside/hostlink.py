@@ -11,9 +11,12 @@ from bedside.compat import const
 PROTOCOL_VERSION = const(2)
 HOST_BAUD = const(115200)  # nominal rate for ptys and USB-serial adapters (USB CDC ignores it)
 LINE_MAX = const(512)  # longest accepted command line, bytes (longer: rejected, resync at LF)
-HISTORY = const(64)  # last lines of every kind kept for replay
+HISTORY = const(64)  # last lines of every kind kept for replay ...
+HISTORY_BYTES = const(12288)  # ... within this many bytes (a Pico-sized heap)
 RETAINED = const(64)  # last alarm/nibp/setting/... lines kept for replay whatever else is sent
+RETAINED_BYTES = const(8192)
 OUTBOX = const(64)  # lines waiting for the transport (oldest dropped beyond this, counted)
+OUTBOX_BYTES = const(8192)  # ... or beyond this many bytes
 REPLAY_MAX = const(16)  # lines sent again per replay command
 LINES_PER_TICK = const(4)  # command lines handled per tick; the rest wait in the input
 WRITE_BUDGET = const(512)  # bytes written per tick (USB CDC full speed takes far more)
@@ -40,10 +43,12 @@ class HostLink:
         self._rx_i = 0
         self._rx_n = 0
         self._pending = []  # encoded lines not yet written (bytes)
+        self._out_bytes = 0
         self._partial = None  # memoryview of a line written in part
         self._history = [None] * HISTORY  # (seq, line) ring of every line
         self._retained = [None] * RETAINED  # (seq, line) ring of RETAIN_TYPES lines
         self._ret_i = 0
+        self._bytes = [0, 0]  # bytes held by each ring
         self.rx_lines = 0
         self.rx_errors = 0
         self.tx_dropped = 0
@@ -61,22 +66,43 @@ class HostLink:
                     msg[k] = fields[k]
         line = (json.dumps(msg) + "\n").encode()
         entry = (self.seq, line)
-        self._history[self.seq % HISTORY] = entry
+        self._keep(0, self._history, self.seq % HISTORY, entry, HISTORY_BYTES)
         if mtype in RETAIN_TYPES:
-            self._retained[self._ret_i] = entry
+            self._keep(1, self._retained, self._ret_i, entry, RETAINED_BYTES)
             self._ret_i = (self._ret_i + 1) % RETAINED
         self._queue(line)
         return self.seq
 
+    def _keep(self, k, ring, i, entry, limit):
+        """Put entry in slot i of ring; drop the oldest entries beyond `limit` bytes."""
+        old = ring[i]
+        if old is not None:
+            self._bytes[k] -= len(old[1])
+        ring[i] = entry
+        self._bytes[k] += len(entry[1])
+        n = len(ring)
+        j = (i + 1) % n  # the slot after the newest holds the oldest
+        while self._bytes[k] > limit and j != i:
+            old = ring[j]
+            if old is not None:
+                self._bytes[k] -= len(old[1])
+                ring[j] = None
+            j = (j + 1) % n
+
     def _queue(self, line):
-        if len(self._pending) >= OUTBOX:
-            self._pending.pop(0)
-            self.tx_dropped = _inc(self.tx_dropped)
+        self._out_bytes += len(line)
         self._pending.append(line)
+        while len(self._pending) > OUTBOX or (
+            self._out_bytes > OUTBOX_BYTES and len(self._pending) > 1
+        ):
+            self._out_bytes -= len(self._pending.pop(0))
+            self.tx_dropped = _inc(self.tx_dropped)
 
     def room(self):
-        """Lines the outbox takes before it drops the oldest."""
-        return OUTBOX - len(self._pending)
+        """Lines the outbox takes before it drops the oldest (counting 512 bytes a line)."""
+        by_bytes = (OUTBOX_BYTES - self._out_bytes) // 512
+        by_lines = OUTBOX - len(self._pending)
+        return by_lines if by_lines < by_bytes else by_bytes
 
     def _kept(self, first_seq):
         """Kept (seq, line) entries with seq >= first_seq, oldest first, without duplicates."""
@@ -113,7 +139,9 @@ class HostLink:
             if budget <= 0:
                 return False
             if self._partial is None:
-                self._partial = memoryview(self._pending.pop(0))
+                line = self._pending.pop(0)
+                self._out_bytes -= len(line)
+                self._partial = memoryview(line)
             part = self._partial
             if len(part) > budget:
                 part = part[:budget]

@@ -28,13 +28,12 @@ class FakeUart:
 
     def take_lines(self):
         """Complete lines written so far (bytes), removing them."""
-        out = []
-        while True:
-            i = self.tx.find(b"\n")
-            if i < 0:
-                return out
-            out.append(bytes(self.tx[:i]))
-            self.tx = self.tx[i + 1 :]
+        data = bytes(self.tx)
+        i = data.rfind(b"\n")
+        if i < 0:
+            return []
+        self.tx = bytearray(data[i + 1 :])
+        return data[:i].split(b"\n")
 
 
 class Clock:
