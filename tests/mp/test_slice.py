@@ -1,9 +1,8 @@
 # test_slice.py: the foundation slice end to end through the core, on CPython and MicroPython:
 # oximeter bytes -> decoder -> alarm -> annunciator -> host link. The bench clock starts just
 # below the 2**30 ms tick wrap, so every delay here runs across the wrap (REQ-SYS-03).
-import json
-
 from bedside.alarms.patterns import CYAN, GREEN, YELLOW
+from bedside.settings import decode
 from fakes import MemStore
 from scenario import Bench
 
@@ -115,7 +114,7 @@ def test_commands_are_validated():
     assert "longer" in _cmd(b, b"x" * 600 + b"\n")["error"]
     r = _cmd(b, b'{"cmd": "set", "name": "spo2_low", "value": 88}\n')
     assert r["ok"] is True and b.dev.settings["spo2_low"] == 88
-    assert json.loads(b.store.files["settings.json"])["spo2_low"] == 88
+    assert decode(b.store.files["settings.json"])[1]["spo2_low"] == 88
 
 
 def test_replay_resends_lost_messages():
