@@ -6,13 +6,13 @@ REQ-SIL-03 stdin buttons; REQ-SIL-04 flash files in --state-dir; REQ-SIL-05 clea
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from bedside.settings import decode
 from silharness import Sil, sil_running
 
 pytestmark = pytest.mark.slow
@@ -68,7 +68,7 @@ def test_state_dir_keeps_settings(sil: Sil, tmp_path: Path) -> None:
     sil.write("host", b'{"cmd": "set", "name": "spo2_low", "value": 88, "id": 1}\n')
     m = sil.wait_for(lambda m: m["type"] == "reply" and m.get("id") == 1, 3)
     assert m["ok"] is True
-    stored = json.loads((tmp_path / "state" / "settings.json").read_text())
+    _schema, stored = decode((tmp_path / "state" / "settings.json").read_bytes())
     assert stored["spo2_low"] == 88
 
 

@@ -17,13 +17,11 @@ from bedside.annunciator import Annunciator
 from bedside.commands import Commands
 from bedside.compat import const
 from bedside.hostlink import HostLink
-from bedside.nibp_schedule import NibpSchedule
 from bedside.observations import Observations
 from bedside.persist import Persist
 from bedside.readings import NONE, NibpReading, OxiReading
 from bedside.selftest import SelfTest
 from bedside.sensors import EV_FRAME, EV_READING, load_oximeter
-from bedside.sensors.suntech import EV_NIBP_ERROR, EV_NIBP_RESULT, SuntechNibp
 from bedside.settings import ORG, SETTINGS_FILE, encode, read_settings
 from bedside.ticks import Age, elapsed
 
@@ -36,11 +34,8 @@ _FAULT_MSG_MS = const(1000)  # at most one fault message a second (the count say
 _BAD_TICKS = const(100)  # ticks in a row whose alarm stages failed: the loop cannot go on
 _COUNT_MAX = const(9999)
 _EVENT_KEYS = ("ack", "reset", "check", "nibp", "selftest")
-
-
-def load_settings(store):
-    """Settings from the flash store (never raises; see settings.read_settings)."""
-    return read_settings(store)
+_EV_NIBP_RESULT = const(2)  # = sensors.suntech.EV_NIBP_RESULT (test_core_hardening checks)
+_EV_NIBP_ERROR = const(4)  # = sensors.suntech.EV_NIBP_ERROR
 
 
 class Device:
@@ -71,7 +66,7 @@ class Device:
         self._bad_ticks = 0
         self.display_errors = 0
         self.phase = "MONITOR"  # session workflow phase (the infusion-session issue)
-        self.settings = settings if settings is not None else load_settings(store)
+        self.settings = settings if settings is not None else read_settings(store)
         s = self.settings
         # flash: two logs and the write-behind queue; a failing store is a technical alarm
         self.persist = None
@@ -95,8 +90,13 @@ class Device:
         self.nibp = NibpReading()
         self.nibp_age = Age()
         self.nibp_drv = None
+        self.nibp_states = ()
         self.schedule = None
-        if nibp_uart is not None:
+        if nibp_uart is not None:  # imported only with a module: RAM on a Pico-sized heap
+            from bedside.nibp_schedule import NibpSchedule
+            from bedside.sensors.suntech import STATE_NAMES, SuntechNibp
+
+            self.nibp_states = STATE_NAMES
             self.nibp_drv = SuntechNibp(nibp_uart, self.nibp, patient=s["nibp_patient"])
             self.schedule = NibpSchedule(interval_min=s["nibp_interval_min"])
             self.schedule.set_interval(s["nibp_interval_min"], now)
@@ -126,6 +126,10 @@ class Device:
         if selftest:
             self.selftest.start(now)
         self.log_event({"event": "boot", "reset_cause": reset_cause}, alarm=True)
+        for text in s.problems:
+            self.log_event({"event": "settings_problem", "problem": text})
+        if s.needs_save:
+            self.save_settings()  # an older schema: written once in the current one
         self.send_hello(None)
 
     @property
@@ -335,7 +339,7 @@ class Device:
             if drv.start(now):
                 sched.cycle_started(now)
                 self.send("nibp_state", {"state": "starting", "cuff": None})
-        if ev & EV_NIBP_RESULT:
+        if ev & _EV_NIBP_RESULT:
             n = self.nibp
             o.nibp_due.mark(now)
             self.nibp_age.mark(now)
@@ -343,7 +347,7 @@ class Device:
                 o.bp_baseline_sys = n.sys
             self.send("nibp", messages.nibp(self, now))
             self._eval_now = True
-        if ev & EV_NIBP_ERROR:
+        if ev & _EV_NIBP_ERROR:
             fields = {
                 "state": "error",
                 "error": drv.error,
@@ -399,8 +403,11 @@ class Device:
         elif name == "reset":
             o = self.obs
             o.restarted = False  # staff have seen the restart
-            if self.settings.defaulted:
-                self.settings.reset_defaulted()  # staff have seen the defaulted settings
+            if self.settings.defaulted:  # staff have seen the defaulted settings: keep these
+                if self.persist is not None:
+                    self.save_settings()  # SETTINGS_DEFAULTED ends once they are on flash
+                else:
+                    self.settings.reset_defaulted()
             rules.evaluate(self.alarms, self.settings, o, now)
             self.alarms.step(now)
             n = self.alarms.reset(now)
@@ -429,15 +436,17 @@ class Device:
     def change_setting(self, name, value, access, by):
         """Validate and apply; returns (error or None, reply fields)."""
         s = self.settings
-        old = s.values.get(name)
-        err, changed = s.set(name, value, access)
+        err = s.check_set(name, value, access)
         if err:
             return err, None
-        fields = {"name": name, "value": value, "old": old, "changed": changed}
-        if not changed:
-            return None, fields  # nothing written, nothing logged
-        if self.persist is not None:
-            self.persist.save(SETTINGS_FILE, encode(s.values))
+        old = s[name]
+        if not s.would_change(name, value):
+            return None, {"name": name, "value": value, "old": old, "changed": False}
+        err = s.set(name, value, access)
+        if err:
+            return err, None
+        fields = {"name": name, "value": value, "old": old, "changed": True}
+        self.save_settings()
         if name == "nibp_interval_min" and self.schedule is not None:
             self.schedule.set_interval(value, self.now)
             self.obs.nibp_due.mark(self.now)
@@ -449,6 +458,11 @@ class Device:
         self.log_event(rec)
         self._eval_now = True
         return None, fields
+
+    def save_settings(self):
+        """Queue the settings file (written behind; settings.saved() once it is on flash)."""
+        if self.persist is not None:
+            self.persist.save(SETTINGS_FILE, encode(self.settings.values))
 
     def set_setting_org(self, name, value):
         """Responsible-organisation change (SIL --set, provisioning)."""

@@ -5,7 +5,6 @@ from bedside.alarms import fsm
 from bedside.alarms.conditions import CONDITIONS, COUNT, IDS, KIND_NAMES, PRIORITY_NAMES
 from bedside.hostlink import HISTORY, PROTOCOL_VERSION
 from bedside.readings import NONE
-from bedside.sensors.suntech import STATE_NAMES as NIBP_STATE_NAMES
 
 _QUALITY_NAMES = ("unknown", "low", "marginal", "good")
 
@@ -115,6 +114,6 @@ def heartbeat(dev, now):
     drv = dev.nibp_drv
     if drv is not None:
         hb["nibp"] = nibp(dev, now)
-        hb["nibp_state"] = NIBP_STATE_NAMES[drv.state]
+        hb["nibp_state"] = dev.nibp_states[drv.state]
         hb["cuff"] = val(drv.cuff_mmhg)
     return hb

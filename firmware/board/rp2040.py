@@ -10,11 +10,12 @@ import framebuf
 import machine
 import micropython
 from bedside.buttons import K_ACK, K_CHECK, K_NIBP
-from bedside.device import TICK_MS, Device, load_settings
+from bedside.device import TICK_MS, Device
 from bedside.display import TALL, Display
 from bedside.mainloop import MainLoop
 from bedside.sensors import oximeter_link
 from bedside.sensors.suntech import BAUD as NIBP_BAUD
+from bedside.settings import read_settings
 from bedside.ticks import MASK, elapsed
 from machine import I2C, PWM, UART, WDT, Pin
 
@@ -232,7 +233,7 @@ def run():
     micropython.kbd_intr(-1)  # a Ctrl-C byte from the host must not stop the firmware
     now = time.ticks_ms() & MASK  # type: ignore[operator]  # the core's 30-bit tick
     store = FlashStore()
-    settings = load_settings(store)
+    settings = read_settings(store)
     baud, bits, parity = oximeter_link(settings)
     oxi = UART(
         pins.OXI_UART_ID,

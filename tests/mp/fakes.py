@@ -4,11 +4,13 @@
 
 
 class FakeUart:
-    """A UART: bytes pushed with push() are read with readinto(); writes are recorded."""
+    """A UART: bytes pushed with push() are read with readinto(); writes are recorded as
+    chunks (no growing contiguous buffer: the tests run on a Pico-sized heap)."""
 
     def __init__(self):
         self.rx = bytearray()
-        self.tx = bytearray()
+        self._tx = []  # written chunks (bytes)
+        self._part = b""  # the start of an unfinished line
 
     def push(self, data):
         self.rx += data
@@ -23,17 +25,35 @@ class FakeUart:
         return n
 
     def write(self, data):
-        self.tx += bytes(data)
+        self._tx.append(bytes(data))
         return len(data)
+
+    @property
+    def tx(self):
+        """Everything written and not yet taken as lines."""
+        return self._part + b"".join(self._tx)
+
+    def clear(self):
+        self._tx = []
+        self._part = b""
 
     def take_lines(self):
         """Complete lines written so far (bytes), removing them."""
-        data = bytes(self.tx)
-        i = data.rfind(b"\n")
-        if i < 0:
-            return []
-        self.tx = bytearray(data[i + 1 :])
-        return data[:i].split(b"\n")
+        out = []
+        part = self._part
+        for chunk in self._tx:
+            start = 0
+            while True:
+                i = chunk.find(b"\n", start)
+                if i < 0:
+                    part = part + chunk[start:] if start else part + chunk
+                    break
+                out.append(part + chunk[start:i] if part else chunk[start:i])
+                part = b""
+                start = i + 1
+        self._tx = []
+        self._part = part
+        return out
 
 
 class Clock:

@@ -4,8 +4,11 @@
 import json
 
 from bedside.device import Device
+from bedside.hostlink import WRITE_BUDGET
 from fakes import Clock, FakeLeds, FakeSounder, FakeUart, MemStore
 from mputil import nonin2_packet
+
+_PERIODIC = ("oxi", "heartbeat")
 
 
 class Bench:
@@ -40,7 +43,9 @@ class Bench:
             selftest=selftest,
             nibp_uart=nibp_uart,
         )
-        self.messages = []
+        self.messages = []  # every message but the periodic oxi/heartbeat ones
+        self.periodic = {"oxi": [], "heartbeat": []}
+        self.seq_gaps = 0
         self.last_seq = 0
         self.t = 0  # ms since the bench started
 
@@ -54,6 +59,15 @@ class Bench:
             self.t += tick
             self.dev.poll(self.clock.now)
             self.dev.background(self.clock.now)  # flash write-behind, as the main loop does
+            if tick > 10:
+                # a long virtual tick stands for tick/10 real ones: as much host output and
+                # write-behind as those would have done
+                p = self.dev.persist
+                for _ in range(tick // 10):
+                    if p is None or not p.pending():
+                        break
+                    self.dev.background(self.clock.now)
+                self.dev.link.flush(self.host, WRITE_BUDGET * (tick // 10))
             if self.t % 1000 < tick:
                 self._drain()
         self._drain()
@@ -61,11 +75,23 @@ class Bench:
     def _drain(self):
         for line in self.host.take_lines():
             m = json.loads(line)
+            if m["seq"] != self.last_seq + 1 and m["seq"] > self.last_seq:
+                self.seq_gaps += 1
             self.last_seq = m["seq"]
             if self.on_message is not None:
                 self.on_message(m)
+            elif m["type"] in _PERIODIC:  # kept apart, the last few: a Pico-sized test heap
+                kept = self.periodic[m["type"]]
+                kept.append(m)
+                if len(kept) > 3:
+                    kept.pop(0)
             else:
                 self.messages.append(m)
+
+    def last(self, mtype):
+        """The latest periodic message (oxi, heartbeat) of that type, or None."""
+        kept = self.periodic[mtype]
+        return kept[-1] if kept else None
 
     def press(self, name):
         self.dev.button(name, self.clock.now)

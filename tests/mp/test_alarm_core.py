@@ -12,7 +12,7 @@ from bedside.alarms.engine import AlarmEngine, NibpHold
 from bedside.nibp_schedule import NibpSchedule
 from bedside.observations import Observations
 from bedside.readings import F_SENSOR_OFF, NONE, NibpReading, OxiReading
-from bedside.settings import OPERATOR, ORG, SPEC, Settings
+from bedside.settings import OPERATOR, ORG, SPEC, Settings, defaults
 from bedside.ticks import MASK, ticks_add
 from fakes import FakeUart, MemStore
 from mputil import alloc_per_call
@@ -32,7 +32,7 @@ class Rig:
     def __init__(self, **overrides):
         self.s = Settings()
         for k in overrides:
-            assert self.s.set(k, overrides[k], ORG)[0] is None, k
+            assert self.s.set(k, overrides[k], ORG) is None, k
         self.t = 0
         self.events = []
         self.eng = AlarmEngine(self.s, self._ev)
@@ -309,8 +309,8 @@ class _Drv:
 
 def test_nibp_hold_on_the_device():
     # REQ-ALM-16: the device holds SpO2_LOW alarms from the NIBP driver state, capped
-    store = MemStore({"settings.json": json.dumps({"spo2_hold_nibp": 1, "spo2_hold_max_s": 20})
-                      .encode()})
+    stored = dict(defaults(), spo2_hold_nibp=1, spo2_hold_max_s=20)
+    store = MemStore({"settings.json": json.dumps(stored).encode()})
     b = Bench(store=store)
     b.dev.nibp_drv = _Drv()
     b.dev.nibp_uart = FakeUart()
@@ -373,12 +373,13 @@ def test_audio_off_host_command_and_heartbeat():
     b.run(1000, 72, 97)
     r = _cmd(b, {"cmd": "audio_off", "on": True})
     assert r["ok"] is False and "organisation" in r["error"]
-    b2 = Bench(store=MemStore({"settings.json": b'{"audio_off_allowed": 1}'}))
+    stored = json.dumps(dict(defaults(), audio_off_allowed=1)).encode()
+    b2 = Bench(store=MemStore({"settings.json": stored}))
     b2.run(1000, 72, 97)
     assert _cmd(b2, {"cmd": "audio_off", "on": True})["ok"] is True
     b2.run(2000, 72, 80)
     assert b2.alarms("SPO2_DESAT")
-    hb = [m for m in b2.messages if m["type"] == "heartbeat"][-1]
+    hb = b2.last("heartbeat")
     assert hb["audio_off"] is True and hb["priority"] == "high"
     n = len(b2.sounder.log)
     b2.run(3000, 72, 80)
@@ -391,7 +392,8 @@ def test_audio_off_host_command_and_heartbeat():
 def test_alarm_events_reported_with_fields():
     # REQ-ALM-20: every alarm event (raise, escalate, end, latch, ack, reset) goes to the host
     # with condition, priority, state, value and limit
-    b = Bench(store=MemStore({"settings.json": b'{"spo2_escalate_s": 5}'}))
+    stored = json.dumps(dict(defaults(), spo2_escalate_s=5)).encode()
+    b = Bench(store=MemStore({"settings.json": stored}))
     b.run(2000, 72, 97)
     b.run(16000, 72, 88)
     b.run(1000, 72, 80)

@@ -7,7 +7,7 @@ import json
 from bedside.alarms.conditions import P_HIGH, P_LOW, P_MEDIUM, P_NONE
 from bedside.alarms.patterns import CYAN, DUTY, GREEN, RAMP_STEPS, RED, VISUAL, YELLOW
 from bedside.annunciator import Annunciator
-from bedside.settings import Settings
+from bedside.settings import Settings, defaults
 from bedside.ticks import MASK
 from fakes import MemStore
 from mputil import alloc_per_call
@@ -217,7 +217,7 @@ def test_short_condition_completes_half_high_and_full_medium_burst():
 
 def test_short_desat_on_the_device_completes_half_a_high_burst():
     # REQ-SIG-08: on the device timeline: a 1-packet desaturation (non-latching) -> 5 pulses
-    store = MemStore({"settings.json": json.dumps({"latch_high": 0}).encode()})
+    store = MemStore({"settings.json": json.dumps(dict(defaults(), latch_high=0)).encode()})
     b = Bench(store=store)
     b.run(3000, 72, 97)
     b.run(330, 72, 80)  # one packet below the desat limit

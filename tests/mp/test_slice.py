@@ -1,10 +1,9 @@
 # test_slice.py: the foundation slice end to end through the core, on CPython and MicroPython:
 # oximeter bytes -> decoder -> alarm -> annunciator -> host link. The bench clock starts just
 # below the 2**30 ms tick wrap, so every delay here runs across the wrap (REQ-SYS-03).
-import json
-
 from bedside.alarms.patterns import CYAN, GREEN, YELLOW
 from bedside.observations import OFF_CONFIRM_MS
+from bedside.settings import decode
 from fakes import MemStore
 from scenario import Bench
 
@@ -80,21 +79,21 @@ def test_host_messages_have_monotonic_seq_and_fields():
     # REQ-LINK-01: every message has v, seq (rising by one), boot, type, t_ms; vitals spo2/pr
     b = Bench()
     b.run(4000, 72, 97)
-    seqs = [m["seq"] for m in b.messages]
-    assert seqs == list(range(1, len(seqs) + 1))
-    assert all(m["v"] == 2 and "type" in m and "t_ms" in m for m in b.messages)
-    assert all(m["boot"] == 1 for m in b.messages)  # the boot counter from the flash log
-    oxi = [m for m in b.messages if m["type"] == "oxi"]
-    assert oxi and oxi[-1]["spo2"] == 97 and oxi[-1]["pr"] == 72
-    assert any(m["type"] == "heartbeat" for m in b.messages)
+    assert b.seq_gaps == 0 and b.last_seq > 8 and b.messages[0]["seq"] == 1
+    every = b.messages + b.periodic["oxi"] + b.periodic["heartbeat"]
+    assert all(m["v"] == 2 and "type" in m and "t_ms" in m for m in every)
+    assert all(m["boot"] == 1 for m in every)  # the boot counter from the flash log
+    oxi = b.last("oxi")
+    assert oxi["spo2"] == 97 and oxi["pr"] == 72
+    assert b.last("heartbeat") is not None
 
 
 def test_missing_values_are_null():
     # REQ-LINK-02: a value the module does not report is null, never a sentinel number
     b = Bench()
     b.run(3000, 511, 127)
-    oxi = [m for m in b.messages if m["type"] == "oxi"]
-    assert oxi[-1]["spo2"] is None and oxi[-1]["pr"] is None
+    oxi = b.last("oxi")
+    assert oxi["spo2"] is None and oxi["pr"] is None
 
 
 def _cmd(b, line):
@@ -118,7 +117,7 @@ def test_commands_are_validated():
     assert "longer" in _cmd(b, b"x" * 600 + b"\n")["error"]
     r = _cmd(b, b'{"cmd": "set", "name": "spo2_low", "value": 88}\n')
     assert r["ok"] is True and b.dev.settings["spo2_low"] == 88
-    assert json.loads(b.store.files["settings.json"])["spo2_low"] == 88
+    assert decode(b.store.files["settings.json"])[1]["spo2_low"] == 88
 
 
 def test_replay_resends_lost_messages():

@@ -36,7 +36,7 @@ ensure_firmware_on_path()
 
 from bedside import settings as fw_settings  # noqa: E402
 from bedside.buttons import K_ACK, K_CHECK, K_NIBP  # noqa: E402
-from bedside.device import TICK_MS, Device, load_settings  # noqa: E402
+from bedside.device import TICK_MS, Device  # noqa: E402
 from bedside.hostlink import HOST_BAUD  # noqa: E402
 from bedside.mainloop import MainLoop  # noqa: E402
 from bedside.sensors import OXIMETER_FORMATS, oximeter_link  # noqa: E402
@@ -209,9 +209,11 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:
         _log(f"sil: state directory not writable ({e}); running with STORAGE_FAULT")
 
-    settings = load_settings(store)
-    for name, value in overrides.items():
-        settings.set(name, value, fw_settings.ORG)  # validated in _parse_overrides
+    settings = fw_settings.read_settings(store)
+    err = settings.set_many(overrides, fw_settings.ORG)
+    if err:
+        print(f"bedside sil: {err}", file=sys.stderr)
+        return 2
     fmt = settings["oxi_format"]
     baud, bits, parity = oximeter_link(settings)
     try:

@@ -1,0 +1,75 @@
+# corekit.py: shared helpers of the core hardening tests (valid on MicroPython and CPython):
+# a flash that fails, a Bench that keeps only the messages a test reads, a command helper.
+import json
+
+from fakes import MemStore
+from scenario import Bench
+
+DAY = 24 * 3600 * 1000
+
+
+class FailingStore(MemStore):
+    """A flash that fails: every read, write and append raises OSError (or only writes)."""
+
+    def __init__(self, reads=True):
+        MemStore.__init__(self)
+        self.fail_reads = reads
+        self.fail = True
+        self.calls = 0
+
+    def read(self, name):
+        if self.fail and self.fail_reads:
+            raise OSError(5)
+        return MemStore.read(self, name)
+
+    def write(self, name, data):
+        self.calls += 1
+        if self.fail:
+            raise OSError(28)  # ENOSPC
+        MemStore.write(self, name, data)
+
+    def append(self, name, data):
+        self.calls += 1
+        if self.fail:
+            raise OSError(28)
+        MemStore.append(self, name, data)
+
+
+def cmd(b, obj):
+    """Send one command; run until its reply has been written (at most 2 s)."""
+    n = len(b.messages)
+    _IDS[0] += 1
+    obj = dict(obj)
+    if "id" not in obj:
+        obj["id"] = "t%d" % _IDS[0]
+    b.host.push((json.dumps(obj) + "\n").encode())
+    for _ in range(300):
+        b.run(10)
+        replies = [m for m in b.messages[n:] if m["type"] == "reply" and m["id"] == obj["id"]]
+        if replies:
+            return replies[-1]
+    return None
+
+
+_IDS = [0]
+
+
+EVENTS = ("alarm", "reply", "fault", "audio_off", "selftest", "button", "setting")
+
+
+def bench(types=EVENTS, **kw):
+    """A Bench keeping only the message types a test looks at (a Pico-sized heap)."""
+    b = Bench(**kw)
+
+    def keep(m):
+        if m["type"] in types:
+            b.messages.append(m)
+        elif m["type"] == "heartbeat":
+            b.last_hb = m
+
+    b.on_message = keep
+    return b
+
+
+def sounding(b):
+    return b.dev.annunciator.tone_on or b.dev.alarms.audible_priority() > 0
