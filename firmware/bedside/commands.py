@@ -110,8 +110,9 @@ class Commands:
                 break
             rec = reader.next()
             if rec is None:
-                limit = sent  # the log has no more
-                break
+                if reader.done:
+                    limit = sent  # the log has no more
+                break  # a bounded read found nothing yet: go on next tick
             dev.send("log", {"log": which, "rec": rec})
             sent += 1
             job[5] = rec["n"] + 1

@@ -1,6 +1,7 @@
 # rp2040.py: the Raspberry Pi Pico board layer: hardware objects for the core, and the main loop.
 # The only firmware module that imports `machine` and reads the clock. Pins: board/pins.py
 # (generated from hardware/pinmap.json). Everything it builds is passed into bedside.Device.
+import errno
 import os
 import select
 import sys
@@ -69,7 +70,10 @@ class Leds:
 
 
 class FlashStore:
-    """Files on the Pico's flash filesystem; writes are atomic (temp file + rename)."""
+    """Files on the Pico's flash filesystem (littlefs), the store of bedside.alarmlog/persist.
+    write() is atomic and verified: a temp file is written, read back and compared, then renamed
+    over the old file; OSError on any failure or mismatch, the old file then unchanged.
+    size()/read_into() let the logs stream a file through a small buffer."""
 
     def __init__(self, root="/state", append_limit=64 * 1024):
         self.root = root
@@ -89,11 +93,56 @@ class FlashStore:
         except OSError:
             return None
 
+    def size(self, name):
+        """Bytes in file `name`, or None if there is no such file."""
+        try:
+            return os.stat(self._p(name))[6]
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                return None
+            raise
+
+    def read_into(self, name, offset, buf):
+        """Bytes of file `name` from `offset` read into buf (0 at the end or if no such file)."""
+        try:
+            f = open(self._p(name), "rb")
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                return 0
+            raise
+        try:
+            f.seek(offset)
+            return f.readinto(buf) or 0
+        finally:
+            f.close()
+
     def write(self, name, data):
         tmp = self._p(name + ".tmp")
         with open(tmp, "wb") as f:
             f.write(data)
-        os.rename(tmp, self._p(name))
+        try:
+            if not self._same(tmp, data):
+                raise OSError(errno.EIO)  # read-back differs: the old file stays
+            os.rename(tmp, self._p(name))
+        except OSError:
+            try:
+                os.remove(tmp)
+            except OSError:
+                pass
+            raise
+
+    def _same(self, path, data):
+        """File `path` holds exactly `data` (read back in 64-byte pieces)."""
+        buf = bytearray(64)
+        pos = 0
+        with open(path, "rb") as f:
+            while True:
+                got = f.readinto(buf) or 0
+                if not got:
+                    return pos == len(data)
+                if pos + got > len(data) or buf[:got] != data[pos : pos + got]:
+                    return False
+                pos += got
 
     def append(self, name, data):
         path = self._p(name)

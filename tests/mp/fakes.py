@@ -131,22 +131,88 @@ class _Files:
 
 
 class MemStore:
-    """Flash files in memory. Appends are kept as chunks (like flash, an append does not copy
-    the file), so long tests do not fragment a Pico-sized heap; reads join them."""
+    """Flash files in memory, with the store interface of bedside.alarmlog. Appends are kept as
+    chunks (like flash, an append does not copy the file), so long tests do not fragment a
+    Pico-sized heap; read() joins them, read_into() copies without joining. write() is atomic
+    and verified like the real stores (temp, read back, compare, rename).
+    Fault injection: fail_read / fail_write / fail_append: an exception to raise from
+    read+size+read_into / write / append; bad_writes: write() stores corrupted data (its
+    verify then fails); dirs: names that are directories (OSError EISDIR on use, as in the SIL).
+    ops counts store operations."""
 
     def __init__(self, files=None):
         self._chunks = {}
         self.files = _Files(self._chunks)
         for name, data in (files or {}).items():
             self._chunks[name] = [bytes(data)]
+        self.fail_read = None
+        self.fail_write = None
+        self.fail_append = None
+        self.bad_writes = False
+        self.dirs = set()
+        self.ops = 0
+
+    def _use(self, name, fail):
+        self.ops += 1
+        if fail is not None:
+            raise fail
+        if name in self.dirs:
+            raise OSError(21)  # EISDIR
 
     def read(self, name):
+        self._use(name, self.fail_read)
         return self.files.get(name)
 
+    def size(self, name):
+        self.ops += 1
+        if self.fail_read is not None:
+            raise self.fail_read
+        if name in self.dirs:
+            return 4096  # what stat() says of a directory on the PC
+        chunks = self._chunks.get(name)
+        if chunks is None:
+            return None
+        n = 0
+        for c in chunks:
+            n += len(c)
+        return n
+
+    def read_into(self, name, offset, buf):
+        self._use(name, self.fail_read)
+        chunks = self._chunks.get(name)
+        if not chunks:
+            return 0
+        want = len(buf)
+        n = 0
+        pos = 0  # file offset of chunk c
+        for c in chunks:
+            end = pos + len(c)
+            cur = offset + n
+            if end > cur:
+                s = cur - pos
+                k = min(end - cur, want - n)
+                buf[n : n + k] = memoryview(c)[s : s + k]
+                n += k
+                if n >= want:
+                    break
+            pos = end
+        return n
+
     def write(self, name, data):
-        self._chunks[name] = [bytes(data)]
+        self._use(name, self.fail_write)
+        data = bytes(data)
+        stored = data
+        if self.bad_writes:
+            stored = bytes([data[0] ^ 1]) + data[1:] if data else b"\x00"
+        tmp = name + ".tmp"
+        self._chunks[tmp] = [stored]
+        if self.files[tmp] != data:  # the read-back verify
+            del self._chunks[tmp]
+            raise OSError(5)  # EIO
+        self._chunks[name] = self._chunks.pop(tmp)
 
     def append(self, name, data):
+        self._use(name, self.fail_append)
         if name not in self._chunks:
             self._chunks[name] = []
         self._chunks[name].append(bytes(data))

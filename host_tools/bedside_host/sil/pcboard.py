@@ -175,7 +175,10 @@ class LogLeds:
 
 
 class DirStore:
-    """The Pico's flash files, in a directory. Writes are atomic (temp file + rename)."""
+    """The Pico's flash files, in a directory (the store of bedside.alarmlog and persist).
+    write() is atomic and verified: a temp file is written and synced, read back and compared,
+    then renamed over the old file; OSError on any failure or mismatch, the old file then
+    unchanged. size()/read_into() let the logs stream a file through a small buffer."""
 
     def __init__(self, root: Path, append_limit: int = 256 * 1024) -> None:
         self.root = root
@@ -188,13 +191,46 @@ class DirStore:
         except FileNotFoundError:
             return None
 
+    def size(self, name: str) -> int | None:
+        """Bytes in file `name`, or None if there is no such file."""
+        try:
+            return (self.root / name).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def read_into(self, name: str, offset: int, buf: bytearray | memoryview) -> int:
+        """Bytes of file `name` from `offset` read into buf (0 at the end or if no such file);
+        IsADirectoryError (an OSError) if the name is a directory."""
+        try:
+            f = open(self.root / name, "rb")
+        except FileNotFoundError:
+            return 0
+        with f:
+            f.seek(offset)
+            return f.readinto(buf) or 0
+
     def write(self, name: str, data: bytes) -> None:
         tmp = self.root / (name + ".tmp")
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, self.root / name)
+        try:
+            if tmp.read_bytes() != bytes(data):
+                raise OSError(errno.EIO, "read-back differs from what was written", str(tmp))
+            os.replace(tmp, self.root / name)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
+        self._sync_dir()
+
+    def _sync_dir(self) -> None:
+        """Make a rename durable (the directory entry reaches the disk)."""
+        fd = os.open(self.root, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def append(self, name: str, data: bytes) -> None:
         path = self.root / name
