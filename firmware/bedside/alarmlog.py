@@ -27,9 +27,7 @@
 import json
 
 from bedside.compat import const
-
 from bedside.crc import crc32
-
 
 SEGMENTS = const(16)
 PER_SEGMENT = const(64)

@@ -1,6 +1,7 @@
 # rp2040.py: the Raspberry Pi Pico board layer: hardware objects for the core, and the main loop.
 # The only firmware module that imports `machine` and reads the clock. Pins: board/pins.py
 # (generated from hardware/pinmap.json). Everything it builds is passed into bedside.Device.
+# setup() builds it all, loop_once() is one pass of the main loop, run() is main.py's entry.
 import errno
 import os
 import select
@@ -24,10 +25,11 @@ from board import pins
 from board.streams import UartIn, UsbHost
 
 WDT_TIMEOUT_MS = 2000  # rp2040 maximum is 8388 ms
-HEARTBEAT_HALF_MS = 50  # backup-sounder heartbeat: 10 Hz square wave while the loop runs
+HEARTBEAT_HALF_MS = 50  # backup-sounder heartbeat: 10 Hz while the loop runs and is healthy
 UART_RXBUF = 1024  # about 1 s of data at 9600 baud, covers a stalled loop
 SCREEN_FRAME_MS = 250  # the OLED is redrawn at most 4 times a second, and only on change
 SCREEN_RETRY_MS = 5000  # a missing or failing OLED is tried again this often
+_ERRORS_MAX = 9999  # Screen.errors stays a small number (reported as display_errors)
 INIT_CMDS_PER_STEP = 8  # SSD1306 init commands sent per update (about 0.3 ms at 400 kHz)
 # nibble -> byte with every bit doubled: one 8-pixel column becomes 16 (double-height text)
 _TALL = bytes(sum(3 << (2 * k) for k in range(4) if n >> k & 1) for n in range(16))
@@ -167,7 +169,7 @@ class Screen:
         self.errors = 0
         self._t_open = (now - SCREEN_RETRY_MS) & MASK  # first attempt at the first update
         self._t_frame = now
-        self._init = []  # the panel's init commands, sent INIT_CMDS_PER_STEP per update
+        self._init = b""  # the panel's init commands, sent INIT_CMDS_PER_STEP per update
         self._init_i = 0
         self._todo = 0  # bitmask of text lines still to draw into the panel's RAM
         self._pages = 0  # bitmask of 128-byte pages still to send
@@ -177,22 +179,23 @@ class Screen:
 
     def _open(self):
         """Build the driver WITHOUT its one-shot init (which sends every command and the whole
-        1 KB frame in one call); the init commands and the blank frame then go out in bounded
-        steps from update(), like any other page."""
+        1 KB frame in one call); the driver's init commands and the blank frame then go out in
+        bounded steps from update(), like any other page. No I2C traffic here."""
         from ssd1306 import SSD1306_I2C  # firmware/lib; imported here so it is not load-bearing
 
         class _Panel(SSD1306_I2C):
             def init_display(self):
-                pass  # done in steps by Screen
+                pass  # sent in steps by Screen
 
         i2c = I2C(pins.I2C_ID, sda=Pin(pins.I2C_SDA), scl=Pin(pins.I2C_SCL), freq=pins.I2C_FREQ)
         o = _Panel(128, 64, i2c, addr=pins.OLED_ADDR)
         mv = memoryview(o.buffer)
         self._mv = [mv[p * 128 : p * 128 + 128] for p in range(8)]
-        self._init = list(_init_commands(o))
+        self._init = _init_commands(SSD1306_I2C, o)
         self._init_i = 0
         o.fill(0)
         self._pages = 0xFF  # send the blank frame, one page per step, after the commands
+        self._todo = 0
         self.view = Display()  # the fresh panel is blank: draw every line again
         self.oled = o
         return o
@@ -205,10 +208,13 @@ class Screen:
                     return
                 self._t_open = now
                 o = self._open()
-            if self._init_i < len(self._init):
-                end = self._init_i + INIT_CMDS_PER_STEP
-                for c in self._init[self._init_i : end]:
-                    o.write_cmd(c)
+            init = self._init
+            if self._init_i < len(init):
+                i = self._init_i
+                end = min(i + INIT_CMDS_PER_STEP, len(init))
+                while i < end:
+                    o.write_cmd(init[i])
+                    i += 1
                 self._init_i = end
             elif self._pages:
                 self._send_page(o)
@@ -221,7 +227,8 @@ class Screen:
         except Exception:  # OSError from I2C above all: lose the display, never the alarms
             self.oled = None
             self._todo = self._pages = 0
-            self.errors += 1
+            if self.errors < _ERRORS_MAX:
+                self.errors += 1
             self._t_open = now
 
     def _draw(self, buf):
@@ -258,15 +265,32 @@ class Screen:
         self._pages &= ~(1 << p)
 
 
-def _init_commands(o):
-    """The SSD1306 init sequence of the vendored driver (firmware/lib/ssd1306.py init_display),
-    as data, display on last."""
-    return (
-        0xAE, 0x20, 0x00, 0x40, 0xA1, 0xA8, o.height - 1, 0xC8, 0xD3, 0x00,
-        0xDA, 0x02 if o.width > 2 * o.height else 0x12, 0xD5, 0x80,
-        0xD9, 0x22 if o.external_vcc else 0xF1, 0xDB, 0x30, 0x81, 0xFF, 0xA4, 0xA6,
-        0x8D, 0x10 if o.external_vcc else 0x14, 0xAF,
-    )  # fmt: skip
+class _Recorder:
+    """Stands in for the panel while the vendored driver's init_display() runs: it records the
+    commands and sends nothing (the blank frame goes out page by page instead of show())."""
+
+    def __init__(self, o):
+        self.width = o.width
+        self.height = o.height
+        self.external_vcc = o.external_vcc
+        self.cmds = bytearray()
+
+    def write_cmd(self, cmd):
+        self.cmds.append(cmd)
+
+    def fill(self, c):
+        pass
+
+    def show(self):
+        pass
+
+
+def _init_commands(driver, o):
+    """The SSD1306 init sequence exactly as the vendored driver (firmware/lib/ssd1306.py)
+    sends it for panel `o`, display on last: its own init_display(), run on a recorder."""
+    rec = _Recorder(o)
+    driver.init_display(rec)
+    return bytes(rec.cmds)
 
 
 def _reset_cause():
@@ -278,8 +302,26 @@ def _reset_cause():
     return "soft"
 
 
-def run():
-    micropython.kbd_intr(-1)  # a Ctrl-C byte from the host must not stop the firmware
+class Board:
+    """What setup() builds and loop_once() runs: the core (dev, loop) and the pins and
+    watchdog that only the board layer touches."""
+
+    def __init__(self, dev, loop, wdt, keys, pressed, beat, now):
+        self.dev = dev
+        self.loop = loop
+        self.wdt = wdt
+        self.k_ack, self.k_check, self.k_nibp = keys
+        self.pressed = pressed  # the pin level of a pressed key
+        self.beat = beat
+        self.t_beat = now
+
+
+def setup():
+    """Build everything and return the Board. A Ctrl-C byte (0x03) from the host must not stop
+    the firmware: the keyboard interrupt is switched off before anything else, so no host
+    byte can interrupt setup or the loop (the REPL is reachable only in maintenance mode,
+    main.py). The watchdog starts before the core is built: a hang there resets the board."""
+    micropython.kbd_intr(-1)
     now = time.ticks_ms() & MASK  # type: ignore[operator]  # the core's 30-bit tick
     store = FlashStore()
     settings = read_settings(store)
@@ -328,28 +370,45 @@ def run():
         settings=settings,
     )
     pull = Pin.PULL_UP if pins.BTN_ACTIVE_LOW else Pin.PULL_DOWN
+    keys = (
+        Pin(pins.BTN_ACK, Pin.IN, pull),
+        Pin(pins.BTN_CHECK, Pin.IN, pull),
+        Pin(pins.BTN_NIBP, Pin.IN, pull),
+    )
     pressed = 0 if pins.BTN_ACTIVE_LOW else 1
-    k_ack = Pin(pins.BTN_ACK, Pin.IN, pull)
-    k_check = Pin(pins.BTN_CHECK, Pin.IN, pull)
-    k_nibp = Pin(pins.BTN_NIBP, Pin.IN, pull)
     beat = Pin(pins.BACKUP_HEARTBEAT, Pin.OUT, value=0)
-    t_beat = now
     loop = MainLoop(dev, Screen(now))
+    return Board(dev, loop, wdt, keys, pressed, beat, now)
+
+
+def loop_once(b, now):
+    """One pass of the main loop at `now` (30-bit ms): sample the keys, run the shared
+    MainLoop step, then feed the watchdog and toggle the backup-sounder heartbeat only while
+    the device is healthy: once the alarm stages keep failing, the backup sounder sounds and
+    the watchdog resets the board. Returns whether the device is healthy. Allocates nothing."""
+    p = b.pressed
+    levels = 0
+    if b.k_ack.value() == p:
+        levels |= K_ACK
+    if b.k_check.value() == p:
+        levels |= K_CHECK
+    if b.k_nibp.value() == p:
+        levels |= K_NIBP
+    healthy = b.loop.step(now, levels)
+    if healthy:
+        b.wdt.feed()
+        if elapsed(now, b.t_beat) >= HEARTBEAT_HALF_MS:
+            b.t_beat = now
+            b.beat.toggle()
+    return healthy
+
+
+def run():
+    """setup(), then loop_once() every TICK_MS for ever."""
+    b = setup()
     while True:
         t0 = time.ticks_ms()
-        now = t0 & MASK  # type: ignore[operator]
-        levels = 0
-        if k_ack.value() == pressed:
-            levels |= K_ACK
-        if k_check.value() == pressed:
-            levels |= K_CHECK
-        if k_nibp.value() == pressed:
-            levels |= K_NIBP
-        if loop.step(now, levels):
-            wdt.feed()  # not fed once the alarm stages keep failing: a deliberate reset
-        if time.ticks_diff(now, t_beat) >= HEARTBEAT_HALF_MS:
-            t_beat = now
-            beat.toggle()
+        loop_once(b, t0 & MASK)  # type: ignore[operator]
         spare = TICK_MS - time.ticks_diff(time.ticks_ms(), t0)
         if spare > 0:
             time.sleep_ms(spare)

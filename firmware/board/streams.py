@@ -2,8 +2,21 @@
 # tick: the USB console as the host link (ipoll + readinto, POLLOUT-gated writes in small
 # chunks) and a UART reader that asks uart.any() first. No `machine` import: the objects are
 # passed in (tests use fakes on MicroPython and CPython).
-_CHUNK = 64  # bytes per console write: never more than the CDC buffer takes at once
-_USB_RX_MAX = 64  # bytes read from the console per tick
+from bedside.compat import const
+
+_CHUNK = const(64)  # bytes per console write: never more than the CDC buffer takes at once
+_USB_RX_MAX = const(64)  # bytes read from the console per call
+_POLLIN = const(1)  # select.POLLIN on MicroPython (MP_STREAM_POLL_RD) and CPython
+_POLLOUT = const(4)  # select.POLLOUT on MicroPython (MP_STREAM_POLL_WR) and CPython
+
+
+def _ready(poller, flag):
+    """True if poller.ipoll(0) reports `flag` now. ipoll returns the poller itself on
+    MicroPython (its one reused tuple): iterating it allocates nothing."""
+    for entry in poller.ipoll(0):
+        if entry[1] & flag:
+            return True
+    return False
 
 
 class UsbHost:
@@ -24,12 +37,7 @@ class UsbHost:
         n = 0
         one = self._one
         limit = len(buf) if len(buf) < _USB_RX_MAX else _USB_RX_MAX
-        while n < limit:
-            ready = False
-            for _ in self._pin.ipoll(0):
-                ready = True
-            if not ready:
-                break
+        while n < limit and _ready(self._pin, _POLLIN):
             if not self._in.readinto(one):
                 break
             buf[n] = one[0]
@@ -37,14 +45,14 @@ class UsbHost:
         return n
 
     def write(self, data):
-        ready = False
-        for _ in self._pout.ipoll(0):
-            ready = True
-        if not ready:
+        """Up to _CHUNK bytes of data, only when the console takes them now; returns the count
+        (0: not now). MicroPython's stream write(buf, max_len) takes a prefix without slicing."""
+        if not _ready(self._pout, _POLLOUT):
             return 0
-        if len(data) > _CHUNK:
-            data = data[:_CHUNK]
-        return self._out.write(data) or 0
+        n = len(data)
+        if n > _CHUNK:
+            n = _CHUNK
+        return self._out.write(data, n) or 0
 
 
 class UartIn:

@@ -1,5 +1,6 @@
 # test_device_alloc.py: the device's steady-state tick allocates nothing (REQ-SYS-04).
 # Measured on MicroPython with gc disabled; on CPython the check is skipped (None).
+# The whole tick with the board layer, a talking host and a sounding alarm: test_tick_alloc.py.
 from bedside.device import Device
 from fakes import Clock, MemStore
 from mputil import alloc_per_call, nonin2_packet
