@@ -14,7 +14,7 @@ from bedside.readings import F_SENSOR_OFF, NONE, OxiReading
 from bedside.settings import OPERATOR, ORG, SPEC, Settings
 from bedside.ticks import MASK, ticks_add
 from fakes import FakeUart, MemStore
-from mputil import alloc_per_call
+from mputil import alloc_per_call, skip
 from scenario import Bench
 
 T0 = (1 << 30) - 30000
@@ -492,4 +492,6 @@ def test_alarm_step_allocates_nothing():
     # REQ-ALM-23: the 100 ms alarm step (rules + engine) allocates nothing (MicroPython heap)
     for mode in ("fixed", "integral"):
         a = _alloc_per_step(mode)
-        assert a is None or a == 0, (mode, a)
+        if a is None:
+            skip("heap allocation is measured on MicroPython only")
+        assert a == 0, (mode, a)

@@ -10,7 +10,7 @@ from bedside.annunciator import Annunciator
 from bedside.settings import Settings
 from bedside.ticks import MASK
 from fakes import MemStore
-from mputil import alloc_per_call
+from mputil import alloc_per_call, skip
 from scenario import Bench
 
 TICK = 10
@@ -266,4 +266,6 @@ def test_annunciator_step_allocates_nothing():
         ann.step(state[0], P_HIGH, P_HIGH)
 
     a = alloc_per_call(one, 500)
-    assert a is None or a == 0, a
+    if a is None:
+        skip("heap allocation is measured on MicroPython only")
+    assert a == 0, a

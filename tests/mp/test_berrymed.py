@@ -13,7 +13,7 @@ from bedside.readings import (
 )
 from bedside.sensors import EV_ERROR, EV_FRAME, EV_READING, load_oximeter
 from bedside.sensors.berrymed import BAUD, BAUDS, FORMAT, FRAME_RATE, BerryMedDecoder
-from mputil import alloc_per_call
+from mputil import alloc_per_call, skip
 
 V11 = bytes.fromhex("8432074862")
 V12 = bytes.fromhex("C43247165F")
@@ -102,4 +102,6 @@ def test_no_allocation_per_frame():
         d.feed(mv, len(mv), 0)
 
     per = alloc_per_call(one, 50)
-    assert per is None or per == 0, per
+    if per is None:
+        skip("heap allocation is measured on MicroPython only")
+    assert per == 0, per

@@ -19,7 +19,7 @@ from bedside.display import (
 )
 from bedside.sensors.suntech import ST_MEASURING
 from fakes import Clock, FakeLeds, FakeSounder, FakeUart, MemStore
-from mputil import alloc_per_call
+from mputil import alloc_per_call, skip
 from scenario import Bench
 
 MIN = 60000
@@ -238,4 +238,6 @@ def test_steady_render_allocates_nothing():
     _shown(b, d, 3000, 72, 97)
     now = b.clock.now
     per = alloc_per_call(lambda: d.render(b.dev, now), 50)
-    assert per is None or per == 0, per
+    if per is None:
+        skip("heap allocation is measured on MicroPython only")
+    assert per == 0, per

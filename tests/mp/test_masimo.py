@@ -12,7 +12,7 @@ from bedside.readings import (
 )
 from bedside.sensors import EV_ERROR, EV_FRAME, EV_READING, load_oximeter
 from bedside.sensors.masimo import BAUD, FORMAT, FRAME_RATE, MasimoDecoder
-from mputil import alloc_per_call
+from mputil import alloc_per_call, skip
 
 V22 = (
     b"01/01/25 12:00:00 SN=0000012345 SPO2=097% BPM=072 PI=02.50% SPCO=--.-% SPMET=--.-%"
@@ -156,4 +156,6 @@ def test_no_allocation_per_line():
         d.feed(mv, len(mv), 0)
 
     per = alloc_per_call(one, 50)
-    assert per is None or per == 0, per
+    if per is None:
+        skip("heap allocation is measured on MicroPython only")
+    assert per == 0, per

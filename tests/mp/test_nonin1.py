@@ -13,7 +13,7 @@ from bedside.readings import (
 )
 from bedside.sensors import EV_ERROR, EV_FRAME, EV_READING, load_oximeter
 from bedside.sensors.nonin1 import BAUD, FORMAT, FRAME_RATE, Nonin1Decoder
-from mputil import alloc_per_call
+from mputil import alloc_per_call, skip
 
 V10 = bytes.fromhex("80486281165FC37F7F")
 
@@ -99,4 +99,6 @@ def test_no_allocation_per_frame():
         d.feed(mv, len(mv), 0)
 
     per = alloc_per_call(one, 50)
-    assert per is None or per == 0, per
+    if per is None:
+        skip("heap allocation is measured on MicroPython only")
+    assert per == 0, per

@@ -2,7 +2,7 @@
 from bedside.readings import F_MISSING, F_SENSOR_OFF, NONE, OxiReading
 from bedside.sensors import EV_ERROR, EV_FRAME, EV_READING
 from bedside.sensors.nonin2 import Nonin2Decoder
-from mputil import alloc_per_call, nonin2_frame, nonin2_packet
+from mputil import alloc_per_call, nonin2_frame, nonin2_packet, skip
 
 
 def packet(hr=72, spo2=97, status=0x82, pleth=60):
@@ -93,4 +93,6 @@ def test_no_allocation_per_frame():
         d.feed(mv, len(data), 0)
 
     per = alloc_per_call(one, 50)
-    assert per is None or per == 0, per
+    if per is None:
+        skip("heap allocation is measured on MicroPython only")
+    assert per == 0, per

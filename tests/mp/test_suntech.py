@@ -28,7 +28,7 @@ from bedside.sensors.suntech import (
     initial_inflate_cmd,
 )
 from bedside.ticks import MASK, ticks_add
-from mputil import alloc_per_call
+from mputil import alloc_per_call, skip
 
 T0 = (1 << 30) - 5000  # 5 s before the tick wrap
 
@@ -398,7 +398,9 @@ def test_no_allocation_per_reply():
         d.feed(data, len(data), now)
 
     per = alloc_per_call(one, 50)
-    assert per is None or per == 0, per
+    if per is None:
+        skip("heap allocation is measured on MicroPython only")
+    assert per == 0, per
 
 
 def test_wrap_constant():
