@@ -257,7 +257,8 @@ def test_ack_latched_to_latched_acknowledged():
 
 def test_pause_end_audio_paused_to_active():
     """REQ-ALM-32: audio pause is limited to audio_pause_s: silent until then, and the still
-    existing condition sounds again exactly when it runs out (across the tick wrap)."""
+    existing condition sounds again exactly when it runs out. REQ-SYS-03: the pause crosses
+    the 2**30 tick wrap."""
     for r, i, p in _latching() + _nonlatching():
         r.cond(i, True)
         r.ack()

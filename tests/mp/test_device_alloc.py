@@ -49,7 +49,7 @@ class Quiet:
 
 
 def test_steady_state_poll_allocates_nothing():
-    # REQ-SYS-04: decode + alarm rules + annunciator per 10 ms tick, no heap allocation
+    """REQ-SYS-04: decode + alarm rules + annunciator per 10 ms tick, no heap allocation."""
     clock = Clock()
     oxi = LoopUart(nonin2_packet(72, 97) * 3, 4)  # 4 bytes per 10 ms tick = 400 B/s
     q = Quiet()

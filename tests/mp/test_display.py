@@ -59,7 +59,7 @@ def _fits(d):
 
 
 def test_every_title_fits():
-    # REQ-HW-10: every condition title fits one 16-character line; only overlong ones change
+    """REQ-HW-10: every condition title fits one 16-character line; only overlong ones change."""
     d = Display()
     for i in range(COUNT):
         t = CONDITIONS[i][6]
@@ -73,7 +73,7 @@ def test_every_title_fits():
 
 
 def test_quiet_screen_shows_vitals_and_phase():
-    # REQ-HW-08: no alarm: alarm lines empty; SpO2 and pulse; the phase (MONITOR by default)
+    """REQ-HW-08: no alarm: alarm lines empty; SpO2 and pulse; the phase (MONITOR by default)"""
     b = _bench()
     d = Display()
     _shown(b, d, 3000, 72, 97)
@@ -91,7 +91,7 @@ def test_quiet_screen_shows_vitals_and_phase():
 
 
 def test_spo2_low_shows_medium_marker_and_title():
-    # REQ-HW-07: SPO2_LOW (MEDIUM): "!!" marker and the title, header inverted, not flashing
+    """REQ-HW-07: SPO2_LOW (MEDIUM): "!!" marker and the title, header inverted, not flashing."""
     b = _bench()
     d = Display()
     _shown(b, d, 3000, 72, 97)
@@ -106,7 +106,7 @@ def test_spo2_low_shows_medium_marker_and_title():
 
 
 def test_high_flashes_inverted():
-    # REQ-HW-07: HIGH (SPO2_DESAT): "!!!" marker; header and title flash inverted, 1 Hz
+    """REQ-HW-07: HIGH (SPO2_DESAT): "!!!" marker; header and title flash inverted, 1 Hz."""
     b = _bench()
     d = Display()
     _shown(b, d, 3000, 72, 97)
@@ -120,7 +120,8 @@ def test_high_flashes_inverted():
 
 
 def test_sensor_off_and_missing_values():
-    # REQ-HW-07, REQ-HW-08: sensor off: technical title; SpO2 and pulse "--", never stale values
+    """REQ-HW-07, REQ-HW-08: sensor off: technical title; SpO2 and pulse "--", never stale
+    values."""
     b = _bench()
     d = Display()
     _shown(b, d, 3000, 72, 97)
@@ -135,7 +136,7 @@ def test_sensor_off_and_missing_values():
 
 
 def test_queue_cycles_and_new_top_shows_first():
-    # REQ-HW-07: several alarms: highest first, "k/n", next every 2.5 s; a new top at once
+    """REQ-HW-07: several alarms: highest first, "k/n", next every 2.5 s; a new top at once."""
     b = _bench(reset_cause="watchdog")  # DEVICE_RESTARTED, MEDIUM, from boot
     d = Display()
     _shown(b, d, 3000, 72, 97)
@@ -157,7 +158,7 @@ def test_queue_cycles_and_new_top_shows_first():
 
 
 def test_audio_paused_countdown():
-    # REQ-HW-08: ACK: "AUDIO PAUSED" with the time left (minutes above 99 s), gone at the end
+    """REQ-HW-08: ACK: "AUDIO PAUSED" with the time left (minutes above 99 s), gone at the end."""
     b = _bench()
     d = Display()
     _shown(b, d, 3000, 72, 97)
@@ -188,7 +189,7 @@ def _nibp_device():
 
 
 def test_nibp_with_age_and_cuff():
-    # REQ-HW-08: last NIBP as "sys/dia (map)" with its age; cuff pressure while measuring
+    """REQ-HW-08: last NIBP as "sys/dia (map)" with its age; cuff pressure while measuring."""
     clock, dev = _nibp_device()
     d = Display()
     d.render(dev, clock.now)
@@ -215,7 +216,7 @@ def test_nibp_with_age_and_cuff():
 
 
 def test_lines_always_fit():
-    # REQ-HW-10: worst cases (every alarm, every priority, long values) stay in 16 x 8
+    """REQ-HW-10: worst cases (every alarm, every priority, long values) stay in 16 x 8."""
     clock, dev = _nibp_device()
     d = Display()
     a = dev.alarms
@@ -232,7 +233,7 @@ def test_lines_always_fit():
 
 
 def test_steady_render_allocates_nothing():
-    # REQ-HW-10: an unchanged screen costs no heap (MicroPython; None on CPython)
+    """REQ-HW-10: an unchanged screen costs no heap (MicroPython; None on CPython)"""
     b = _bench()
     d = Display()
     _shown(b, d, 3000, 72, 97)
