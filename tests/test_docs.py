@@ -87,7 +87,7 @@ def _scan() -> tuple[dict[str, FunctionInfo], dict[str, set[str]], list[str]]:
     tests: dict[str, FunctionInfo] = {}
     doc_ids: dict[str, set[str]] = {}
     comments: list[str] = []
-    for path in sorted((ROOT / "tests").rglob("*.py")):
+    for path in _test_files():
         fns, ids, com = _scan_file(path, ROOT)
         tests.update((fn.ref, fn) for fn in fns)
         for rid, where in ids.items():
