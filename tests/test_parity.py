@@ -35,6 +35,8 @@ def _cpython() -> str:
 
 @pytest.mark.skipif(micropython.executable() is None, reason="MicroPython unix port not installed")
 def test_scenario_same_on_micropython_with_pico_heap() -> None:
+    """REQ-SYS-02: the scenario's canonical timeline is byte-identical on CPython and on the
+    MicroPython unix port with the Pico-sized heap."""
     cp = _cpython()
     res = micropython.run(MP / "scenario.py", path=[MP], cwd=MP)
     assert res.returncode == 0, res.stderr + res.stdout

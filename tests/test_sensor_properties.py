@@ -88,7 +88,7 @@ def test_every_format_is_covered():
 @SETTINGS
 @given(fmt=fmts, data=noise, cuts=chunks)
 def test_oximeter_garbage_never_raises_or_leaks_range(fmt, data, cuts):
-    # REQ-SEN-16
+    """REQ-SEN-16: arbitrary bytes never raise and never yield out-of-range values."""
     r = OxiReading()
     d = load_oximeter(fmt, r)
     _feed_chunks(d, data, cuts, 0)
@@ -98,7 +98,7 @@ def test_oximeter_garbage_never_raises_or_leaks_range(fmt, data, cuts):
 @SETTINGS
 @given(fmt=fmts, data=st.binary(max_size=200), cuts=chunks, biased=st.booleans())
 def test_oximeter_structured_garbage(fmt, data, cuts, biased):
-    # REQ-SEN-16: garbage mixed with clean units (more realistic line noise) stays in range
+    """REQ-SEN-16: garbage mixed with clean units (more realistic line noise) stays in range."""
     unit = CLEAN[fmt][0]
     stream = bytes(data) + unit if biased else unit[: len(unit) // 2] + bytes(data) + unit
     r = OxiReading()
@@ -110,8 +110,9 @@ def test_oximeter_structured_garbage(fmt, data, cuts, biased):
 @SETTINGS
 @given(fmt=fmts, data=noise, cuts=chunks)
 def test_oximeter_relocks_after_garbage(fmt, data, cuts):
-    # REQ-SEN-02: after garbage, a clean stream re-locks within one packet/frame/line: of
-    # `runs` clean units (runs = 2 where the garbage tail may swallow the first), the last decodes.
+    """REQ-SEN-02: after garbage, a clean stream re-locks within one packet/frame/line: of
+    `runs` clean units (runs = 2 where the garbage tail may swallow the first), the last
+    decodes."""
     unit, runs, spo2, pr = CLEAN[fmt]
     r = OxiReading()
     d = load_oximeter(fmt, r)
@@ -150,7 +151,7 @@ PREFIXES = [
 @SETTINGS
 @given(prefix=st.sampled_from(PREFIXES), data=noise, cuts=chunks, dt=st.integers(0, 500))
 def test_suntech_garbage_never_raises_or_leaks_range(prefix, data, cuts, dt):
-    # REQ-SEN-16: suntech.feed on arbitrary bytes: no exception; any accepted result plausible
+    """REQ-SEN-16: suntech.feed on arbitrary bytes: no exception; any accepted result plausible."""
     d = _driver(prefix)
     _feed_chunks(d, data, cuts, ticks_add(T0, dt))
     d.step(ticks_add(T0, dt + 10))
@@ -167,7 +168,7 @@ def test_suntech_garbage_never_raises_or_leaks_range(prefix, data, cuts, dt):
 @SETTINGS
 @given(data=noise, cuts=chunks)
 def test_suntech_relocks_after_garbage(data, cuts):
-    # REQ-SEN-02: after garbage, the next clean reply (arriving later, as replies do) decodes
+    """REQ-SEN-02: after garbage, the next clean reply (arriving later, as replies do) decodes."""
     d = _driver(PREFIXES[2])
     _feed_chunks(d, data, cuts, ticks_add(T0, 10))
     if d.state != suntech.ST_READING:
@@ -190,8 +191,8 @@ def _checksummed(body):
     cuff=st.integers(0, 0xFFFF),
 )
 def test_suntech_checksummed_replies_stay_plausible(payload, ok, cuff):
-    # REQ-SEN-16, REQ-SEN-08: well-formed replies with arbitrary field values (random garbage
-    # rarely passes the checksum): any accepted result is plausible, a cuff value in range
+    """REQ-SEN-16, REQ-SEN-08: well-formed replies with arbitrary field values (random garbage
+    rarely passes the checksum): any accepted result is plausible, a cuff value in range."""
     body = bytearray(b"\x3e\x18" + payload)
     if ok:
         body[7] = 1  # BPS

@@ -91,7 +91,8 @@ def test_clean_stop(tmp_path: Path, sig: int) -> None:
 
 
 def test_unclean_stop_raises_device_restarted(tmp_path: Path) -> None:
-    """REQ-ALM-05: after a kill (power cut) the next start raises DEVICE_RESTARTED."""
+    """REQ-ALM-05, REQ-SIL-05: after a kill (power cut) the next start raises
+    DEVICE_RESTARTED."""
     s = Sil(tmp_path)
     s.feed_oximeter(0.3, 72, 97)
     s.kill()

@@ -30,20 +30,21 @@ def main() -> int:
         return 1
     mp = micropython.ROOT / "tests" / "mp"
     modules = args.modules or sorted(p.stem for p in mp.glob("test_*.py"))
-    passed = failed = 0
+    passed = failed = skipped = 0
     for mod in modules:  # one process per module: each gets the whole Pico-sized heap
         res = micropython.run(mp / "run.py", mod, heap=args.heap, path=[mp], cwd=mp)
         sys.stdout.write(res.stdout)
         sys.stderr.write(res.stderr)
-        counts = re.search(r"micropython: (\d+) passed, (\d+) failed", res.stdout)
+        counts = re.search(r"micropython: (\d+) passed, (\d+) failed, (\d+) skipped", res.stdout)
         if counts:
             passed += int(counts[1])
             failed += int(counts[2])
+            skipped += int(counts[3])
         if res.returncode != 0 and (not counts or not int(counts[2])):
             failed += 1
             print(f"FAIL {mod}: exit {res.returncode} before reporting")
     print(f"MicroPython unix port, -X heapsize={args.heap}, {len(modules)} modules")
-    print(f"{passed} passed, {failed} failed")
+    print(f"{passed} passed, {failed} failed, {skipped} skipped")
     return 1 if failed else 0
 
 

@@ -4,6 +4,16 @@ import sys
 IS_MICROPYTHON = sys.implementation.name == "micropython"
 
 
+class Skipped(Exception):
+    """Raised by skip(): the test cannot run here. run.py counts it as skipped, and
+    tests/conftest.py turns it into a pytest skip, so it never counts as passed."""
+
+
+def skip(reason):
+    """Stop the calling test as skipped (not passed), e.g. a heap measurement on CPython."""
+    raise Skipped(reason)
+
+
 def nonin2_frame(status, pleth, flt):
     """One Format #2 frame, built from the reference rule (protocols.md 1.3), for test input."""
     return bytes((0x01, status, pleth, flt, (0x01 + status + pleth + flt) & 0xFF))
@@ -27,7 +37,8 @@ def nonin2_packet(hr=72, spo2=97, status=0x82, pleth=50):
 
 
 def alloc_per_call(fn, calls):
-    """Bytes allocated per call of fn() with gc disabled (MicroPython only; None on CPython)."""
+    """Bytes allocated per call of fn() with gc disabled (MicroPython only; None on CPython:
+    the caller then calls skip() instead of passing)."""
     if not IS_MICROPYTHON:
         return None
     import gc

@@ -2,7 +2,12 @@
 # Usage: MICROPYPATH=tests/mp:firmware micropython -X heapsize=192k tests/mp/run.py [module ...]
 # Every tests/mp/test_*.py is plain Python valid on both MicroPython and CPython: module-level
 # functions named test_* that use assert. pytest collects the same files on CPython.
+# A test that raises mputil.Skipped (mputil.skip(reason)) counts as skipped, never as passed.
+# Output: "ok|FAIL|skip module.test" per test, then
+# "micropython: N passed, M failed, K skipped" (tools/run_micropython_tests.py parses it).
 import sys
+
+from mputil import Skipped
 
 try:
     import os
@@ -23,6 +28,7 @@ except ImportError:  # pragma: no cover
 
 passed = 0
 failed = 0
+skipped = 0
 for modname in MODULES:
     mod = __import__(modname)
     for name in sorted(dir(mod)):
@@ -35,6 +41,9 @@ for modname in MODULES:
             _collect()  # each test starts from a collected heap, as a fresh board would
         try:
             fn()
+        except Skipped as e:
+            skipped += 1
+            print("skip", modname + "." + name, e)
         except Exception as e:  # report and go on, like a test runner
             failed += 1
             print("FAIL", modname + "." + name, type(e).__name__, e)
@@ -51,5 +60,5 @@ for modname in MODULES:
         gc.collect()
     except ImportError:  # pragma: no cover
         pass
-print("micropython: %d passed, %d failed" % (passed, failed))
+print("micropython: %d passed, %d failed, %d skipped" % (passed, failed, skipped))
 sys.exit(1 if failed else 0)

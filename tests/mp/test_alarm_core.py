@@ -15,7 +15,7 @@ from bedside.readings import F_SENSOR_OFF, NONE, NibpReading, OxiReading
 from bedside.settings import OPERATOR, ORG, SPEC, Settings, defaults
 from bedside.ticks import MASK, ticks_add
 from fakes import FakeUart, MemStore
-from mputil import alloc_per_call
+from mputil import alloc_per_call, skip
 from scenario import Bench
 
 T0 = (1 << 30) - 30000
@@ -72,7 +72,8 @@ class Rig:
 
 
 def test_condition_table_consistent():
-    # REQ-ALM-07: the one condition table: 20 ids in index order, priorities, kinds and latching
+    """REQ-ALM-07: the one condition table: every id in index order, priorities, kinds and
+    latching."""
     assert len(IDS) == c.COUNT == 26
     for name in IDS:
         assert getattr(c, name) == c.index(name)
@@ -91,7 +92,7 @@ def test_condition_table_consistent():
 
 
 def test_desat_high_without_delay():
-    # REQ-ALM-08: SpO2 below the desat limit raises SPO2_DESAT, HIGH, with no delay
+    """REQ-ALM-08: SpO2 below the desat limit raises SPO2_DESAT, HIGH, with no delay."""
     r = Rig()
     r.run(2000, 97)
     r.run(100, 84)
@@ -101,8 +102,8 @@ def test_desat_high_without_delay():
 
 
 def test_spo2_low_fixed_delay_and_escalation_breaks_pause():
-    # REQ-ALM-09: SPO2_LOW after spo2_low_delay_s, escalates to HIGH after spo2_escalate_s,
-    # and the escalation breaks through an audio pause
+    """REQ-ALM-09: SPO2_LOW after spo2_low_delay_s, escalates to HIGH after spo2_escalate_s, and
+    the escalation breaks through an audio pause."""
     r = Rig(spo2_low_delay_s=5, spo2_escalate_s=30)
     r.run(1000, 97)
     r.run(4900, 88)
@@ -118,8 +119,8 @@ def test_spo2_low_fixed_delay_and_escalation_breaks_pause():
 
 
 def test_hysteresis_no_chatter_on_the_limit():
-    # REQ-ALM-10: a value on/near a limit does not chatter: an existing condition ends only
-    # once the value is the hysteresis past the limit (SpO2 1 %-point, pulse 2 /min)
+    """REQ-ALM-10: a value on/near a limit does not chatter: an existing condition ends only
+    once the value is the hysteresis past the limit (SpO2 1 %-point, pulse 2 /min)"""
     r = Rig(spo2_low_delay_s=0, pr_delay_s=0, latch_medium=0)
     r.run(1000, 97)
     for _ in range(10):  # 89, 90, 89, 90 ...: one alarm, not ten
@@ -138,9 +139,9 @@ def test_hysteresis_no_chatter_on_the_limit():
 
 
 def test_latching_high_default_reset_and_settings():
-    # REQ-ALM-11: HIGH physiological alarms latch by default: the visual signal stays after the
-    # condition ends until reset; reset leaves a still-active condition; latch_high=0 turns it
-    # off and latch_medium=1 latches MEDIUM physiological alarms (organisation settings)
+    """REQ-ALM-11: HIGH physiological alarms latch by default: the visual signal stays after the
+    condition ends until reset; reset leaves a still-active condition; latch_high=0 turns it off
+    and latch_medium=1 latches MEDIUM physiological alarms (organisation settings)"""
     r = Rig()
     r.run(1000, 97)
     r.run(500, 80)
@@ -170,8 +171,9 @@ def test_latching_high_default_reset_and_settings():
 
 
 def test_audio_pause_length_and_expiry():
-    # REQ-ALM-12: ACK pauses audio for audio_pause_s, then the still-active alarm sounds again;
-    # a condition that starts during the pause sounds at once; visual stays throughout
+    """REQ-ALM-12: ACK pauses audio for audio_pause_s, then the still-active alarm sounds again;
+    a condition that starts during the pause sounds at once; visual stays throughout.
+    REQ-SYS-03: the clock crosses the 2**30 tick wrap during the pause and PR_LOW's delay."""
     r = Rig(audio_pause_s=30, spo2_low_delay_s=0)
     r.run(500, 88)
     assert r.eng.ack(r.now()) == 1
@@ -188,9 +190,9 @@ def test_audio_pause_length_and_expiry():
 
 
 def test_integrated_deficit_worked_examples():
-    # REQ-ALM-13: integral mode: index in %-points x s counted from the reference point
-    # (setting); GE example (ref limit+1): 92, 89, 87, 87, 80 -> 0, 2, 6, 10, 21, alarm at 20
-    # after 4 s; N-395 example (ref = limit): 88 % for 2 s -> 4
+    """REQ-ALM-13: integral mode: index in %-points x s counted from the reference point
+    (setting); GE example (ref limit+1): 92, 89, 87, 87, 80 -> 0, 2, 6, 10, 21, alarm at 20
+    after 4 s; N-395 example (ref = limit): 88 % for 2 s -> 4."""
     d = IntegratedDeficit()
     t = T0
     got = []
@@ -210,8 +212,8 @@ def test_integrated_deficit_worked_examples():
 
 
 def test_integrated_deficit_on_the_rules_and_decrement():
-    # REQ-ALM-14: SPO2_LOW in integral mode: no fixed delay; deep dips alarm sooner than
-    # shallow ones; back within limits the index decrements the same way it grew
+    """REQ-ALM-14: SPO2_LOW in integral mode: no fixed delay; deep dips alarm sooner than
+    shallow ones; back within limits the index decrements the same way it grew."""
     r = Rig(spo2_delay_mode="integral", spo2_integral_limit=25)
     r.run(1000, 97)
     r.run(4900, 85)  # 5 points: 25 %*s after 5 s
@@ -233,8 +235,8 @@ def test_integrated_deficit_on_the_rules_and_decrement():
 
 
 def test_integrated_deficit_three_violations_in_60s():
-    # REQ-ALM-15: integral mode safety net: 3 separate violations within 60 s alarm even with
-    # the index short of the threshold
+    """REQ-ALM-15: integral mode safety net: 3 separate violations within 60 s alarm even with
+    the index short of the threshold."""
     r = Rig(spo2_delay_mode="integral", spo2_integral_limit=100)
     r.run(1000, 97)
     for _ in range(2):
@@ -253,8 +255,8 @@ def test_integrated_deficit_three_violations_in_60s():
 
 
 def test_nibp_hold():
-    # REQ-ALM-16: while the cuff inflates (spo2_hold_nibp on) no new SpO2/pulse alarm starts,
-    # existing ones stay, sensor-off is never held; the hold ends at spo2_hold_max_s
+    """REQ-ALM-16: while the cuff inflates (spo2_hold_nibp on) no new SpO2/pulse alarm starts,
+    existing ones stay, sensor-off is never held; the hold ends at spo2_hold_max_s."""
     h = NibpHold()
     assert h.update(1, True, 20, T0) is True
     assert h.update(1, True, 20, ticks_add(T0, 19900)) is True
@@ -308,7 +310,7 @@ class _Drv:
 
 
 def test_nibp_hold_on_the_device():
-    # REQ-ALM-16: the device holds SpO2_LOW alarms from the NIBP driver state, capped
+    """REQ-ALM-16: the device holds SpO2_LOW alarms from the NIBP driver state, capped."""
     stored = dict(defaults(), spo2_hold_nibp=1, spo2_hold_max_s=20)
     store = MemStore({"settings.json": json.dumps(stored).encode()})
     b = Bench(store=store)
@@ -325,8 +327,8 @@ def test_nibp_hold_on_the_device():
 
 
 def test_settings_ranges_and_access():
-    # REQ-ALM-17: limits, delays, escalation, latching and pause length are settings with
-    # enforced ranges; latching, pause length, delay mode and AUDIO OFF are organisation-only
+    """REQ-ALM-17: limits, delays, escalation, latching and pause length are settings with
+    enforced ranges; latching, pause length, delay mode and AUDIO OFF are organisation-only."""
     s = Settings()
     d = {n: SPEC[n][0] for n in SPEC}
     assert (d["spo2_low"], d["spo2_desat"], d["pr_low"], d["pr_high"]) == (90, 85, 50, 130)
@@ -346,8 +348,8 @@ def test_settings_ranges_and_access():
 
 
 def test_audio_off_needs_org_setting():
-    # REQ-ALM-18: AUDIO OFF is refused unless audio_off_allowed; in force it silences the
-    # auditory signals but not the visual; withdrawing the setting ends it
+    """REQ-ALM-18: AUDIO OFF is refused unless audio_off_allowed; in force it silences the
+    auditory signals but not the visual; withdrawing the setting ends it."""
     r = Rig(spo2_low_delay_s=0)
     assert r.eng.set_audio_off(True)  # refused
     assert not r.eng.audio_off
@@ -368,7 +370,7 @@ def _cmd(b, obj):
 
 
 def test_audio_off_host_command_and_heartbeat():
-    # REQ-ALM-18: host command audio_off, accepted only when allowed; heartbeat audio_off
+    """REQ-ALM-18: host command audio_off, accepted only when allowed; heartbeat audio_off."""
     b = Bench()
     b.run(1000, 72, 97)
     r = _cmd(b, {"cmd": "audio_off", "on": True})
@@ -390,8 +392,8 @@ def test_audio_off_host_command_and_heartbeat():
 
 
 def test_alarm_events_reported_with_fields():
-    # REQ-ALM-20: every alarm event (raise, escalate, end, latch, ack, reset) goes to the host
-    # with condition, priority, state, value and limit
+    """REQ-ALM-20: every alarm event (raise, escalate, end, latch, ack, reset) goes to the host
+    with condition, priority, state, value and limit."""
     stored = json.dumps(dict(defaults(), spo2_escalate_s=5)).encode()
     b = Bench(store=MemStore({"settings.json": stored}))
     b.run(2000, 72, 97)
@@ -415,9 +417,9 @@ def test_alarm_events_reported_with_fields():
 
 
 def test_alarm_log_from_device_and_host_command():
-    # REQ-ALM-19: the device logs boot and alarm events in the alarm log and setting changes in
-    # the event log; the host reads them with {"cmd": "log", "from": n, "log": ...}; a restart
-    # continues the numbering with the next boot
+    """REQ-ALM-19: the device logs boot and alarm events in the alarm log and setting changes
+    in the event log; the host reads them with {"cmd": "log", "from": n, "log": ...}; a restart
+    continues the numbering with the next boot."""
     store = MemStore()
     b = Bench(store=store)
     b.run(2000, 72, 97)
@@ -468,7 +470,9 @@ def _alloc_per_step(mode):
 
 
 def test_alarm_step_allocates_nothing():
-    # REQ-ALM-23: the 100 ms alarm step (rules + engine) allocates nothing (MicroPython heap)
+    """REQ-ALM-23: the 100 ms alarm step (rules + engine) allocates nothing (MicroPython heap)"""
     for mode in ("fixed", "integral"):
         a = _alloc_per_step(mode)
-        assert a is None or a == 0, (mode, a)
+        if a is None:
+            skip("heap allocation is measured on MicroPython only")
+        assert a == 0, (mode, a)

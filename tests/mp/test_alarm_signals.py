@@ -10,7 +10,7 @@ from bedside.annunciator import Annunciator
 from bedside.settings import Settings, defaults
 from bedside.ticks import MASK
 from fakes import MemStore
-from mputil import alloc_per_call
+from mputil import alloc_per_call, skip
 from scenario import Bench
 
 TICK = 10
@@ -94,8 +94,8 @@ def check_high(ps, jitter=0):
 
 
 def test_high_burst_matches_table_3_and_4():
-    # REQ-SIG-02: HIGH = 10 pulses (3+2, pause, 3+2), t_d 75-200 ms, x 50-125 ms,
-    # 3rd->4th = 8th->9th = 2x + t_d, 5th->6th 0.35-1.30 s, interburst 2.5-15 s (exact)
+    """REQ-SIG-02: HIGH = 10 pulses (3+2, pause, 3+2), t_d 75-200 ms, x 50-125 ms, 3rd->4th =
+    8th->9th = 2x + t_d, 5th->6th 0.35-1.30 s, interburst 2.5-15 s (exact)"""
     rec = _play(P_HIGH, 20000)
     bs = bursts(pulses(rec.snd), 1300)
     assert len(bs) >= 2
@@ -107,7 +107,7 @@ def test_high_burst_matches_table_3_and_4():
 
 
 def test_medium_burst_matches_table_3_and_4():
-    # REQ-SIG-03: MEDIUM = 3 pulses, t_d 125-250 ms, y 125-250 ms, interburst 2.5-30 s (exact)
+    """REQ-SIG-03: MEDIUM = 3 pulses, t_d 125-250 ms, y 125-250 ms, interburst 2.5-30 s (exact)"""
     rec = _play(P_MEDIUM, 16000)
     bs = bursts(pulses(rec.snd), 1000)
     assert len(bs) >= 2
@@ -121,7 +121,7 @@ def test_medium_burst_matches_table_3_and_4():
 
 
 def test_low_burst_matches_table_3_and_4():
-    # REQ-SIG-04: LOW = 1 or 2 pulses, t_d 125-250 ms, y 125-250 ms, repeated after > 15 s
+    """REQ-SIG-04: LOW = 1 or 2 pulses, t_d 125-250 ms, y 125-250 ms, repeated after > 15 s."""
     rec = _play(P_LOW, 45000)
     bs = bursts(pulses(rec.snd), 1000)
     assert len(bs) >= 2
@@ -135,8 +135,8 @@ def test_low_burst_matches_table_3_and_4():
 
 
 def test_rise_by_duty_ramp_and_f0():
-    # REQ-SIG-05: every pulse rises by stepping the PWM duty, reaching full level after
-    # 10-20 % of t_d; it falls before its end (never into the next pulse); f0 150-1000 Hz
+    """REQ-SIG-05: every pulse rises by stepping the PWM duty, reaching full level after 10-20 %
+    of t_d; it falls before its end (never into the next pulse); f0 150-1000 Hz."""
     for prio in (P_HIGH, P_MEDIUM, P_LOW):
         rec = _play(prio, 4000)
         for p in pulses(rec.snd):
@@ -170,7 +170,7 @@ def _flash(led_log, color):
 
 
 def test_visual_flash_frequency_and_duty():
-    # REQ-SIG-06: HIGH red 1.4-2.8 Hz, MEDIUM yellow 0.4-0.8 Hz, duty 20-60 %; LOW cyan steady
+    """REQ-SIG-06: HIGH red 1.4-2.8 Hz, MEDIUM yellow 0.4-0.8 Hz, duty 20-60 %; LOW cyan steady."""
     for prio, color, lo_hz, hi_hz in ((P_HIGH, RED, 1.4, 2.8), (P_MEDIUM, YELLOW, 0.4, 0.8)):
         rec = _play(prio, 12000)
         cycles = _flash(rec.led, color)
@@ -184,8 +184,8 @@ def test_visual_flash_frequency_and_duty():
 
 
 def test_only_highest_priority_pattern_and_led():
-    # REQ-SIG-07: with several priorities active the sounder plays only the highest pattern
-    # and the LEDs show only the highest priority
+    """REQ-SIG-07: with several priorities active the sounder plays only the highest pattern and
+    the LEDs show only the highest priority."""
     rec = Rec()
     ann = Annunciator(rec, rec, Settings())
     _run(ann, rec, 8000, P_MEDIUM, P_MEDIUM)
@@ -199,8 +199,8 @@ def test_only_highest_priority_pattern_and_led():
 
 
 def test_short_condition_completes_half_high_and_full_medium_burst():
-    # REQ-SIG-08: a condition shorter than a burst still completes half a HIGH burst
-    # (5 pulses) or one full MEDIUM burst (3 pulses); an ACK stops it at once
+    """REQ-SIG-08: a condition shorter than a burst still completes half a HIGH burst (5 pulses)
+    or one full MEDIUM burst (3 pulses); an ACK stops it at once."""
     for prio, n in ((P_HIGH, 5), (P_MEDIUM, 3)):
         rec = Rec()
         ann = Annunciator(rec, rec, Settings())
@@ -216,7 +216,7 @@ def test_short_condition_completes_half_high_and_full_medium_burst():
 
 
 def test_short_desat_on_the_device_completes_half_a_high_burst():
-    # REQ-SIG-08: on the device timeline: a 1-packet desaturation (non-latching) -> 5 pulses
+    """REQ-SIG-08: on the device timeline: a 1-packet desaturation (non-latching) -> 5 pulses."""
     store = MemStore({"settings.json": json.dumps(dict(defaults(), latch_high=0)).encode()})
     b = Bench(store=store)
     b.run(3000, 72, 97)
@@ -229,8 +229,8 @@ def test_short_desat_on_the_device_completes_half_a_high_burst():
 
 
 def test_audio_off_reminder_and_green_flash():
-    # REQ-ALM-18: AUDIO OFF: no alarm sound, one pulse on entry and then one reminder pulse
-    # every audio_off_reminder_min, green flashing; visual alarm signals unaffected
+    """REQ-ALM-18: AUDIO OFF: no alarm sound, one pulse on entry and then one reminder pulse
+    every audio_off_reminder_min, green flashing; visual alarm signals unaffected."""
     s = Settings()
     s.set("audio_off_reminder_min", 1, 1)
     rec = Rec()
@@ -243,7 +243,7 @@ def test_audio_off_reminder_and_green_flash():
 
 
 def test_annunciator_step_allocates_nothing():
-    # REQ-ALM-23: the per-tick signal step allocates nothing (MicroPython heap measured)
+    """REQ-ALM-23: the per-tick signal step allocates nothing (MicroPython heap measured)"""
     rec = Rec()
     ann = Annunciator(rec, rec, Settings())
     rec.snd = None  # no recording: the sinks would allocate
@@ -266,4 +266,6 @@ def test_annunciator_step_allocates_nothing():
         ann.step(state[0], P_HIGH, P_HIGH)
 
     a = alloc_per_call(one, 500)
-    assert a is None or a == 0, a
+    if a is None:
+        skip("heap allocation is measured on MicroPython only")
+    assert a == 0, a

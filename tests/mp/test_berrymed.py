@@ -13,7 +13,7 @@ from bedside.readings import (
 )
 from bedside.sensors import EV_ERROR, EV_FRAME, EV_READING, load_oximeter
 from bedside.sensors.berrymed import BAUD, BAUDS, FORMAT, FRAME_RATE, BerryMedDecoder
-from mputil import alloc_per_call
+from mputil import alloc_per_call, skip
 
 V11 = bytes.fromhex("8432074862")
 V12 = bytes.fromhex("C43247165F")
@@ -26,7 +26,8 @@ def test_module_constants_and_registry():
 
 
 def test_reference_vectors():
-    # REQ-SEN-01: vectors 11, 12, 13
+    """REQ-SEN-01: vectors 11, 12, 13; REQ-SEN-03, REQ-SEN-04: vector 13 (probe unplugged,
+    no finger, PR 255, SpO2 127) gives no values and sensor-off at once."""
     r = OxiReading()
     d = BerryMedDecoder(r)
     assert d.feed(V11, 5, 7) == EV_FRAME | EV_READING
@@ -34,7 +35,7 @@ def test_reference_vectors():
     assert r.quality == Q_MARGINAL and r.t_ms == 7 and r.count == 1
     d.feed(V12, 5, 17)
     assert r.pr == 150 and r.spo2 == 95 and d.beeps == 1
-    d.feed(V13, 5, 27)  # REQ-SEN-03, REQ-SEN-04: probe unplugged, no finger, PR 255, SpO2 127
+    d.feed(V13, 5, 27)  # probe unplugged, no finger, PR 255, SpO2 127
     assert r.pr == NONE and r.spo2 == NONE and r.pleth == NONE
     assert r.flags & F_SENSOR_OFF and r.flags & F_NO_FINGER and r.flags & F_MISSING
     assert r.quality == Q_UNKNOWN
@@ -54,7 +55,7 @@ def test_pr_bit7_and_strength_map():
 
 
 def test_range_validation():
-    # REQ-SEN-17: out-of-range values are NONE + F_MISSING
+    """REQ-SEN-17: out-of-range values are NONE + F_MISSING."""
     r = OxiReading()
     d = BerryMedDecoder(r)
     d.feed(bytes((0x86, 40, 0x45, 0x7B, 101)), 5, 0)  # PR 251, SpO2 101
@@ -62,7 +63,7 @@ def test_range_validation():
 
 
 def test_chunking():
-    # REQ-SEN-02
+    """REQ-SEN-02: any chunking gives the same readings."""
     data = (V11 + V12 + V13) * 3
     for chunk in (1, 2, 3, 4, 6, len(data)):
         r = OxiReading()
@@ -74,7 +75,7 @@ def test_chunking():
 
 
 def test_resync_after_garbage():
-    # REQ-SEN-02: early head byte restarts; the next clean packet decodes
+    """REQ-SEN-02: early head byte restarts; the next clean packet decodes."""
     r = OxiReading()
     d = BerryMedDecoder(r)
     junk = bytes((0x05, 0x84, 0x32, 0x07, 0xFF, 0x10))
@@ -84,7 +85,7 @@ def test_resync_after_garbage():
 
 
 def test_sensor_off_at_once():
-    # REQ-SEN-04: one packet with the probe-unplugged bit sets F_SENSOR_OFF
+    """REQ-SEN-04: one packet with the probe-unplugged bit sets F_SENSOR_OFF."""
     r = OxiReading()
     d = BerryMedDecoder(r)
     d.feed(V11, 5, 0)
@@ -93,7 +94,7 @@ def test_sensor_off_at_once():
 
 
 def test_no_allocation_per_frame():
-    # REQ-SEN-05
+    """REQ-SEN-05: decoding a packet allocates nothing."""
     r = OxiReading()
     d = BerryMedDecoder(r)
     mv = memoryview((V11 + V12 + V13) * 10)
@@ -102,4 +103,6 @@ def test_no_allocation_per_frame():
         d.feed(mv, len(mv), 0)
 
     per = alloc_per_call(one, 50)
-    assert per is None or per == 0, per
+    if per is None:
+        skip("heap allocation is measured on MicroPython only")
+    assert per == 0, per

@@ -3,7 +3,7 @@
 # The whole tick with the board layer, a talking host and a sounding alarm: test_tick_alloc.py.
 from bedside.device import Device
 from fakes import Clock, MemStore
-from mputil import alloc_per_call, nonin2_packet
+from mputil import alloc_per_call, nonin2_packet, skip
 
 
 class LoopUart:
@@ -50,7 +50,7 @@ class Quiet:
 
 
 def test_steady_state_poll_allocates_nothing():
-    # REQ-SYS-04: decode + alarm rules + annunciator per 10 ms tick, no heap allocation
+    """REQ-SYS-04: decode + alarm rules + annunciator per 10 ms tick, no heap allocation."""
     clock = Clock()
     oxi = LoopUart(nonin2_packet(72, 97) * 3, 4)  # 4 bytes per 10 ms tick = 400 B/s
     q = Quiet()
@@ -64,4 +64,6 @@ def test_steady_state_poll_allocates_nothing():
         dev.poll(clock.advance(10))
 
     per = alloc_per_call(tick, 100)
-    assert per is None or per == 0, per
+    if per is None:
+        skip("heap allocation is measured on MicroPython only")
+    assert per == 0, per

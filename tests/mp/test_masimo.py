@@ -12,7 +12,7 @@ from bedside.readings import (
 )
 from bedside.sensors import EV_ERROR, EV_FRAME, EV_READING, load_oximeter
 from bedside.sensors.masimo import BAUD, FORMAT, FRAME_RATE, MasimoDecoder
-from mputil import alloc_per_call
+from mputil import alloc_per_call, skip
 
 V22 = (
     b"01/01/25 12:00:00 SN=0000012345 SPO2=097% BPM=072 PI=02.50% SPCO=--.-% SPMET=--.-%"
@@ -46,7 +46,7 @@ def test_module_constants_and_registry():
 
 
 def test_reference_vector_22():
-    # REQ-SEN-01
+    """REQ-SEN-01: vector 22 decodes as stated."""
     r = OxiReading()
     d = MasimoDecoder(r)
     assert d.feed(V22, len(V22), 5) == EV_FRAME | EV_READING
@@ -55,7 +55,7 @@ def test_reference_vector_22():
 
 
 def test_reference_vector_23():
-    # REQ-SEN-01, REQ-SEN-03, REQ-SEN-04: dashes are missing; EXC 0x021 no sensor + sensor off
+    """REQ-SEN-01, REQ-SEN-03, REQ-SEN-04: dashes are missing; EXC 0x021 no sensor + sensor off."""
     r = OxiReading()
     d = MasimoDecoder(r)
     d.feed(V22, len(V22), 0)
@@ -90,7 +90,7 @@ def test_tokens_not_columns():
 
 
 def test_bad_values_are_missing():
-    # REQ-SEN-17: malformed/out-of-range values are NONE, never numbers
+    """REQ-SEN-17: malformed/out-of-range values are NONE, never numbers."""
     r = OxiReading()
     d = MasimoDecoder(r)
     x = line(spo2=b"101", bpm=b"7x2", pi=b"0.5.0", exc=b"zz")
@@ -111,7 +111,7 @@ def test_line_without_keys_is_rejected():
 
 
 def test_chunking_and_line_ends():
-    # REQ-SEN-02: any chunking; CR LF, LF or CR alone all end a line (CR LF UNCONFIRMED)
+    """REQ-SEN-02: any chunking; CR LF, LF or CR alone all end a line (CR LF UNCONFIRMED)"""
     data = V22 + V23.replace(b"\r\n", b"\n") + V22.replace(b"\r\n", b"\r") + V23
     for chunk in (1, 2, 3, 7, 50, len(data)):
         r = OxiReading()
@@ -124,7 +124,7 @@ def test_chunking_and_line_ends():
 
 
 def test_overlong_line_dropped_and_resync():
-    # REQ-SEN-02: overlong lines are dropped and counted; decoding resumes after the next LF
+    """REQ-SEN-02: overlong lines are dropped and counted; decoding resumes after the next LF."""
     r = OxiReading()
     d = MasimoDecoder(r, max_line=140)
     junk = b"X" * 400 + V22
@@ -135,7 +135,7 @@ def test_overlong_line_dropped_and_resync():
 
 
 def test_resync_after_binary_garbage():
-    # REQ-SEN-02: non-printable garbage spoils at most the line it lands in
+    """REQ-SEN-02: non-printable garbage spoils at most the line it lands in."""
     r = OxiReading()
     d = MasimoDecoder(r)
     junk = bytes((0x00, 0xFF, 0x80, 0x41, 0x3D)) * 5
@@ -147,7 +147,7 @@ def test_resync_after_binary_garbage():
 
 
 def test_no_allocation_per_line():
-    # REQ-SEN-05: parsing a line allocates nothing
+    """REQ-SEN-05: parsing a line allocates nothing."""
     r = OxiReading()
     d = MasimoDecoder(r)
     mv = memoryview(V22 + V23)
@@ -156,4 +156,6 @@ def test_no_allocation_per_line():
         d.feed(mv, len(mv), 0)
 
     per = alloc_per_call(one, 50)
-    assert per is None or per == 0, per
+    if per is None:
+        skip("heap allocation is measured on MicroPython only")
+    assert per == 0, per

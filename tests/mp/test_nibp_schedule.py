@@ -12,13 +12,15 @@ def t(ms):
 
 
 def test_off_by_default():
+    """REQ-SEN-14: interval 0 (the default) is off: never due, no next time."""
     s = NibpSchedule()
     assert not s.due(t(0)) and not s.due(t(10 * 24 * 3600 * 1000 // 4))
     assert s.next_due_ms(t(0)) is None
 
 
 def test_interval_from_cycle_start_across_wrap():
-    # REQ-SEN-14: interval elapses from the last cycle START, across the tick wrap
+    """REQ-SEN-14, REQ-SYS-03: interval elapses from the last cycle START, across the tick
+    wrap."""
     s = NibpSchedule()
     s.set_interval(5, t(0))
     assert not s.due(t(5 * MIN - 1))
@@ -32,7 +34,7 @@ def test_interval_from_cycle_start_across_wrap():
 
 
 def test_min_gap_after_cycle_end():
-    # REQ-SEN-15: at least min_gap_s between the end of one cycle and the next start
+    """REQ-SEN-15: at least min_gap_s between the end of one cycle and the next start."""
     s = NibpSchedule(interval_min=1, min_gap_s=30)
     assert not s.due(t(0))  # anchors now
     assert s.due(t(MIN))
@@ -45,7 +47,7 @@ def test_min_gap_after_cycle_end():
 
 
 def test_measure_now():
-    # REQ-SEN-15: STAT request is due at once, but still respects the minimum gap
+    """REQ-SEN-15: STAT request is due at once, but still respects the minimum gap."""
     s = NibpSchedule(min_gap_s=30)
     assert s.measure_now(t(0)) and s.stat_pending
     assert s.due(t(0)) and s.next_due_ms(t(0)) == t(0)

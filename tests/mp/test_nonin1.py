@@ -13,7 +13,7 @@ from bedside.readings import (
 )
 from bedside.sensors import EV_ERROR, EV_FRAME, EV_READING, load_oximeter
 from bedside.sensors.nonin1 import BAUD, FORMAT, FRAME_RATE, Nonin1Decoder
-from mputil import alloc_per_call
+from mputil import alloc_per_call, skip
 
 V10 = bytes.fromhex("80486281165FC37F7F")
 
@@ -24,7 +24,7 @@ def test_module_constants_and_registry():
 
 
 def test_reference_vector_10():
-    # REQ-SEN-01, REQ-SEN-03: 72/98 ; 150/95 ; SNSD + HR 511 + SpO2 127
+    """REQ-SEN-01, REQ-SEN-03: 72/98 ; 150/95 ; SNSD + HR 511 + SpO2 127."""
     r = OxiReading()
     d = Nonin1Decoder(r)
     assert d.feed(V10, 3, 100) == EV_FRAME | EV_READING
@@ -49,7 +49,7 @@ def test_status_bits():
 
 
 def test_chunking():
-    # REQ-SEN-02
+    """REQ-SEN-02: any chunking gives the same readings."""
     data = V10 * 4
     for chunk in (1, 2, 4, 5, len(data)):
         r = OxiReading()
@@ -61,7 +61,7 @@ def test_chunking():
 
 
 def test_range_validation():
-    # REQ-SEN-17: no checksum, so out-of-range values become NONE + F_MISSING, never numbers
+    """REQ-SEN-17: no checksum, so out-of-range values become NONE + F_MISSING, never numbers."""
     r = OxiReading()
     d = Nonin1Decoder(r)
     d.feed(bytes((0x80, 0x48, 0x70)), 3, 0)  # SpO2 112
@@ -72,7 +72,7 @@ def test_range_validation():
 
 
 def test_resync_after_garbage():
-    # REQ-SEN-02: early status byte restarts the frame; clean data re-locks within one frame
+    """REQ-SEN-02: early status byte restarts the frame; clean data re-locks within one frame."""
     r = OxiReading()
     d = Nonin1Decoder(r)
     assert d.feed(bytes((0x12, 0x33, 0x80, 0x48)), 4, 0) & EV_ERROR
@@ -81,7 +81,7 @@ def test_resync_after_garbage():
 
 
 def test_sensor_off_at_once():
-    # REQ-SEN-04: SNSD on the next frame after good data
+    """REQ-SEN-04: SNSD on the next frame after good data."""
     r = OxiReading()
     d = Nonin1Decoder(r)
     d.feed(V10[:3], 3, 0)
@@ -90,7 +90,7 @@ def test_sensor_off_at_once():
 
 
 def test_no_allocation_per_frame():
-    # REQ-SEN-05
+    """REQ-SEN-05: decoding a packet allocates nothing."""
     r = OxiReading()
     d = Nonin1Decoder(r)
     mv = memoryview(V10 * 10)
@@ -99,4 +99,6 @@ def test_no_allocation_per_frame():
         d.feed(mv, len(mv), 0)
 
     per = alloc_per_call(one, 50)
-    assert per is None or per == 0, per
+    if per is None:
+        skip("heap allocation is measured on MicroPython only")
+    assert per == 0, per

@@ -2,7 +2,7 @@
 from bedside.readings import F_MISSING, F_SENSOR_OFF, NONE, OxiReading
 from bedside.sensors import EV_ERROR, EV_FRAME, EV_READING
 from bedside.sensors.nonin2 import Nonin2Decoder
-from mputil import alloc_per_call, nonin2_frame, nonin2_packet
+from mputil import alloc_per_call, nonin2_frame, nonin2_packet, skip
 
 
 def packet(hr=72, spo2=97, status=0x82, pleth=60):
@@ -10,7 +10,7 @@ def packet(hr=72, spo2=97, status=0x82, pleth=60):
 
 
 def test_reference_vectors():
-    # REQ-SEN-01: protocols.md section 5 vectors 1-5
+    """REQ-SEN-01: protocols.md section 5 vectors 1-5."""
     r = OxiReading()
     d = Nonin2Decoder(r)
     assert d.feed(bytes.fromhex("0181010083"), 5, 0) & EV_FRAME
@@ -25,7 +25,7 @@ def test_reference_vectors():
 
 
 def test_packet_values_and_chunking():
-    # REQ-SEN-02: any chunking gives the same reading
+    """REQ-SEN-02: any chunking gives the same reading."""
     data = packet(hr=150, spo2=95) * 3
     for chunk in (1, 2, 3, 5, 7, 64, len(data)):
         r = OxiReading()
@@ -40,7 +40,7 @@ def test_packet_values_and_chunking():
 
 
 def test_sentinels_become_none():
-    # REQ-SEN-03: HR 511 and SpO2 127 are "no value"
+    """REQ-SEN-03: HR 511 and SpO2 127 are "no value"."""
     r = OxiReading()
     d = Nonin2Decoder(r)
     data = packet(hr=511, spo2=127)
@@ -49,7 +49,7 @@ def test_sentinels_become_none():
 
 
 def test_sensor_off_seen_on_first_frame():
-    # REQ-SEN-04: SNSA on one frame sets sensor-off at once, before the packet ends
+    """REQ-SEN-04: SNSA on one frame sets sensor-off at once, before the packet ends."""
     r = OxiReading()
     d = Nonin2Decoder(r)
     good = packet()
@@ -61,7 +61,7 @@ def test_sensor_off_seen_on_first_frame():
 
 
 def test_resync_after_garbage():
-    # REQ-SEN-02: garbage then clean data re-locks within one packet
+    """REQ-SEN-02: garbage then clean data re-locks within one packet."""
     r = OxiReading()
     d = Nonin2Decoder(r)
     junk = bytes((0x01, 0x83, 0x10, 0x00, 0x77, 0x01, 0xFF, 0x01, 0x81)) * 5
@@ -83,7 +83,7 @@ def test_early_sync_is_frame_loss():
 
 
 def test_no_allocation_per_frame():
-    # REQ-SEN-05: steady-state decoding allocates nothing (MicroPython only)
+    """REQ-SEN-05: steady-state decoding allocates nothing (MicroPython only)"""
     r = OxiReading()
     d = Nonin2Decoder(r)
     data = packet()
@@ -93,4 +93,6 @@ def test_no_allocation_per_frame():
         d.feed(mv, len(data), 0)
 
     per = alloc_per_call(one, 50)
-    assert per is None or per == 0, per
+    if per is None:
+        skip("heap allocation is measured on MicroPython only")
+    assert per == 0, per

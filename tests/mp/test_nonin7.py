@@ -12,7 +12,7 @@ from bedside.readings import (
 )
 from bedside.sensors import EV_ERROR, EV_FRAME, EV_READING, load_oximeter
 from bedside.sensors.nonin7 import BAUD, FORMAT, FRAME_RATE, Nonin7Decoder
-from mputil import alloc_per_call
+from mputil import alloc_per_call, skip
 
 
 def frame(status, pleth, flt):
@@ -58,7 +58,7 @@ def test_module_constants_and_registry():
 
 
 def test_reference_vector_9():
-    # REQ-SEN-01: protocols.md section 5 vector 9: SYNC, pleth 0x8123 = 33059, HR MSB 0
+    """REQ-SEN-01: protocols.md section 5 vector 9: SYNC, pleth 0x8123 = 33059, HR MSB 0."""
     r = OxiReading()
     d = Nonin7Decoder(r)
     assert d.feed(bytes.fromhex("8181230025"), 5, 0) == EV_FRAME
@@ -72,7 +72,7 @@ def test_reference_vector_9():
 
 
 def test_packet_values_and_chunking():
-    # REQ-SEN-01, REQ-SEN-02: values decoded from packets; any chunking gives the same reading
+    """REQ-SEN-01, REQ-SEN-02: values decoded from packets; any chunking gives the same reading."""
     data = packet(hr=150, spo2=95, status=0x82) * 3
     for chunk in (1, 2, 3, 5, 7, 64, len(data)):
         r = OxiReading()
@@ -89,7 +89,7 @@ def test_packet_values_and_chunking():
 
 
 def test_hr_above_127_masked():
-    # REQ-SEN-01: 9-bit HR across MSB/LSB (vector 8 style: MSB 3 -> part of 511)
+    """REQ-SEN-01: 9-bit HR across MSB/LSB (vector 8 style: MSB 3 -> part of 511)"""
     r = OxiReading()
     d = Nonin7Decoder(r)
     data = packet(hr=300, spo2=88, status=0x86)
@@ -106,7 +106,7 @@ def test_display_option():
 
 
 def test_sentinels_become_none():
-    # REQ-SEN-03: HR 511 and SpO2 127 are "no value"
+    """REQ-SEN-03: HR 511 and SpO2 127 are "no value"."""
     r = OxiReading()
     d = Nonin7Decoder(r)
     data = packet(hr=511, spo2=127)
@@ -131,7 +131,7 @@ def test_flags():
 
 
 def test_sensor_off_seen_on_first_frame():
-    # REQ-SEN-04: SNSA (and SNSD, bit 6) on one frame sets sensor-off at once
+    """REQ-SEN-04: SNSA (and SNSD, bit 6) on one frame sets sensor-off at once."""
     for bit in (0x08, 0x40):
         r = OxiReading()
         d = Nonin7Decoder(r)
@@ -146,7 +146,7 @@ def test_sensor_off_seen_on_first_frame():
 
 
 def test_resync_after_garbage():
-    # REQ-SEN-02: garbage (bit 7 set too), then clean data re-locks within one packet
+    """REQ-SEN-02: garbage (bit 7 set too), then clean data re-locks within one packet."""
     r = OxiReading()
     d = Nonin7Decoder(r)
     junk = bytes((0x81, 0x83, 0x10, 0x00, 0x77, 0xFF, 0x01, 0x81, 0xC5)) * 7
@@ -166,7 +166,7 @@ def test_early_sync_is_frame_loss():
 
 
 def test_no_allocation_per_frame():
-    # REQ-SEN-05: steady-state decoding allocates nothing (MicroPython only)
+    """REQ-SEN-05: steady-state decoding allocates nothing (MicroPython only)"""
     r = OxiReading()
     d = Nonin7Decoder(r)
     data = packet()
@@ -176,4 +176,6 @@ def test_no_allocation_per_frame():
         d.feed(mv, len(data), 0)
 
     per = alloc_per_call(one, 50)
-    assert per is None or per == 0, per
+    if per is None:
+        skip("heap allocation is measured on MicroPython only")
+    assert per == 0, per

@@ -24,7 +24,7 @@ def _pulses(log, t_from=None):
 
 
 def test_spo2_low_raises_medium_after_delay():
-    # REQ-ALM-01: SpO2 below the low limit for longer than the delay raises SPO2_LOW, MEDIUM
+    """REQ-ALM-01: SpO2 below the low limit for longer than the delay raises SPO2_LOW, MEDIUM."""
     b = Bench()
     b.run(5000, 72, 97)
     b.run(9000, 72, 88)  # under the 10 s default delay
@@ -36,8 +36,8 @@ def test_spo2_low_raises_medium_after_delay():
 
 
 def test_sensor_off_raises_technical_at_once():
-    # REQ-ALM-02: sensor-off (Nonin SNSA) raises OXI_SENSOR_OFF without a condition delay,
-    # once the flags have held for the confirmation time (observations.OFF_CONFIRM_MS)
+    """REQ-ALM-02: sensor-off (Nonin SNSA) raises OXI_SENSOR_OFF without a condition delay,
+    once the flags have held for the confirmation time (observations.OFF_CONFIRM_MS)."""
     b = Bench()
     b.run(3000, 72, 97)
     b.run(OFF_CONFIRM_MS + 200, 511, 127, status=0x88)
@@ -47,7 +47,7 @@ def test_sensor_off_raises_technical_at_once():
 
 
 def test_medium_burst_and_yellow_flash():
-    # REQ-SIG-01: MEDIUM = bursts of 3 pulses and a flashing yellow LED, from timestamps
+    """REQ-SIG-01: MEDIUM = bursts of 3 pulses and a flashing yellow LED, from timestamps."""
     b = Bench()
     b.run(3000, 72, 97)
     b.run(11000, 72, 88)
@@ -62,7 +62,7 @@ def test_medium_burst_and_yellow_flash():
 
 
 def test_ack_pauses_audio_not_visual_and_new_condition_breaks_through():
-    # REQ-ALM-03: ACK pauses audio of active conditions; visual stays; a new one sounds
+    """REQ-ALM-03: ACK pauses audio of active conditions; visual stays; a new one sounds."""
     b = Bench()
     b.run(3000, 72, 97)
     b.run(11000, 72, 88)
@@ -76,7 +76,7 @@ def test_ack_pauses_audio_not_visual_and_new_condition_breaks_through():
 
 
 def test_host_messages_have_monotonic_seq_and_fields():
-    # REQ-LINK-01: every message has v, seq (rising by one), boot, type, t_ms; vitals spo2/pr
+    """REQ-LINK-01: every message has v, seq (rising by one), boot, type, t_ms; vitals spo2/pr."""
     b = Bench()
     b.run(4000, 72, 97)
     assert b.seq_gaps == 0 and b.last_seq > 8 and b.messages[0]["seq"] == 1
@@ -89,7 +89,7 @@ def test_host_messages_have_monotonic_seq_and_fields():
 
 
 def test_missing_values_are_null():
-    # REQ-LINK-02: a value the module does not report is null, never a sentinel number
+    """REQ-LINK-02: a value the module does not report is null, never a sentinel number."""
     b = Bench()
     b.run(3000, 511, 127)
     oxi = b.last("oxi")
@@ -103,7 +103,8 @@ def _cmd(b, line):
 
 
 def test_commands_are_validated():
-    # REQ-LINK-03: every command line is validated; bad input gets a clear error, nothing changes
+    """REQ-LINK-03: every command line is validated; bad input gets a clear error, nothing
+    changes."""
     b = Bench()
     b.run(100)
     assert "invalid JSON" in _cmd(b, b"{nope\n")["error"]
@@ -121,7 +122,7 @@ def test_commands_are_validated():
 
 
 def test_replay_resends_lost_messages():
-    # REQ-LINK-04: the host can ask for messages again by seq (lossless link)
+    """REQ-LINK-04: the host can ask for messages again by seq (lossless link)"""
     b = Bench()
     b.run(3000, 72, 97)
     last = b.messages[-1]["seq"]
@@ -133,7 +134,7 @@ def test_replay_resends_lost_messages():
 
 
 def test_corrupt_settings_default_and_alarm():
-    # REQ-ALM-04: unreadable stored settings -> defaults in force and SETTINGS_DEFAULTED
+    """REQ-ALM-04: unreadable stored settings -> defaults in force and SETTINGS_DEFAULTED."""
     b = Bench(store=MemStore({"settings.json": b"{garbage"}))
     b.run(500, 72, 97)
     assert b.dev.settings["spo2_low"] == 90
@@ -141,7 +142,7 @@ def test_corrupt_settings_default_and_alarm():
 
 
 def test_unexpected_restart_alarms_until_reset():
-    # REQ-ALM-05: a watchdog/unclean restart raises DEVICE_RESTARTED until the nurse resets it
+    """REQ-ALM-05: a watchdog/unclean restart raises DEVICE_RESTARTED until the nurse resets it."""
     b = Bench(reset_cause="watchdog")
     b.run(500, 72, 97)
     assert b.alarms("DEVICE_RESTARTED")[0]["state"] == "active"
@@ -153,7 +154,7 @@ def test_unexpected_restart_alarms_until_reset():
 
 
 def test_oximeter_silence_raises_comm_lost():
-    # REQ-ALM-06: no valid oximeter data for oxi_comm_timeout_s raises OXI_COMM_LOST
+    """REQ-ALM-06: no valid oximeter data for oxi_comm_timeout_s raises OXI_COMM_LOST."""
     b = Bench()
     b.run(3000, 72, 97)
     b.run(4000)  # module silent, under the 5 s default
@@ -163,7 +164,7 @@ def test_oximeter_silence_raises_comm_lost():
 
 
 def test_nibp_abort_ends_the_cycle_and_schedule_goes_on():
-    # REQ-SEN-18: after an abort (EC 86 is no failure) the schedule is free for the next cycle
+    """REQ-SEN-18: after an abort (EC 86 is no failure) the schedule is free for the next cycle."""
     from fakes import FakeUart
 
     nibp = FakeUart()
@@ -192,7 +193,7 @@ def test_nibp_abort_ends_the_cycle_and_schedule_goes_on():
 
 
 def test_nibp_host_command_starts_and_is_validated():
-    # REQ-SEN-21: the host can start (STAT) or stop a measurement; bad requests are refused
+    """REQ-SEN-21: the host can start (STAT) or stop a measurement; bad requests are refused."""
     from fakes import FakeUart
 
     b = Bench()
@@ -212,7 +213,8 @@ def test_nibp_host_command_starts_and_is_validated():
 
 
 def test_oximeter_link_follows_format_and_baud_setting():
-    # REQ-SEN-22: the UART link comes from the format's documented settings; oxi_baud overrides
+    """REQ-SEN-22: the UART link comes from the format's documented settings; oxi_baud
+    overrides."""
     from bedside.sensors import oximeter_link
     from bedside.settings import ORG, Settings
 

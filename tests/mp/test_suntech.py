@@ -28,7 +28,7 @@ from bedside.sensors.suntech import (
     initial_inflate_cmd,
 )
 from bedside.ticks import MASK, ticks_add
-from mputil import alloc_per_call
+from mputil import alloc_per_call, skip
 
 T0 = (1 << 30) - 5000  # 5 s before the tick wrap
 
@@ -87,7 +87,7 @@ def run(d, ms_from, ms_to, step=10):
 
 
 def test_command_vectors():
-    # REQ-SEN-01: protocols.md section 5 vector 15 commands; every one sums to 0 mod 256
+    """REQ-SEN-01: protocols.md section 5 vector 15 commands; every one sums to 0 mod 256."""
     assert CMD_START_ADULT == bytes.fromhex("3A20A6")
     assert CMD_START_PEDIATRIC == bytes.fromhex("3A873F")
     assert CMD_START_NEONATE == bytes.fromhex("3A289E")
@@ -103,7 +103,7 @@ def test_command_vectors():
 
 
 def test_cuff_vectors_and_checksum():
-    # REQ-SEN-01, REQ-SEN-06: vector 18 (cuff), vectors 16/17 accepted; bad checksum rejected
+    """REQ-SEN-01, REQ-SEN-06: vector 18 (cuff), vectors 16/17 accepted; bad checksum rejected."""
     u = FakeUart()
     d = SuntechNibp(u, NibpReading())
     d.start(t(0))
@@ -122,7 +122,8 @@ def test_cuff_vectors_and_checksum():
 
 
 def test_full_sequence_vector_19():
-    # REQ-SEN-07: start -> 'O' -> cuff polls every 200 ms -> unsolicited 'K' -> data -> reading
+    """REQ-SEN-07: start -> 'O' -> cuff polls every 200 ms -> unsolicited 'K' -> data ->
+    reading."""
     u = FakeUart()
     r = NibpReading()
     d = SuntechNibp(u, r)
@@ -150,7 +151,7 @@ def test_full_sequence_vector_19():
 
 
 def test_vector_20_and_patient_types():
-    # REQ-SEN-01: vector 20 accepted as-is (limits belong to the alarm logic)
+    """REQ-SEN-01: vector 20 accepted as-is (limits belong to the alarm logic)"""
     for patient, cmd in (("pediatric", CMD_START_PEDIATRIC), ("neonate", CMD_START_NEONATE)):
         u = FakeUart()
         r = NibpReading()
@@ -165,7 +166,7 @@ def test_vector_20_and_patient_types():
 
 
 def test_vector_21_leak_is_failure():
-    # REQ-SEN-08: complete packet with EC 0x57 -> no reading, NIBP_FAILED, readable text
+    """REQ-SEN-08: complete packet with EC 0x57 -> no reading, NIBP_FAILED, readable text."""
     u = FakeUart()
     r = NibpReading()
     d = SuntechNibp(u, r)
@@ -183,7 +184,7 @@ def test_vector_21_leak_is_failure():
 
 
 def test_bps_not_one_is_rejected():
-    # REQ-SEN-08: EC 0 but BPS != 1 -> fields discarded
+    """REQ-SEN-08: EC 0 but BPS != 1 -> fields discarded."""
     u = FakeUart()
     r = NibpReading()
     d = SuntechNibp(u, r)
@@ -199,7 +200,7 @@ def test_bps_not_one_is_rejected():
 
 
 def test_busy_retry():
-    # REQ-SEN-09: 'B' -> resend after about 1 s; after busy_retries -> NIBP_FAILED busy
+    """REQ-SEN-09: 'B' -> resend after about 1 s; after busy_retries -> NIBP_FAILED busy."""
     u = FakeUart()
     d = SuntechNibp(u, NibpReading(), busy_retries=2)
     d.start(t(0))
@@ -224,7 +225,7 @@ def test_busy_retry():
 
 
 def test_no_ack_is_comm_lost():
-    # REQ-SEN-10: no 'O' within 1000 ms, after the retries -> NIBP_COMM_LOST (across the wrap)
+    """REQ-SEN-10: no 'O' within 1000 ms, after the retries -> NIBP_COMM_LOST (across the wrap)"""
     u = FakeUart()
     d = SuntechNibp(u, NibpReading(), ack_retries=2)
     d.start(t(0))
@@ -236,7 +237,7 @@ def test_no_ack_is_comm_lost():
 
 
 def test_k_timeout_still_requests_data():
-    # REQ-SEN-11: no 'K' within 140 s (adult) -> request the data anyway; across the wrap
+    """REQ-SEN-11: no 'K' within 140 s (adult) -> request the data anyway; across the wrap."""
     u = FakeUart()
     r = NibpReading()
     d = SuntechNibp(u, r, silent_ms=0)
@@ -261,7 +262,7 @@ def test_k_timeout_still_requests_data():
 
 
 def test_no_data_reply_is_comm_lost():
-    # REQ-SEN-10: get-data unanswered after retries -> NIBP_COMM_LOST
+    """REQ-SEN-10: get-data unanswered after retries -> NIBP_COMM_LOST."""
     u = FakeUart()
     d = SuntechNibp(u, NibpReading(), data_retries=1)
     d.start(t(0))
@@ -273,7 +274,7 @@ def test_no_data_reply_is_comm_lost():
 
 
 def test_silent_module_is_comm_lost():
-    # REQ-SEN-10: polls unanswered for silent_ms while measuring -> NIBP_COMM_LOST
+    """REQ-SEN-10: polls unanswered for silent_ms while measuring -> NIBP_COMM_LOST."""
     d = SuntechNibp(FakeUart(), NibpReading(), silent_ms=3000)
     d.start(t(0))
     feed(d, R_O, 10)
@@ -284,7 +285,7 @@ def test_silent_module_is_comm_lost():
 
 
 def test_abort_ec86_not_failure():
-    # REQ-SEN-12: abort -> 3A 79 01 00 4C, 'A' then 'K', data EC 86 -> no failure, no reading
+    """REQ-SEN-12: abort -> 3A 79 01 00 4C, 'A' then 'K', data EC 86 -> no failure, no reading."""
     u = FakeUart()
     r = NibpReading()
     d = SuntechNibp(u, r)
@@ -317,7 +318,7 @@ def test_abort_ec86_not_failure():
 
 
 def test_initial_inflate_then_start():
-    # REQ-SEN-13: set-initial-inflate first ('O', 'K'), then start; only once per patient
+    """REQ-SEN-13: set-initial-inflate first ('O', 'K'), then start; only once per patient."""
     u = FakeUart()
     d = SuntechNibp(u, NibpReading(), initial_inflate_mmhg=160)
     d.start(t(0))
@@ -337,7 +338,7 @@ def test_initial_inflate_then_start():
 
 
 def test_command_gap():
-    # REQ-SEN-13: never two commands within cmd_gap_ms
+    """REQ-SEN-13: never two commands within cmd_gap_ms."""
     u = FakeUart()
     d = SuntechNibp(u, NibpReading())
     d.start(t(0))
@@ -357,7 +358,7 @@ def test_command_gap():
 
 
 def test_resync_and_garbage():
-    # REQ-SEN-02: garbage, a stale partial reply, then a clean reply decodes
+    """REQ-SEN-02: garbage, a stale partial reply, then a clean reply decodes."""
     d = SuntechNibp(FakeUart(), NibpReading())
     d.start(t(0))
     feed(d, R_O, 10)
@@ -387,7 +388,7 @@ def test_bad_settings_rejected():
 
 
 def test_no_allocation_per_reply():
-    # REQ-SEN-05: the response parser allocates nothing per reply
+    """REQ-SEN-05: the response parser allocates nothing per reply."""
     d = SuntechNibp(NullUart(), NibpReading())
     d.start(t(0))
     feed(d, R_O, 0)
@@ -398,7 +399,9 @@ def test_no_allocation_per_reply():
         d.feed(data, len(data), now)
 
     per = alloc_per_call(one, 50)
-    assert per is None or per == 0, per
+    if per is None:
+        skip("heap allocation is measured on MicroPython only")
+    assert per == 0, per
 
 
 def test_wrap_constant():
@@ -406,7 +409,8 @@ def test_wrap_constant():
 
 
 def test_rejected_command_retried_then_failed():
-    # REQ-SEN-09: 'N' (unrecognised) / 'E' -> resend; still rejected after the retries -> FAILED
+    """REQ-SEN-09: 'N' (unrecognised) / 'E' -> resend; still rejected after the retries ->
+    FAILED."""
     u = FakeUart()
     d = SuntechNibp(u, NibpReading(), ack_retries=1)
     d.start(t(0))
@@ -419,7 +423,7 @@ def test_rejected_command_retried_then_failed():
 
 
 def test_k_timeout_per_patient_type():
-    # REQ-SEN-11: pediatric 100 s, neonate 85 s (settings), measured across the tick wrap
+    """REQ-SEN-11: pediatric 100 s, neonate 85 s (settings), measured across the tick wrap."""
     for patient, limit in (("pediatric", 100000), ("neonate", 85000), ("adult", 140000)):
         d = SuntechNibp(FakeUart(), NibpReading(), patient=patient, silent_ms=0)
         d.start(t(0))

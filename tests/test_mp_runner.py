@@ -1,0 +1,82 @@
+"""Skipped is never passed: mputil.skip() on both test tiers.
+
+tests/mp/run.py (MicroPython) counts a test that calls mputil.skip() as skipped and reports
+`micropython: N passed, M failed, K skipped`; tools/run_micropython_tests.py adds the totals up;
+pytest (CPython, via tests/conftest.py) reports the same tests as SKIPPED, so a heap
+measurement that cannot run on CPython does not pass vacuously.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MP = ROOT / "tests" / "mp"
+sys.path.insert(0, str(ROOT / "tools"))
+import micropython  # noqa: E402
+
+FAKE = """from mputil import skip
+
+
+def test_a_skips():
+    skip("not here")
+
+
+def test_b_passes():
+    pass
+
+
+def test_c_fails():
+    assert 1 == 2
+"""
+
+
+@pytest.mark.skipif(micropython.executable() is None, reason="MicroPython unix port not installed")
+def test_run_py_counts_skipped_tests(tmp_path: Path) -> None:
+    (tmp_path / "test_fake_skip.py").write_text(FAKE, encoding="utf-8")
+    res = micropython.run(MP / "run.py", "test_fake_skip", path=[tmp_path, MP], cwd=tmp_path)
+    lines = res.stdout.splitlines()
+    assert "skip test_fake_skip.test_a_skips not here" in lines
+    assert "ok test_fake_skip.test_b_passes" in lines
+    assert any(x.startswith("FAIL test_fake_skip.test_c_fails") for x in lines)
+    assert lines[-1] == "micropython: 1 passed, 1 failed, 1 skipped"
+    assert res.returncode == 1
+
+
+def test_allocation_tests_are_skipped_on_cpython() -> None:
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-rs",
+            "tests/mp/test_nonin2.py::test_no_allocation_per_frame",
+            "tests/mp/test_alarm_core.py::test_alarm_step_allocates_nothing",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert re.search(r"\b2 skipped\b", res.stdout) and " passed" not in res.stdout, res.stdout
+    assert "heap allocation is measured on MicroPython only" in res.stdout
+
+
+@pytest.mark.skipif(micropython.executable() is None, reason="MicroPython unix port not installed")
+def test_runner_totals_include_skipped() -> None:
+    res = subprocess.run(
+        [sys.executable, "tools/run_micropython_tests.py", "test_ticks"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert re.fullmatch(r"\d+ passed, 0 failed, 0 skipped", res.stdout.splitlines()[-1])
