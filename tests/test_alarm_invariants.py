@@ -339,14 +339,6 @@ def test_audio_pause_never_outlasts_audio_pause_s(
     _run(ov, conds, actions, _pause_bounded)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine defect (to be fixed in engine.py): a latched occurrence whose condition "
-    "returns becomes a new occurrence, and if that one ends as non-latching (lower priority "
-    "before escalation, or latching switched off meanwhile) the latched alarm is cleared "
-    "without a reset. The two examples below reproduce it every run; remove this mark with "
-    "the fix (strict: an unexpected pass fails).",
-)
 @_hyp
 @given(_settings, _conds, _actions)
 # SPO2_LOW escalated to HIGH latches (latch_high=1); it returns at MEDIUM for 100 ms and ends

@@ -14,7 +14,8 @@ from typing import Any
 from bedside.alarms import fsm, rules
 from bedside.alarms.conditions import IDS
 from bedside.alarms.engine import AlarmEngine
-from bedside.readings import F_SENSOR_OFF, OxiReading
+from bedside.observations import Observations
+from bedside.readings import F_SENSOR_OFF, NibpReading, OxiReading
 from bedside.settings import ORG, Settings
 from bedside.ticks import MASK
 from bedside_host.alarm_model import MODELLED, STATES, AlarmModel, transition_rows
@@ -23,17 +24,6 @@ from hypothesis import strategies as st
 
 T0 = (1 << 30) - 60000  # the firmware clock crosses the tick wrap after a minute
 STEP = 100  # the device evaluates the rules every 100 ms
-
-
-class _Dev:
-    def __init__(self, s: Settings, now: int) -> None:
-        self.settings = s
-        self.oxi = OxiReading()
-        self.oxi_seen = True
-        self.oxi_rx_ms = now
-        self.spo2_valid_ms = now
-        self.boot_ms = now
-        self.spo2_held = False
 
 
 class _Pair:
@@ -45,7 +35,7 @@ class _Pair:
             assert self.s.set(k, v, ORG) is None
         self.t = 0
         self.eng = AlarmEngine(self.s)
-        self.dev = _Dev(self.s, T0)
+        self.obs = Observations(T0, OxiReading(), NibpReading())
         self.model = AlarmModel(self.s)
         self.spo2, self.pr, self.off = 97, 72, False
 
@@ -55,13 +45,12 @@ class _Pair:
     def tick(self) -> None:
         self.t += STEP
         now = self.now()
-        d = self.dev
-        d.oxi.spo2, d.oxi.pr = self.spo2, self.pr
-        d.oxi.flags = F_SENSOR_OFF if self.off else 0
-        d.oxi_rx_ms = now
-        if not self.off:
-            d.spo2_valid_ms = now
-        rules.oximeter(self.eng, d, now)
+        o = self.obs
+        flags = F_SENSOR_OFF if self.off else 0
+        o.oxi.spo2, o.oxi.pr, o.oxi.flags = self.spo2, self.pr, flags
+        o.oxi_frame(flags, now)
+        o.oxi_values(self.spo2, self.pr, flags, now)
+        rules.oximeter(self.eng, self.s, o, now)
         self.eng.step(now)
         self.model.readings(self.spo2, self.pr, self.off, self.t)
         self.model.step(self.t)

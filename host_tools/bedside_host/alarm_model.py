@@ -22,6 +22,7 @@ ensure_firmware_on_path()
 
 from bedside.alarms import conditions as fw_conditions  # noqa: E402
 from bedside.alarms import fsm  # noqa: E402
+from bedside.observations import OFF_CONFIRM_MS  # noqa: E402
 
 STATES: tuple[str, ...] = tuple(fsm.STATE_NAMES)
 EVENTS: tuple[str, ...] = tuple(fsm.EVENT_NAMES)
@@ -73,6 +74,7 @@ class Occurrence:
         self.t_raw = 0
         self.t_start = 0
         self.pause_end = 0
+        self.latched_once = False  # latched since the last reset: stays latching until reset
         self.machine = Machine(
             model=self,
             states=list(STATES),
@@ -83,11 +85,16 @@ class Occurrence:
         )
 
     def is_latching(self) -> bool:
-        return self._latching(self)
+        return self.latched_once or self._latching(self)
 
     def fire(self, event: str) -> bool:
         """Send an event; True if a transition took place."""
-        return bool(self.trigger(event))
+        moved = bool(self.trigger(event))
+        if self.state in ("latched", "latched_acknowledged"):
+            self.latched_once = True
+        elif self.state == "inactive":
+            self.latched_once = False
+        return moved
 
 
 class AlarmModel:
@@ -100,6 +107,7 @@ class AlarmModel:
         for cid, o in self.occ.items():
             o.prio = self.table[cid][2]
         self.log: list[tuple[int, str, str, str]] = []  # (t, condition, event, new state)
+        self.off_since: int | None = None  # sensor-off flags present since (confirmation)
 
     # --- configuration (the same settings and condition table as the firmware) -------------
     def _latching(self, o: Occurrence) -> bool:
@@ -124,20 +132,30 @@ class AlarmModel:
 
     # --- inputs ---------------------------------------------------------------------------
     def readings(self, spo2: int | None, pr: int | None, sensor_off: bool, t: int) -> None:
-        """The predicates at t (None: no value)."""
+        """The predicates at t (None: no value). Sensor-off counts only once its flags have
+        held for OFF_CONFIRM_MS; until then the SpO2 and pulse conditions stay as they are
+        (none starts, none ends: one bad frame never ends an alarm)."""
+        if not sensor_off:
+            self.off_since = None
+        elif self.off_since is None:
+            self.off_since = t
+        confirmed = sensor_off and t - (self.off_since or t) >= OFF_CONFIRM_MS
+        pending = sensor_off and not confirmed
         values = {"spo2": None if sensor_off else spo2, "pr": None if sensor_off else pr}
         for cid, qty, direction, limit_name, hyst in LIMITS:
             o = self.occ[cid]
             v = values[qty]
             limit = int(self.settings[limit_name])
-            if v is None:
+            if pending:
+                holds = o.exists
+            elif v is None:
                 holds = False
             elif direction == "low":
                 holds = v < (limit + hyst if o.exists else limit)
             else:
                 holds = v > (limit - hyst if o.exists else limit)
             self._predicate(o, holds, t)
-        self._predicate(self.occ["OXI_SENSOR_OFF"], sensor_off, t)
+        self._predicate(self.occ["OXI_SENSOR_OFF"], confirmed, t)
 
     def _predicate(self, o: Occurrence, holds: bool, t: int) -> None:
         if holds and not o.raw:

@@ -37,6 +37,7 @@ class AlarmEngine:
         self.t_raw = [0] * n  # when the predicate became true
         self.t_start = [0] * n  # when the condition started to exist
         self.onset = [Age() for _ in range(n)]  # the same, as a saturating age
+        self.latched = bytearray(n)  # highest priority latched since the last reset (0: none)
         self.t_pause_end = [0] * n  # when an audio pause ends
         self.value = [NONE] * n  # the value that triggered it (last seen while it held)
         self.limit = [NONE] * n  # the limit it was compared with
@@ -143,10 +144,19 @@ class AlarmEngine:
         return False
 
     def _fire(self, i, event, now):
-        lk = self._lk_latch if self.latching(i) else self._lk_plain
+        # once latched, an occurrence stays latching until reset, whatever its priority or the
+        # latching settings do meanwhile (a latched alarm is only cleared by a reset)
+        latching = self.latched[i] or self.latching(i)
+        lk = self._lk_latch if latching else self._lk_plain
         dst = lk[event * _N + self.state[i]]
         if dst:
-            self.state[i] = dst - 1
+            st = dst - 1
+            self.state[i] = st
+            if st == _S_LATCHED or st == _S_LATCHED_ACK:
+                if self.prio[i] > self.latched[i]:
+                    self.latched[i] = self.prio[i]
+            elif st == fsm.S_INACTIVE:
+                self.latched[i] = 0
             if self.on_event:
                 self.on_event(i, event, now)
 
