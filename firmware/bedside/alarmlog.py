@@ -297,7 +297,8 @@ class AlarmLog:
         self._newline = False
 
     def append(self, uptime_ms, fields):
-        """Write one record (fields: a flat dict of the event); returns its number. Raises the
+        """Write one record (fields: a flat dict of the event; uptime_ms an int or a (seconds,
+        ms) pair); returns its number. Raises the
         store's OSError; the log stays consistent (the record is not counted, a possibly torn
         line is closed before the next one), so the same call can be retried."""
         if self.count >= self.per_segment:
@@ -307,6 +308,8 @@ class AlarmLog:
         rec.update(fields)
         rec["n"] = n
         rec["b"] = self.boot
+        if isinstance(uptime_ms, tuple):  # (seconds, ms): the caller keeps no big int around
+            uptime_ms = uptime_ms[0] * 1000 + uptime_ms[1]
         rec["u"] = uptime_ms
         line = _fit(rec)
         if self._newline:

@@ -54,6 +54,7 @@ class Device:
         settings=None,
         selftest=True,
     ):
+        self.link = HostLink()  # first: its rings are the largest blocks (a Pico-sized heap)
         self.oxi_uart = oxi_uart
         self.nibp_uart = nibp_uart
         self.host = host
@@ -84,7 +85,7 @@ class Device:
                 storage_ok = False
                 storage_err = "flash log unreadable at start: %s: %s" % (type(e).__name__, e)
             self.persist = Persist(store, self.alog, self.elog)
-        self.link = HostLink(self.boot)
+        self.link.boot = self.boot
         self.oxi = OxiReading()
         self.decoder = load_oximeter(s["oxi_format"], self.oxi)
         self.nibp = NibpReading()
@@ -135,6 +136,10 @@ class Device:
     @property
     def uptime_ms(self):
         return self.up_s * 1000 + self._up_ms
+
+    def uptime(self):
+        """(seconds, ms) of uptime: what queued records keep (no big int on the Pico)."""
+        return (self.up_s, self._up_ms)
 
     # --- the tick -----------------------------------------------------------------------
     def poll(self, now):
@@ -500,18 +505,18 @@ class Device:
         self.send("alarm", fields)
         if self.persist is not None:  # test alarms go to the event log, not the alarm log
             if i < TEST_HIGH:
-                self.persist.log_alarm(self.uptime_ms, fields)
+                self.persist.log_alarm(self.uptime(), fields)
             else:
-                self.persist.log_event(self.uptime_ms, fields)
+                self.persist.log_event(self.uptime(), fields)
 
     def log_event(self, fields, alarm=False):
         p = self.persist
         if p is None:
             return
         if alarm:
-            p.log_alarm(self.uptime_ms, fields)
+            p.log_alarm(self.uptime(), fields)
         else:
-            p.log_event(self.uptime_ms, fields)
+            p.log_event(self.uptime(), fields)
 
     def log_for(self, which):
         return self.alog if which == "alarm" else self.elog

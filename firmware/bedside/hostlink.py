@@ -11,13 +11,13 @@ from bedside.compat import const
 PROTOCOL_VERSION = const(2)
 HOST_BAUD = const(115200)  # nominal rate for ptys and USB-serial adapters (USB CDC ignores it)
 LINE_MAX = const(512)  # longest accepted command line, bytes (longer: rejected, resync at LF)
-HISTORY = const(64)  # last lines of every kind kept for replay ...
-HISTORY_BYTES = const(6144)  # ... within this many bytes (a Pico-sized heap)
-RETAINED = const(64)  # last alarm/nibp/setting/... lines kept for replay whatever else is sent
-RETAINED_BYTES = const(4096)
+HISTORY = const(48)  # last lines of every kind kept for replay ...
+HISTORY_BYTES = const(4096)  # ... in one preallocated byte ring (no heap churn)
+RETAINED = const(24)  # last alarm/nibp/setting/... lines kept whatever else is sent ...
+RETAINED_BYTES = const(2048)  # ... in a second preallocated byte ring
 OUTBOX = const(64)  # lines waiting for the transport (oldest dropped beyond this, counted)
-OUTBOX_BYTES = const(4096)  # ... or beyond this many bytes
-REPLAY_MAX = const(16)  # lines sent again per replay command
+REPLAY_MAX = const(16)  # lines sent again per replay command ...
+REPLAY_BYTES = const(2048)  # ... and bytes (copies wait in the outbox)
 LINES_PER_TICK = const(4)  # command lines handled per tick; the rest wait in the input
 WRITE_BUDGET = const(512)  # bytes written per tick (USB CDC full speed takes far more)
 _RX = const(64)  # bytes read from the host per read call
@@ -29,8 +29,67 @@ def _inc(x):
     return x + 1 if x < _COUNT_MAX else x
 
 
+class LineRing:
+    """Lines (bytes) with their seq in one preallocated bytearray, oldest evicted first. A line
+    is stored contiguously; the space at the end that a line does not fit in is skipped."""
+
+    def __init__(self, size, slots):
+        self.buf = bytearray(size)
+        self.mv = memoryview(self.buf)
+        self.seq = [0] * slots
+        self.off = [0] * slots
+        self.len = [0] * slots
+        self.head = 0  # slot of the oldest line
+        self.n = 0  # lines held
+        self.wpos = 0  # where the next line goes
+
+    def _evict(self):
+        self.head = (self.head + 1) % len(self.seq)
+        self.n -= 1
+
+    def add(self, seq, line):
+        size = len(self.buf)
+        n = len(line)
+        if n > size:
+            return False
+        slots = len(self.seq)
+        if self.wpos + n > size:
+            # wrap: the lines after wpos are the oldest (the last lap); they go first
+            while self.n and self.off[self.head] >= self.wpos:
+                self._evict()
+            self.wpos = 0
+        a = self.wpos
+        b = a + n
+        # lines of one lap lie in rising offsets, so the oldest is the first that can overlap
+        while self.n and (self.n >= slots or self.off[self.head] < b):
+            i = self.head
+            if self.n < slots and self.off[i] + self.len[i] <= a:
+                break
+            self._evict()
+        i = (self.head + self.n) % slots
+        self.mv[a:b] = line
+        self.seq[i] = seq
+        self.off[i] = a
+        self.len[i] = n
+        self.n += 1
+        self.wpos = b
+        return True
+
+    def find(self, seq):
+        """Slot holding seq, or -1."""
+        slots = len(self.seq)
+        for k in range(self.n):
+            i = (self.head + k) % slots
+            if self.seq[i] == seq:
+                return i
+        return -1
+
+    def oldest(self):
+        return self.seq[self.head] if self.n else -1
+
+
 class HostLink:
-    """Encodes messages into a bounded outbox and decodes command lines from the host."""
+    """Encodes messages into bounded rings and decodes command lines from the host."""
 
     def __init__(self, boot=0):
         self.boot = boot
@@ -42,13 +101,12 @@ class HostLink:
         self._rx_mv = memoryview(self._rx)
         self._rx_i = 0
         self._rx_n = 0
-        self._pending = []  # encoded lines not yet written (bytes)
-        self._out_bytes = 0
-        self._partial = None  # memoryview of a line written in part
-        self._history = [None] * HISTORY  # (seq, line) ring of every line
-        self._retained = [None] * RETAINED  # (seq, line) ring of RETAIN_TYPES lines
-        self._ret_i = 0
-        self._bytes = [0, 0]  # bytes held by each ring
+        self._hist = LineRing(HISTORY_BYTES, HISTORY)
+        self._kept = LineRing(RETAINED_BYTES, RETAINED)
+        self._out = []  # waiting for the transport, in order: seqs (live) or bytes (replays)
+        self._cur = -1  # seq being written, its bytes and how far
+        self._curline = None
+        self._pos = 0
         self.rx_lines = 0
         self.rx_errors = 0
         self.tx_dropped = 0
@@ -64,99 +122,113 @@ class HostLink:
             for k in fields:
                 if k not in msg:  # the envelope is never overwritten by a field
                     msg[k] = fields[k]
-        line = (json.dumps(msg) + "\n").encode()
-        entry = (self.seq, line)
-        self._keep(0, self._history, self.seq % HISTORY, entry, HISTORY_BYTES)
+        line = json.dumps(msg).encode()
+        self._hist.add(self.seq, line)
         if mtype in RETAIN_TYPES:
-            self._keep(1, self._retained, self._ret_i, entry, RETAINED_BYTES)
-            self._ret_i = (self._ret_i + 1) % RETAINED
-        self._queue(line)
+            self._kept.add(self.seq, line)
+        self._queue(self.seq)
         return self.seq
 
-    def _keep(self, k, ring, i, entry, limit):
-        """Put entry in slot i of ring; drop the oldest entries beyond `limit` bytes."""
-        old = ring[i]
-        if old is not None:
-            self._bytes[k] -= len(old[1])
-        ring[i] = entry
-        self._bytes[k] += len(entry[1])
-        n = len(ring)
-        j = (i + 1) % n  # the slot after the newest holds the oldest
-        while self._bytes[k] > limit and j != i:
-            old = ring[j]
-            if old is not None:
-                self._bytes[k] -= len(old[1])
-                ring[j] = None
-            j = (j + 1) % n
-
-    def _queue(self, line):
-        self._out_bytes += len(line)
-        self._pending.append(line)
-        while len(self._pending) > OUTBOX or (
-            self._out_bytes > OUTBOX_BYTES and len(self._pending) > 1
-        ):
-            self._out_bytes -= len(self._pending.pop(0))
+    def _queue(self, seq):
+        self._out.append(seq)
+        if len(self._out) > OUTBOX:
+            # the oldest goes, but never a line already partly written (it would be torn)
+            self._out.pop(1 if self._pos and self._cur is self._out[0] else 0)
             self.tx_dropped = _inc(self.tx_dropped)
 
     def room(self):
-        """Lines the outbox takes before it drops the oldest (counting 512 bytes a line)."""
-        by_bytes = (OUTBOX_BYTES - self._out_bytes) // 512
-        by_lines = OUTBOX - len(self._pending)
-        return by_lines if by_lines < by_bytes else by_bytes
+        """Lines the outbox takes before it drops the oldest."""
+        return OUTBOX - len(self._out)
 
-    def _kept(self, first_seq):
-        """Kept (seq, line) entries with seq >= first_seq, oldest first, without duplicates."""
+    def _line_of(self, seq):
+        """(ring, slot) holding seq, or (None, -1) once evicted."""
+        i = self._hist.find(seq)
+        if i >= 0:
+            return self._hist, i
+        i = self._kept.find(seq)
+        if i >= 0:
+            return self._kept, i
+        return None, -1
+
+    def _kept_seqs(self, first_seq):
         seen = {}
-        for ring in (self._history, self._retained):
-            for h in ring:
-                if h is not None and h[0] >= first_seq:
-                    seen[h[0]] = h[1]
-        return sorted(seen.items())
+        for ring in (self._hist, self._kept):
+            slots = len(ring.seq)
+            for k in range(ring.n):
+                q = ring.seq[(ring.head + k) % slots]
+                if q >= first_seq:
+                    seen[q] = True
+        return sorted(seen)
 
     def replay(self, first_seq, limit=REPLAY_MAX):
         """Queue again kept lines with seq >= first_seq, in order, at most `limit` and never
         more than the outbox takes beside one reply. Returns (count, next seq or None)."""
-        kept = self._kept(first_seq)
+        kept = self._kept_seqs(first_seq)
         room = self.room() - 1
-        n = min(len(kept), limit, room if room > 0 else 0)
-        for i in range(n):
-            self._queue(kept[i][1])
-        nxt = kept[n][0] if n < len(kept) else None
+        limit = min(len(kept), limit, room if room > 0 else 0)
+        n = 0
+        size = 0
+        while n < limit:
+            ring, i = self._line_of(kept[n])
+            a = ring.off[i]
+            size += ring.len[i]
+            if n and size > REPLAY_BYTES:
+                break
+            # a copy: the oldest lines are the first a ring evicts while they wait
+            self._queue(bytes(ring.mv[a : a + ring.len[i]]))
+            n += 1
+        nxt = kept[n] if n < len(kept) else None
         return n, nxt
 
     def oldest_kept(self):
         best = self.seq + 1
-        for ring in (self._history, self._retained):
-            for h in ring:
-                if h is not None and h[0] < best:
-                    best = h[0]
+        for ring in (self._hist, self._kept):
+            q = ring.oldest()
+            if 0 < q < best:
+                best = q
         return best
 
     def flush(self, stream, budget=WRITE_BUDGET):
         """Write queued lines, at most `budget` bytes this tick; stream.write(mv) may accept
         less (or None, 0: not writable now). Never blocks, never raises. True when empty."""
-        while self._partial is not None or self._pending:
+        while self._out:
             if budget <= 0:
                 return False
-            if self._partial is None:
-                line = self._pending.pop(0)
-                self._out_bytes -= len(line)
-                self._partial = memoryview(line)
-            part = self._partial
-            if len(part) > budget:
-                part = part[:budget]
+            seq = self._out[0]
+            if self._cur is not seq:
+                if not isinstance(seq, int):  # a replayed copy
+                    self._curline = memoryview(seq + b"\n")
+                    self._cur = seq
+                    self._pos = 0
+                    continue
+                ring, i = self._line_of(seq)
+                if ring is None:  # evicted before it could be written: lost, counted
+                    self._out.pop(0)
+                    self.tx_dropped = _inc(self.tx_dropped)
+                    continue
+                # the line being written is held apart: a ring may evict it meanwhile
+                a = ring.off[i]
+                self._curline = memoryview(bytes(ring.mv[a : a + ring.len[i]]) + b"\n")
+                self._cur = seq
+                self._pos = 0
+            line = self._curline
+            n = len(line)
+            take = n - self._pos
+            if take > budget:
+                take = budget
             try:
-                n = stream.write(part)
+                w = stream.write(line[self._pos : self._pos + take])
             except Exception:  # a failing transport never stops the loop
-                n = 0
-            if not n:
+                w = 0
+            if not w:
                 return False
-            budget -= n
+            budget -= w
             self.tx_bytes = _inc(self.tx_bytes)
-            if n >= len(self._partial):
-                self._partial = None
-            else:
-                self._partial = self._partial[n:]
+            self._pos += w
+            if self._pos >= n:
+                self._out.pop(0)
+                self._cur = -1
+                self._curline = None
         return True
 
     # --- host -> device ------------------------------------------------------------------

@@ -36,18 +36,31 @@ class FailingStore(MemStore):
 
 
 def cmd(b, obj):
-    """Send one command; run until its reply has been written (at most 2 s)."""
-    n = len(b.messages)
+    """Send one command; run until its reply has been written (at most 3 s)."""
     _IDS[0] += 1
     obj = dict(obj)
     if "id" not in obj:
         obj["id"] = "t%d" % _IDS[0]
+    found = []
+    prev = b.on_message
+
+    def hook(m):
+        if m["type"] == "reply" and m["id"] == obj["id"]:
+            found.append(m)
+        if prev is not None:
+            prev(m)
+        else:
+            b.keep(m)
+
+    b.on_message = hook
     b.host.push((json.dumps(obj) + "\n").encode())
-    for _ in range(300):
-        b.run(10)
-        replies = [m for m in b.messages[n:] if m["type"] == "reply" and m["id"] == obj["id"]]
-        if replies:
-            return replies[-1]
+    try:
+        for _ in range(300):
+            b.run(10)
+            if found:
+                return found[-1]
+    finally:
+        b.on_message = prev
     return None
 
 
@@ -57,9 +70,27 @@ _IDS = [0]
 EVENTS = ("alarm", "reply", "fault", "audio_off", "selftest", "button", "setting")
 
 
+class _Capped:
+    """A sounder/LED record kept to its last `n` entries (long runs on a Pico-sized heap)."""
+
+    def __init__(self, n=300):
+        self.log = []
+        self.n = n
+
+    def __call__(self, t, a, b):
+        self.log.append((t, a, b))
+        if len(self.log) > self.n:
+            self.log.pop(0)
+
+
 def bench(types=EVENTS, **kw):
-    """A Bench keeping only the message types a test looks at (a Pico-sized heap)."""
-    b = Bench(**kw)
+    """A Bench keeping only the message types a test looks at, and the last sounder/LED
+    changes (a Pico-sized heap)."""
+    tones = _Capped()
+    lights = _Capped()
+    b = Bench(sounder_sink=tones, led_sink=lights, **kw)
+    b.sounder.log = tones.log
+    b.leds.log = lights.log
 
     def keep(m):
         if m["type"] in types:

@@ -80,13 +80,18 @@ class Bench:
             self.last_seq = m["seq"]
             if self.on_message is not None:
                 self.on_message(m)
-            elif m["type"] in _PERIODIC:  # kept apart, the last few: a Pico-sized test heap
-                kept = self.periodic[m["type"]]
-                kept.append(m)
-                if len(kept) > 3:
-                    kept.pop(0)
             else:
-                self.messages.append(m)
+                self.keep(m)
+
+    def keep(self, m):
+        """What the bench keeps of a message by default."""
+        if m["type"] in _PERIODIC:  # kept apart, the last few: a Pico-sized test heap
+            kept = self.periodic[m["type"]]
+            kept.append(m)
+            if len(kept) > 3:
+                kept.pop(0)
+        else:
+            self.messages.append(m)
 
     def last(self, mtype):
         """The latest periodic message (oxi, heartbeat) of that type, or None."""

@@ -23,6 +23,7 @@ def test_failing_store_at_boot_and_during_alarms():
     faults = [m for m in b.messages if m["type"] == "fault" and m["where"] == "storage"]
     assert faults and "OSError" in faults[0]["error"]
     store.fail = False  # the flash recovers: the fault ends with the next good write
+    assert cmd(b, {"cmd": "set", "name": "spo2_low", "value": 92})["ok"]
     b.run(3000, 72, 80)
     ends = [m for m in b.alarms("STORAGE_FAULT") if m["event"] == "end"]
     assert ends

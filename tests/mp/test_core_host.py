@@ -47,12 +47,11 @@ def test_replay_delivers_what_its_reply_says():
     continue; nothing is dropped from the outbox by the replay itself."""
     b = bench(types=())
     b.run(70000, 72, 97)  # plenty of history
-    b.on_message = None
-    b.messages = []
-    b.last_seq = 0
+    got = []
+    b.on_message = got.append
     dropped = b.dev.link.tx_dropped
     r = cmd(b, {"cmd": "replay", "from": 1})
-    got = [m for m in b.messages if m["seq"] < r["seq"] and m["type"] != "reply"]
+    got = [m for m in got if m["seq"] < r["seq"] and m["type"] != "reply"]
     assert 0 < r["count"] == len([m for m in got if m["seq"] >= r["oldest"]]) <= 16
     assert r["next"] is not None and b.dev.link.tx_dropped == dropped
 
