@@ -162,6 +162,8 @@ def test_suntech_garbage_never_raises_or_leaks_range(prefix, data, cuts, dt):
     assert (d.error == 0) == (d.condition is None)
     assert d.error == 0 or d.error_text()
     assert 0 <= d.state < len(suntech.STATE_NAMES)
+    assert (d.cuff_fault_reason is not None) == d.cuff_fault  # REQ-SEN-30
+    assert not d.cuff_fault or d.state == suntech.ST_DEFLATING
 
 
 @SETTINGS
@@ -190,8 +192,9 @@ def _checksummed(body):
     cuff=st.integers(0, 0xFFFF),
 )
 def test_suntech_checksummed_replies_stay_plausible(payload, ok, cuff):
-    # REQ-SEN-16, REQ-SEN-08: well-formed replies with arbitrary field values (random garbage
-    # rarely passes the checksum): any accepted result is plausible, a cuff value in range
+    # REQ-SEN-16, REQ-SEN-08, REQ-SEN-31: well-formed replies with arbitrary field values (random
+    # garbage rarely passes the checksum): any accepted result is plausible, a cuff value in
+    # range; a cuff above the adult limit is a cuff fault; no result -> the cuff is checked
     body = bytearray(b"\x3e\x18" + payload)
     if ok:
         body[7] = 1  # BPS
@@ -201,14 +204,15 @@ def test_suntech_checksummed_replies_stay_plausible(payload, ok, cuff):
     d.feed(cuff_pkt, 5, T0)
     signed = cuff - 0x10000 if cuff & 0x8000 else cuff
     assert d.cuff_mmhg == (signed if 0 <= signed <= suntech.CUFF_MAX else NONE)
+    assert d.cuff_fault == (signed > suntech.CUFF_LIMITS["adult"][0])
     data = _checksummed(body)
     d.feed(data, 24, T0)
     r = d.reading
-    assert not d.busy
     if r.valid:
-        assert body[7] == 1 and body[20] == 0
+        assert body[7] == 1 and body[20] == 0 and not d.busy
         assert 0 < r.dia <= r.map <= r.sys <= suntech.BP_MAX
         assert r.pr == NONE or 0 < r.pr <= suntech.PR_MAX
+        assert d.cuff_mmhg == NONE  # idle again
     else:
         assert d.condition == suntech.COND_FAILED and d.error_text()
-    assert d.cuff_mmhg == NONE  # idle again
+        assert d.state == suntech.ST_DEFLATING  # abort sent, polling until deflated
