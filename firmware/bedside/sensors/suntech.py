@@ -67,29 +67,51 @@ ERR_OVERTIME = const(0x109)  # measurement longer than the patient type's limit 
 COND_FAILED = "NIBP_FAILED"
 COND_COMM_LOST = "NIBP_COMM_LOST"
 
-_TEXTS = (
-    (0x01, "weak or no signal"),
-    (0x02, "artifact / erratic signal"),
-    (0x03, "blood pressure out of range"),
-    (0x04, "measurement timeout"),
-    (0x55, "pneumatic blockage"),
-    (0x56, "reading aborted by user"),
-    (0x57, "inflate timeout, air leak or loose cuff"),
-    (0x58, "safety timeout"),
-    (0x59, "cuff overpressure"),
-    (0x5A, "power supply out of range or hardware problem"),
-    (0x5B, "permission problem (safety override link or auto-zero)"),
-    (0x61, "transducer out of range"),
-    (0x63, "EEPROM calibration data failure"),
-    (ERR_NO_ACK, "NIBP module not answering (command not acknowledged)"),
-    (ERR_BUSY, "NIBP module busy"),
-    (ERR_K_TIMEOUT, "NIBP measurement did not complete in time"),
-    (ERR_NO_DATA, "NIBP module not answering (no result data)"),
-    (ERR_BAD_DATA, "NIBP result invalid or garbled"),
-    (ERR_REJECTED, "NIBP module rejected the command"),
-    (ERR_SILENT, "NIBP module stopped answering during the measurement"),
-    (ERR_OVERPRESSURE, "cuff pressure above the patient-type limit"),
-    (ERR_OVERTIME, "NIBP measurement longer than the patient-type limit"),
+_TEXTS = (  # code, text, code, text, ... (one flat tuple: less heap than pairs)
+    0x01,
+    "weak or no signal",
+    0x02,
+    "artifact / erratic signal",
+    0x03,
+    "blood pressure out of range",
+    0x04,
+    "measurement timeout",
+    0x55,
+    "pneumatic blockage",
+    0x56,
+    "reading aborted by user",
+    0x57,
+    "inflate timeout, air leak or loose cuff",
+    0x58,
+    "safety timeout",
+    0x59,
+    "cuff overpressure",
+    0x5A,
+    "power supply out of range or hardware problem",
+    0x5B,
+    "permission problem (safety override link or auto-zero)",
+    0x61,
+    "transducer out of range",
+    0x63,
+    "EEPROM calibration data failure",
+    ERR_NO_ACK,
+    "NIBP module not answering (command not acknowledged)",
+    ERR_BUSY,
+    "NIBP module busy",
+    ERR_K_TIMEOUT,
+    "NIBP measurement did not complete in time",
+    ERR_NO_DATA,
+    "NIBP module not answering (no result data)",
+    ERR_BAD_DATA,
+    "NIBP result invalid or garbled",
+    ERR_REJECTED,
+    "NIBP module rejected the command",
+    ERR_SILENT,
+    "NIBP module stopped answering during the measurement",
+    ERR_OVERPRESSURE,
+    "cuff pressure above the patient-type limit",
+    ERR_OVERTIME,
+    "NIBP measurement longer than the patient-type limit",
 )
 _COMM_LOST = (ERR_NO_ACK, ERR_NO_DATA, ERR_SILENT)
 # Failures after which the cuff pressure is unknown or known to be wrong: cuff fault at once.
@@ -235,9 +257,9 @@ class SuntechNibp:
         c = self.error if code is None else code
         if not c:
             return ""
-        for k, text in _TEXTS:
-            if k == c:
-                return text
+        for i in range(0, len(_TEXTS), 2):
+            if _TEXTS[i] == c:
+                return _TEXTS[i + 1]
         return "NIBP module error %d" % c
 
     # ---- requests ------------------------------------------------------------------------
