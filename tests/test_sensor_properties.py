@@ -2,7 +2,8 @@
 
 REQ-SEN-16: arbitrary byte streams, in arbitrary chunks, never raise and never yield
 out-of-range values (SpO2 0..100 or NONE, PR 0..PR_MAX or NONE, known flag/quality bits).
-REQ-SEN-02: after random garbage a clean stream re-locks within one packet/frame/line.
+REQ-SEN-02: after random garbage a clean stream re-locks within the units its lock needs
+(REQ-SEN-35/36).
 """
 
 import importlib
@@ -35,18 +36,23 @@ def _nonin_packet(fmt, hr=72, spo2=97):
     return bytes(out)
 
 
-# Clean stream per format: (bytes of one unit, units per clean run, expected spo2, expected pr)
+# Clean stream per format: (bytes of one unit, units per clean run, expected spo2, expected pr,
+# bytes that close the last unit). Runs: one unit the garbage tail may swallow, plus what the
+# decoder needs to lock (REQ-SEN-35/36): a Nonin #2/#7 packet; Nonin #1 LOCK_FRAMES (2) frames;
+# BerryMed LOCK_FRAMES / AGREE_PACKETS (3) packets; a Masimo line. Formats without a checksum use
+# a frame once the next head byte closes it.
 CLEAN = {
-    "nonin2": (_nonin_packet("nonin2"), 2, 97, 72),
-    "nonin7": (_nonin_packet("nonin7"), 2, 97, 72),
-    "nonin1": (bytes.fromhex("804862"), 1, 98, 72),
-    "berrymed": (bytes.fromhex("8432074862"), 1, 98, 72),
+    "nonin2": (_nonin_packet("nonin2"), 2, 97, 72, b""),
+    "nonin7": (_nonin_packet("nonin7"), 2, 97, 72, b""),
+    "nonin1": (bytes.fromhex("804862"), 3, 98, 72, b"\x80"),
+    "berrymed": (bytes.fromhex("8432074862"), 4, 98, 72, b"\x80"),
     "masimo": (
         b"01/01/25 12:00:00 SN=0000012345 SPO2=097% BPM=072 PI=02.50% SPCO=--.-% SPMET=--.-%"
         b" DESAT=-- PIDELTA=+-- ALARM=0000 EXC=000000\r\n",
         2,
         97,
         72,
+        b"",
     ),
 }
 
@@ -110,14 +116,14 @@ def test_oximeter_structured_garbage(fmt, data, cuts, biased):
 @SETTINGS
 @given(fmt=fmts, data=noise, cuts=chunks)
 def test_oximeter_relocks_after_garbage(fmt, data, cuts):
-    # REQ-SEN-02: after garbage, a clean stream re-locks within one packet/frame/line: of
-    # `runs` clean units (runs = 2 where the garbage tail may swallow the first), the last decodes.
-    unit, runs, spo2, pr = CLEAN[fmt]
+    # REQ-SEN-02, REQ-SEN-35, REQ-SEN-36: after garbage, a clean stream re-locks within the
+    # units its lock needs (plus one the garbage tail may swallow): the last one decodes.
+    unit, runs, spo2, pr, close = CLEAN[fmt]
     r = OxiReading()
     d = load_oximeter(fmt, r)
     _feed_chunks(d, data, cuts, 0)
     before = r.count
-    clean = unit * runs
+    clean = unit * runs + close
     _feed_chunks(d, clean, [c % (len(clean) + 1) for c in cuts], 1000)
     assert r.count > before
     assert r.spo2 == spo2 and r.pr == pr and r.t_ms == 1000

@@ -10,8 +10,8 @@ def packet(hr=72, spo2=97, status=0x82, pleth=60):
     return nonin2_packet(hr, spo2, status, pleth)
 
 
-# The first frame of a next packet: a frame is used once the next one confirms it (REQ-SEN-35),
-# so a packet completes when the frame after its frame 25 arrives.
+# The first frame of a next packet: it confirms frame 25 before it (REQ-SEN-35); the packet
+# itself completes when its frame 25 arrives valid in phase (frame 25's FLOAT is reserved).
 NEXT = nonin2_frame(0x83, 60, 0)
 
 
@@ -114,7 +114,7 @@ def test_mislocked_frame_never_publishes_sensor_off():
     d = Nonin2Decoder(r)
     good = packet()
     d.feed(good * 2, 2 * len(good), 0)
-    assert r.count == 1 and not r.flags & F_SENSOR_OFF
+    assert r.count == 2 and not r.flags & F_SENSOR_OFF
     fake = nonin2_frame(0xC9, 0x10, 0x00) + nonin2_frame(0xC8, 0x10, 0x00)
     tail = good[7:60]  # a real packet cut out of phase
     data = b"\x55" + fake + tail + good * 2 + NEXT
@@ -122,7 +122,7 @@ def test_mislocked_frame_never_publishes_sensor_off():
     for i in range(len(data)):
         d.feed(data[i : i + 1], 1, 100)
         seen_off = seen_off or bool(r.flags & F_SENSOR_OFF)
-    assert not seen_off and r.count == 3 and r.spo2 == 97
+    assert not seen_off and r.count == 4 and r.spo2 == 97
 
 
 def test_sensor_off_after_resync_within_lock_frames():

@@ -118,6 +118,13 @@ class NoninPacketDecoder:
         self._h_pleth = pleth
         self._h_flt = flt
         self._h_first = self._run == 1
+        if self._frame == _FRAMES - 1 and not status & SYNC:
+            # Frame 25 arrived valid and in phase: it confirms frame 24, and its FLOAT is
+            # reserved, so the packet is complete now (not one frame later). Its STATUS counts
+            # once the next frame confirms it (_commit, outside a packet).
+            self._finish(now_ms)
+            self._frame = 0
+            ev |= EV_READING
         return ev
 
     def _commit(self, status, pleth, flt, first, now_ms):
@@ -133,8 +140,11 @@ class NoninPacketDecoder:
             self._flags = 0
             self._off_now = False
             self._quality = Q_UNKNOWN
-        elif self._frame == 0:
-            return ev | self._publish_frame(pleth)  # after a packet: wait for the next SYNC
+        elif self._frame == 0:  # frame 25 of a finished packet, or frames after a loss
+            ev |= self._publish_frame(pleth)
+            if ev & EV_FRAME and status & self._status_off and not first:
+                self.reading.flags |= F_SENSOR_OFF
+            return ev
         else:
             self._frame += 1
         f = self._frame
@@ -171,10 +181,6 @@ class NoninPacketDecoder:
         ev |= self._publish_frame(pleth)
         if self._run >= LOCK_FRAMES and self._off_now:
             self.reading.flags |= F_SENSOR_OFF  # at once, not at the end of the packet
-        if f == _FRAMES:  # 25 confirmed frames in phase since SYNC: always locked here
-            self._finish(now_ms)
-            self._frame = 0
-            ev |= EV_READING
         return ev
 
     def _publish_frame(self, pleth):

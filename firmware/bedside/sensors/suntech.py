@@ -50,10 +50,10 @@ CUFF_LIMITS = {
     "neonate": (150, 90000),
 }
 CUFF_RESIDUAL_MMHG = 15  # the cuff counts as deflated below this (UNCONFIRMED, ref §2.2)
-DEFLATED_READS = 2  # consecutive readings below CUFF_RESIDUAL_MMHG that end a check or a fault
+_DEFLATED_READS = const(2)  # readings in a row below CUFF_RESIDUAL_MMHG end a check or a fault
 
 # Module error codes (byte 20 of the result, section 2.1 table) and driver-level codes (>= 0x100).
-EC_ABORTED = const(0x56)  # reading aborted by user: normal after our abort, not a failure
+# EC 0x56 "reading aborted by user" follows our own abort: not a failure (see _result).
 ERR_NO_ACK = const(0x101)  # no 'O' (or 'A') after retries -> NIBP_COMM_LOST
 ERR_BUSY = const(0x102)  # still 'B' after retries
 ERR_K_TIMEOUT = const(0x103)  # no 'K' within the timeout and the data held no result
@@ -113,18 +113,7 @@ _TEXTS = (  # code, text, code, text, ... (one flat tuple: less heap than pairs)
     ERR_OVERTIME,
     "NIBP measurement longer than the patient-type limit",
 )
-_COMM_LOST = (ERR_NO_ACK, ERR_NO_DATA, ERR_SILENT)
-# Failures after which the cuff pressure is unknown or known to be wrong: cuff fault at once.
-# After any other failure (the module answered: EC, BPS, rejected, busy) the cuff must read
-# deflated within deflate_ms, else cuff fault.
-_FAULT_AT_ONCE = (
-    ERR_NO_ACK,
-    ERR_NO_DATA,
-    ERR_SILENT,
-    ERR_K_TIMEOUT,
-    ERR_OVERPRESSURE,
-    ERR_OVERTIME,
-)
+# (Module-level names are few on purpose: past 53 globals MicroPython's module dict doubles.)
 
 # Timeouts and limits: each is a constructor keyword (**timeouts). Sources: protocols.md 2.1.
 DEFAULTS = {
@@ -356,11 +345,15 @@ class SuntechNibp:
         return EV_NIBP_STATE
 
     def _fail(self, code, now, reason=None):
+        """A failure. After a timeout the cuff pressure is unknown: cuff fault at once (so too
+        with a `reason`: overpressure, overtime). After a failure the module reported (EC, BPS,
+        rejected, busy) the cuff must read deflated within deflate_ms, else cuff fault."""
         self.error = code
-        self.condition = COND_COMM_LOST if code in _COMM_LOST else COND_FAILED
+        lost = code == ERR_NO_ACK or code == ERR_NO_DATA or code == ERR_SILENT
+        self.condition = COND_COMM_LOST if lost else COND_FAILED
         if not self._running:
             return self._finish() | EV_NIBP_ERROR  # nothing was measuring (abort while idle)
-        if reason is None and code in _FAULT_AT_ONCE:
+        if reason is None and (lost or code == ERR_K_TIMEOUT):
             reason = self.error_text(code)
         return self._check_cuff(now, reason, False) | EV_NIBP_ERROR
 
@@ -583,7 +576,7 @@ class SuntechNibp:
         if st == ST_DEFLATING:
             if v < CUFF_RESIDUAL_MMHG:
                 self._low += 1
-                if self._low >= DEFLATED_READS:
+                if self._low >= _DEFLATED_READS:
                     ev |= self._deflated()
             else:
                 self._low = 0
