@@ -588,6 +588,7 @@ def test_module_timeouts_raise_cuff_fault_held_while_silent():
         t_fault = m.aborts[0]
         ev = drive(d, m, 25010, 625000, 100)
         assert d.cuff_fault and not ev & EV_CUFF_DEFLATED, case
+        assert d.cuff_mmhg == NONE, case  # silent: the pressure is unknown, not shown old
         assert len(m.aborts) == 1 + DEFAULTS["abort_retries"], case
         assert m.aborts[-1] - t_fault < 30000, case
         assert m.last_poll >= 624700, case

@@ -455,12 +455,17 @@ class SuntechNibp:
 
     def _step_deflating(self, now):
         ev = 0
+        if self.cuff_mmhg != NONE and elapsed(now, self._cuff_t) >= self.cuff_known_ms:
+            self.cuff_mmhg = NONE  # the module went silent: the pressure is unknown, not old
+            ev = EV_NIBP_CUFF
         if not self.cuff_fault and elapsed(now, self._t_check) >= self.deflate_ms:
             s = self.deflate_ms // 1000
             if self.cuff_mmhg == NONE:
-                ev = self._raise("cuff pressure unknown %d s after the failure" % s)
+                ev |= self._raise("cuff pressure unknown %d s after the failure" % s)
             else:
-                ev = self._raise("cuff still %d mmHg %d s after the failure" % (self.cuff_mmhg, s))
+                ev |= self._raise(
+                    "cuff still %d mmHg %d s after the failure" % (self.cuff_mmhg, s)
+                )
         if not self._gap_ok(now):
             return ev
         if self._abort_due or (
