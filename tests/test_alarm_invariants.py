@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from bedside.alarms import fsm
 from bedside.alarms.conditions import (
     BP_RISE,

@@ -2,7 +2,8 @@
 
 REQ-SEN-16: arbitrary byte streams, in arbitrary chunks, never raise and never yield
 out-of-range values (SpO2 0..100 or NONE, PR 0..PR_MAX or NONE, known flag/quality bits).
-REQ-SEN-02: after random garbage a clean stream re-locks within one packet/frame/line.
+REQ-SEN-02: after random garbage a clean stream re-locks within the units its lock needs
+(REQ-SEN-35/36).
 """
 
 import importlib
@@ -35,18 +36,23 @@ def _nonin_packet(fmt, hr=72, spo2=97):
     return bytes(out)
 
 
-# Clean stream per format: (bytes of one unit, units per clean run, expected spo2, expected pr)
+# Clean stream per format: (bytes of one unit, units per clean run, expected spo2, expected pr,
+# bytes that close the last unit). Runs: one unit the garbage tail may swallow, plus what the
+# decoder needs to lock (REQ-SEN-35/36): a Nonin #2/#7 packet; Nonin #1 LOCK_FRAMES (2) frames;
+# BerryMed LOCK_FRAMES / AGREE_PACKETS (3) packets; a Masimo line. Formats without a checksum use
+# a frame once the next head byte closes it.
 CLEAN = {
-    "nonin2": (_nonin_packet("nonin2"), 2, 97, 72),
-    "nonin7": (_nonin_packet("nonin7"), 2, 97, 72),
-    "nonin1": (bytes.fromhex("804862"), 1, 98, 72),
-    "berrymed": (bytes.fromhex("8432074862"), 1, 98, 72),
+    "nonin2": (_nonin_packet("nonin2"), 2, 97, 72, b""),
+    "nonin7": (_nonin_packet("nonin7"), 2, 97, 72, b""),
+    "nonin1": (bytes.fromhex("804862"), 3, 98, 72, b"\x80"),
+    "berrymed": (bytes.fromhex("8432074862"), 4, 98, 72, b"\x80"),
     "masimo": (
         b"01/01/25 12:00:00 SN=0000012345 SPO2=097% BPM=072 PI=02.50% SPCO=--.-% SPMET=--.-%"
         b" DESAT=-- PIDELTA=+-- ALARM=0000 EXC=000000\r\n",
         2,
         97,
         72,
+        b"",
     ),
 }
 
@@ -110,15 +116,14 @@ def test_oximeter_structured_garbage(fmt, data, cuts, biased):
 @SETTINGS
 @given(fmt=fmts, data=noise, cuts=chunks)
 def test_oximeter_relocks_after_garbage(fmt, data, cuts):
-    """REQ-SEN-02: after garbage, a clean stream re-locks within one packet/frame/line: of
-    `runs` clean units (runs = 2 where the garbage tail may swallow the first), the last
-    decodes."""
-    unit, runs, spo2, pr = CLEAN[fmt]
+    """REQ-SEN-02, REQ-SEN-35, REQ-SEN-36: after garbage, a clean stream re-locks within the
+    units its lock needs (plus one the garbage tail may swallow): the last one decodes."""
+    unit, runs, spo2, pr, close = CLEAN[fmt]
     r = OxiReading()
     d = load_oximeter(fmt, r)
     _feed_chunks(d, data, cuts, 0)
     before = r.count
-    clean = unit * runs
+    clean = unit * runs + close
     _feed_chunks(d, clean, [c % (len(clean) + 1) for c in cuts], 1000)
     assert r.count > before
     assert r.spo2 == spo2 and r.pr == pr and r.t_ms == 1000
@@ -163,6 +168,8 @@ def test_suntech_garbage_never_raises_or_leaks_range(prefix, data, cuts, dt):
     assert (d.error == 0) == (d.condition is None)
     assert d.error == 0 or d.error_text()
     assert 0 <= d.state < len(suntech.STATE_NAMES)
+    assert (d.cuff_fault_reason is not None) == d.cuff_fault  # REQ-SEN-30
+    assert not d.cuff_fault or d.state == suntech.ST_DEFLATING
 
 
 @SETTINGS
@@ -191,8 +198,9 @@ def _checksummed(body):
     cuff=st.integers(0, 0xFFFF),
 )
 def test_suntech_checksummed_replies_stay_plausible(payload, ok, cuff):
-    """REQ-SEN-16, REQ-SEN-08: well-formed replies with arbitrary field values (random garbage
-    rarely passes the checksum): any accepted result is plausible, a cuff value in range."""
+    """REQ-SEN-16, REQ-SEN-08, REQ-SEN-31: well-formed replies with arbitrary field values
+    (random garbage rarely passes the checksum): any accepted result is plausible, a cuff value
+    in range; a cuff above the adult limit is a cuff fault; no result -> the cuff is checked."""
     body = bytearray(b"\x3e\x18" + payload)
     if ok:
         body[7] = 1  # BPS
@@ -202,14 +210,15 @@ def test_suntech_checksummed_replies_stay_plausible(payload, ok, cuff):
     d.feed(cuff_pkt, 5, T0)
     signed = cuff - 0x10000 if cuff & 0x8000 else cuff
     assert d.cuff_mmhg == (signed if 0 <= signed <= suntech.CUFF_MAX else NONE)
+    assert d.cuff_fault == (signed > suntech.CUFF_LIMITS["adult"][0])
     data = _checksummed(body)
     d.feed(data, 24, T0)
     r = d.reading
-    assert not d.busy
     if r.valid:
-        assert body[7] == 1 and body[20] == 0
+        assert body[7] == 1 and body[20] == 0 and not d.busy
         assert 0 < r.dia <= r.map <= r.sys <= suntech.BP_MAX
         assert r.pr == NONE or 0 < r.pr <= suntech.PR_MAX
+        assert d.cuff_mmhg == NONE  # idle again
     else:
         assert d.condition == suntech.COND_FAILED and d.error_text()
-    assert d.cuff_mmhg == NONE  # idle again
+        assert d.state == suntech.ST_DEFLATING  # abort sent, polling until deflated

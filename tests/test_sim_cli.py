@@ -10,11 +10,14 @@ import sys
 import time
 import tty
 from pathlib import Path
+from typing import Any
 
 import pytest
 from bedside.readings import OxiReading
 from bedside.sensors.nonin2 import Nonin2Decoder
+from bedside.sensors.suntech import BAUD
 from bedside_host.commands import simulate
+from bedside_host.sim.suntech import SuntechConfig, SuntechEmulator
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -181,3 +184,34 @@ def test_help_and_fault_errors(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as e:
         simulate.main(["--nibp", "loop://", "--nibp-error", "300"])
     assert e.value.code == 2
+
+
+def test_nibp_cuff_fault_options(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """REQ-SEN-34: `--nibp-cuff-stuck MMHG` and `--nibp-ignore-aborts N` are documented in
+    --help, validated (exit 2), and reach the emulator's configuration."""
+    with pytest.raises(SystemExit) as e:
+        simulate.main(["--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and "--nibp-cuff-stuck" in out and "--nibp-ignore-aborts" in out
+    for bad in (
+        ["--nibp-cuff-stuck", "0"],
+        ["--nibp-cuff-stuck", "x"],
+        ["--nibp-ignore-aborts", "-1"],
+    ):
+        with pytest.raises(SystemExit) as e:
+            simulate.main(["--nibp", "loop://", *bad])
+        assert e.value.code == 2, bad
+    seen: list[SuntechConfig] = []
+    real = simulate.SuntechEmulator
+
+    def spy(state_at: Any, cfg: SuntechConfig) -> SuntechEmulator:
+        seen.append(cfg)
+        return real(state_at, cfg)
+
+    monkeypatch.setattr(simulate, "SuntechEmulator", spy)
+    argv = ["--nibp", "loop://", "--nibp-cuff-stuck", "290", "--nibp-ignore-aborts", "2"]
+    assert simulate.main([*argv, "--duration", "0.2", "--quiet"]) == 0
+    assert seen and seen[0].cuff_stuck_mmhg == 290 and seen[0].ignore_aborts == 2
+    assert simulate.NIBP_BAUD == BAUD == 9600  # the firmware's SunTech BAUD, one source

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import pytest
+from bedside.readings import NibpReading
+from bedside.sensors.suntech import (
+    CMD_ABORT,
+    DEFAULTS,
+    ERR_K_TIMEOUT,
+    ERR_OVERPRESSURE,
+    ERR_OVERTIME,
+    EV_CUFF_DEFLATED,
+    EV_CUFF_FAULT,
+    SuntechNibp,
+)
 from bedside_host.sim.patient import Patient, PatientState, mean_arterial
 from bedside_host.sim.suntech import (
     BpResult,
@@ -191,3 +203,97 @@ def test_ped_neo_start(start: bytes) -> None:
     emu.feed(start, 0.0)
     assert emu.poll(0.1) == R_O
     assert emu.poll(21.0) == R_K
+
+
+def test_stuck_cuff_fault_ignores_first_aborts() -> None:
+    """REQ-SEN-34: `cuff_stuck_mmhg` inflates to the pressure and holds it with no 'K'; the
+    first `ignore_aborts` aborts are answered 'A' but leave the cuff up; the next deflates it."""
+    emu = SuntechEmulator(fixed(120, 80, 72), SuntechConfig(cuff_stuck_mmhg=290, ignore_aborts=2))
+    emu.feed(START_NEO, 0.0)
+    assert emu.poll(0.1) == R_O
+    out = _run(emu, 90.0, 0.1)
+    assert R_K not in out and emu.measuring and emu.cuff_pressure(90.0) == 290
+    for i, t in enumerate((91.0, 92.0)):
+        emu.feed(ABORT, t)
+        assert emu.poll(t + 0.1) == R_A and emu.cuff_pressure(t + 1.0) == 290, i
+    assert sum("abort ignored" in line for line in emu.log) == 2
+    emu.feed(ABORT, 93.0)
+    assert emu.poll(93.1) == R_A and emu.poll(93.5) == R_K
+    assert emu.poll(94.6) == b"" and emu.cuff_pressure(94.6) == 0 and not emu.measuring
+    emu.feed(GET_DATA, 95.0)
+    assert emu.poll(95.1)[20] == 0x56  # EC 86: aborted
+    # a healthy neonate measurement stays below the firmware's neonate limit (150 mmHg)
+    hyp = SuntechEmulator(fixed(185, 112, 88), SuntechConfig(duration_s=20))
+    hyp.feed(START_NEO, 0.0)
+    hyp.poll(0.1)
+    assert max(hyp.cuff_pressure(x / 10) for x in range(0, 200)) < 150
+
+
+class _TimedUart:
+    def __init__(self) -> None:
+        self.out = bytearray()
+
+    def write(self, b: bytes) -> int:
+        self.out += b
+        return len(b)
+
+
+def _drive(
+    drv: SuntechNibp, emu: SuntechEmulator, uart: _TimedUart, t_from: int, t_to: int
+) -> tuple[int, list[int]]:
+    """Run driver and emulator together in 10 ms ticks; (events, ms of each abort sent)."""
+    ev = 0
+    aborts: list[int] = []
+    for t_ms in range(t_from, t_to, 10):
+        now = t_ms / 1000
+        if uart.out:
+            data = bytes(uart.out)
+            uart.out.clear()
+            if CMD_ABORT in data:
+                aborts.append(t_ms)
+            emu.feed(data, now)
+        rx = emu.poll(now)
+        if rx:
+            ev |= drv.feed(rx, len(rx), t_ms)
+        ev |= drv.step(t_ms)
+    return ev, aborts
+
+
+def test_real_driver_retries_abort_until_stuck_cuff_deflates() -> None:
+    """REQ-SEN-34, REQ-SEN-30, REQ-SEN-31: the firmware driver against the emulator with the
+    cuff stuck at 290 mmHg in neonate mode and the first 2 aborts ignored: cuff fault at the
+    first reading over 150 mmHg, the abort retried until the third deflates the cuff, then
+    EV_CUFF_DEFLATED and the driver is free again."""
+    emu = SuntechEmulator(fixed(120, 80, 72), SuntechConfig(cuff_stuck_mmhg=290, ignore_aborts=2))
+    uart = _TimedUart()
+    drv = SuntechNibp(uart, NibpReading(), patient="neonate")
+    assert drv.start(0)
+    ev, aborts = _drive(drv, emu, uart, 0, 60000)
+    assert ev & EV_CUFF_FAULT and ev & EV_CUFF_DEFLATED
+    assert len(aborts) == 3 and drv.aborts_sent == 3
+    assert all(b - a >= DEFAULTS["abort_retry_ms"] for a, b in itertools.pairwise(aborts))
+    assert aborts[0] < 5000  # at the first poll above 150 mmHg (inflating at 40 mmHg/s)
+    assert drv.cuff_fault_reason is None and not drv.cuff_fault
+    assert drv.error == ERR_OVERPRESSURE and not drv.busy and not emu.measuring
+    assert sum("abort ignored" in line for line in emu.log) == 2
+    assert drv.start(60000)  # free again
+
+
+def test_real_driver_keeps_fault_when_aborts_exhausted() -> None:
+    """REQ-SEN-34, REQ-SEN-30: more ignored aborts than the driver's retry budget: the fault
+    stays (cuff still 290) with polls going on; the NIBP key (abort()) sends a fresh round of
+    aborts, which finally deflates the cuff."""
+    budget = 1 + DEFAULTS["abort_retries"]
+    emu = SuntechEmulator(
+        fixed(120, 80, 72), SuntechConfig(cuff_stuck_mmhg=290, ignore_aborts=budget + 1)
+    )
+    uart = _TimedUart()
+    drv = SuntechNibp(uart, NibpReading())  # adult: 290 is below the limit until the K timeout
+    drv.start(0)
+    ev, aborts = _drive(drv, emu, uart, 0, 200000)
+    assert ev & EV_CUFF_FAULT and not ev & EV_CUFF_DEFLATED and drv.cuff_fault
+    assert len(aborts) == budget and drv.cuff_mmhg == 290 and emu.measuring
+    assert drv.error in (ERR_K_TIMEOUT, ERR_OVERTIME)
+    drv.abort(200000)
+    ev, aborts = _drive(drv, emu, uart, 200000, 230000)
+    assert ev & EV_CUFF_DEFLATED and not drv.cuff_fault and 2 <= len(aborts) <= budget

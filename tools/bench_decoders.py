@@ -1,7 +1,10 @@
 # bench_decoders.py: decode speed and allocation per frame for every oximeter format and the
-# SunTech reply parser. Prints only (never asserts time). Run from the repo root:
+# SunTech reply parser; on CPython also false sensor-off edges per hour under 1 % garbage,
+# corruption and drops (simulator encoders + fault injector -> firmware decoder, probe on; see
+# host_tools/bedside_host/sim/false_off.py). Prints (never asserts); main() returns the figures.
+# Run from the repo root:
 #   MICROPYPATH=firmware micropython -X heapsize=192k tools/bench_decoders.py
-#   python tools/bench_decoders.py
+#   python tools/bench_decoders.py        (BENCH_FALSE_OFF_MIN: simulated minutes, default 60)
 import sys
 
 _here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
@@ -18,6 +21,7 @@ from bedside.sensors import OXIMETER_FORMATS, load_oximeter  # noqa: E402
 MP = sys.implementation.name == "micropython"
 SECONDS = 4  # seconds of real traffic per buffer (at least 20 units)
 REPEAT = 5  # buffers decoded per measurement
+FALSE_OFF_MIN = 60.0  # simulated minutes per format and fault for the false sensor-off figure
 
 if MP:
 
@@ -77,6 +81,7 @@ def bench(name, feed_one, frames, real_rate):
     dt = diff_us(now_us(), t0)
     per_s = frames * REPEAT * 1e6 / dt if dt > 0 else 0
     alloc = "n/a (CPython)"
+    per_frame = None
     if MP:
         gc.collect()
         gc.disable()
@@ -85,11 +90,13 @@ def bench(name, feed_one, frames, real_rate):
             feed_one()
         a1 = gc.mem_alloc()
         gc.enable()
-        alloc = "%.2f B/frame" % ((a1 - a0) / (frames * REPEAT))
+        per_frame = (a1 - a0) / (frames * REPEAT)
+        alloc = "%.2f B/frame" % per_frame
     print(
         "%-9s %11.0f frames/s  real %4d/s  x %9.0f  alloc %s"
         % (name, per_s, real_rate, per_s / real_rate, alloc)
     )
+    return {"frames_per_s": per_s, "real_per_s": real_rate, "alloc_per_frame": per_frame}
 
 
 def bench_oximeter(fmt):
@@ -104,7 +111,7 @@ def bench_oximeter(fmt):
     def one():
         d.feed(mv, n, 0)
 
-    bench(fmt, one, n_units * frames_per_unit, mod.FRAME_RATE)
+    return bench(fmt, one, n_units * frames_per_unit, mod.FRAME_RATE)
 
 
 class _NullUart:
@@ -125,19 +132,50 @@ def bench_suntech():
     def one():
         d.feed(mv, n, 10)
 
-    bench("suntech", one, 100, 5)  # real: one cuff reply per 200 ms poll
+    return bench("suntech", one, 100, 5)  # real: one cuff reply per 200 ms poll
+
+
+def bench_false_sensor_off(results):
+    """False sensor-off edges per hour (probe on) under each fault, per format (CPython only:
+    the traffic comes from the simulator's encoders). Adds results[fmt]["false_off_per_h"]."""
+    if MP:
+        print("false sensor-off: n/a on MicroPython (uses the simulator; run on CPython)")
+        return
+    import os
+
+    for _p in (_here + "/../host_tools", "host_tools"):
+        if _p not in sys.path:
+            sys.path.insert(0, _p)
+    from bedside_host.sim.false_off import FAULTS, PROBE_ON_SCENARIO, false_sensor_off
+
+    minutes = float(os.environ.get("BENCH_FALSE_OFF_MIN", FALSE_OFF_MIN))
+    print(
+        "false sensor-off edges per hour, probe on (scenario %s, %g simulated min each):"
+        % (PROBE_ON_SCENARIO, minutes)
+    )
+    print("%-9s %s" % ("format", "  ".join("%14s" % f for f in FAULTS)))
+    for fmt in sorted(OXIMETER_FORMATS):
+        figures = {}
+        for fault in FAULTS:
+            r = false_sensor_off(fmt, fault, minutes * 60)
+            figures[fault] = r.per_hour
+        results.setdefault(fmt, {})["false_off_per_h"] = figures
+        print("%-9s %s" % (fmt, "  ".join("%14.1f" % figures[f] for f in FAULTS)))
 
 
 def main():
     heap = "gc heap %d B" % (gc.mem_free() + gc.mem_alloc()) if MP else "no heap limit"
     ver = ".".join(str(x) for x in sys.implementation.version[:3])
     print("bench_decoders on %s %s, %s" % (sys.implementation.name, ver, heap))
+    results = {}
     for fmt in sorted(OXIMETER_FORMATS):
         if fmt in UNITS:
-            bench_oximeter(fmt)
+            results[fmt] = bench_oximeter(fmt)
         else:
             print("%-9s no bench traffic defined here" % fmt)
-    bench_suntech()
+    results["suntech"] = bench_suntech()
+    bench_false_sensor_off(results)
+    return results
 
 
 main()

@@ -328,14 +328,14 @@ class Device:
         )
         o.nibp_cond = drv.condition
         o.nibp_error = drv.error
-        cuff_fault = getattr(drv, "cuff_fault", False)
+        cuff_fault = drv.cuff_fault
         if cuff_fault != o.cuff_fault:
             o.cuff_fault = cuff_fault
             self._eval_now = True
             state = "cuff_fault" if cuff_fault else "deflated"
             fields = {"state": state, "cuff": messages.val(drv.cuff_mmhg)}
             if cuff_fault:
-                fields["reason"] = getattr(drv, "cuff_fault_reason", None)
+                fields["reason"] = drv.cuff_fault_reason
             self.send("nibp_state", fields)
         sched = self.schedule
         if sched.in_cycle and not drv.busy:
@@ -371,15 +371,21 @@ class Device:
             return "a measurement is already running"
         if action == "stop" and not drv.busy:
             return "no measurement is running"
-        if action == "start" and getattr(drv, "cuff_fault", False):
+        if action == "start" and drv.cuff_fault:
             return "the cuff is not deflated (NIBP_CUFF_FAULT)"
         self._nibp_key(self.now)
         return None
 
     def _nibp_key(self, now):
+        """The NIBP key: start a measurement, or abort the running one. During a cuff fault it
+        sends the abort again; if the module is silent (cuff pressure unknown) it records that
+        staff have taken the cuff off (the only way such a fault ends)."""
         drv = self.nibp_drv
         if drv is None:
             return 0
+        if drv.cuff_fault and drv.clear_cuff_fault(now):
+            self.log_event({"event": "cuff_cleared", "by": "keys"})
+            return 1
         if drv.busy:
             drv.abort(now)
             self.send("nibp_state", {"state": "aborting", "cuff": messages.val(drv.cuff_mmhg)})

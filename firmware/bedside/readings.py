@@ -13,6 +13,7 @@ F_ARTIFACT = const(0x08)  # artifact / interference (Nonin ARTF, Masimo EXC)
 F_LOW_PERF = const(0x10)  # low or no perfusion (Nonin red, Masimo EXC low perfusion)
 F_MISSING = const(0x20)  # SpO2 or pulse rate missing in this reading
 F_LOW_BATT = const(0x40)  # module reports low battery (Nonin STAT2, where present)
+OFF_FLAGS = const(F_SENSOR_OFF | F_NO_FINGER)  # either: the probe is not on the patient
 
 FLAG_NAMES = (
     (F_SENSOR_OFF, "sensor_off"),
@@ -34,12 +35,27 @@ Q_GOOD = const(3)  # Nonin green, BCI 6-8
 class OxiReading:
     """Latest oximeter reading; decoders update it in place (no allocation)."""
 
-    __slots__ = ("spo2", "pr", "quality", "pi_x100", "pleth", "flags", "count", "t_ms")
+    __slots__ = (
+        "spo2",
+        "pr",
+        "quality",
+        "pi_x100",
+        "pleth",
+        "flags",
+        "count",
+        "t_ms",
+        "spo2_t_ms",
+        "pr_t_ms",
+    )
 
     def __init__(self):
         self.clear()
         self.count = 0  # completed readings since start (wraps harmlessly)
-        self.t_ms = 0
+        self.t_ms = 0  # when the latest reading (valid or not) was published
+        # Freshness of the values themselves: when SpO2 / pulse rate were last VALID (a number,
+        # and neither F_SENSOR_OFF nor F_NO_FINGER in that reading). NONE until the first one.
+        self.spo2_t_ms = NONE
+        self.pr_t_ms = NONE
 
     def clear(self):
         self.spo2 = NONE  # %, 0..100
@@ -50,7 +66,8 @@ class OxiReading:
         self.flags = 0
 
     def publish(self, spo2, pr, quality, flags, pleth, pi_x100, t_ms):
-        """A decoder completed a reading: every field at once (no stale field survives)."""
+        """A decoder completed a reading: every field at once (no stale field survives).
+        spo2_t_ms / pr_t_ms move only when that value is valid and the probe is on."""
         self.spo2 = spo2
         self.pr = pr
         self.quality = quality
@@ -58,6 +75,11 @@ class OxiReading:
         self.pleth = pleth
         self.pi_x100 = pi_x100
         self.t_ms = t_ms
+        if not flags & OFF_FLAGS:
+            if spo2 != NONE:
+                self.spo2_t_ms = t_ms
+            if pr != NONE:
+                self.pr_t_ms = t_ms
         self.count += 1
 
     def flag_names(self):

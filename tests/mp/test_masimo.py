@@ -1,4 +1,5 @@
-# test_masimo.py: Masimo ASCII 1 line decoder (REQ-SEN-01..05); runs on CPython and MicroPython.
+# test_masimo.py: Masimo ASCII 1 line decoder (REQ-SEN-01..05, -36); runs on CPython and
+# MicroPython. Sensor-off (from EXC) changes when two lines in a row agree (REQ-SEN-36).
 from bedside.readings import (
     F_ARTIFACT,
     F_LOW_PERF,
@@ -60,9 +61,11 @@ def test_reference_vector_23():
     d = MasimoDecoder(r)
     d.feed(V22, len(V22), 0)
     d.feed(V23, len(V23), 1000)
-    assert r.spo2 == NONE and r.pr == NONE and r.pi_x100 == NONE
+    assert r.spo2 == NONE and r.pr == NONE and r.pi_x100 == NONE and r.flags & F_MISSING
+    assert not r.flags & F_SENSOR_OFF  # one line: not yet
+    d.feed(V23, len(V23), 2000)
     assert r.flags & F_MISSING and r.flags & F_SENSOR_OFF and r.flags & F_NO_FINGER
-    assert d.exc == 0x21 and r.count == 2
+    assert d.exc == 0x21 and r.count == 3
 
 
 def test_exc_flags_and_alarm():
@@ -76,7 +79,7 @@ def test_exc_flags_and_alarm():
     d.feed(x, len(x), 0)
     assert r.flags == F_SEARCHING
     x = line(exc=b"00000a")  # lower-case hex: defective sensor + pulse search
-    d.feed(x, len(x), 0)
+    d.feed(x + x, 2 * len(x), 0)
     assert r.flags & F_SENSOR_OFF and r.flags & F_SEARCHING
 
 
@@ -120,6 +123,8 @@ def test_chunking_and_line_ends():
             part = data[i : i + chunk]
             d.feed(part, len(part), 0)
         assert d.frames_ok == 4 and r.count == 4 and d.frames_bad == 0
+        assert r.flags & F_MISSING and not r.flags & F_SENSOR_OFF  # never 2 lines in a row
+        d.feed(V23, len(V23), 0)
         assert r.flags & F_SENSOR_OFF
 
 
@@ -157,5 +162,30 @@ def test_no_allocation_per_line():
 
     per = alloc_per_call(one, 50)
     if per is None:
-        skip("heap allocation is measured on MicroPython only")
+        skip("allocation is measured on MicroPython")
     assert per == 0, per
+
+
+def test_one_damaged_exc_never_publishes_sensor_off():
+    """REQ-SEN-36: found by the false-sensor-off measurement: a lost digit turns interference
+    (EXC=000010) into "no sensor" (EXC=00001), a flipped bit "0" -> "2" into "defective
+    sensor"; one such line must not publish sensor-off, two in a row do."""
+    r = OxiReading()
+    d = MasimoDecoder(r)
+    ok = line(exc=b"000010")
+    for bad in (line(exc=b"00001"), line(exc=b"000012"), line(exc=b"zz")):
+        d.feed(ok + bad + ok, 3 * len(ok) - len(ok) + len(bad), 0)
+        assert not r.flags & F_SENSOR_OFF and r.flags & F_ARTIFACT, bad
+    x = line(exc=b"000001")
+    d.feed(x, len(x), 0)
+    assert not r.flags & F_SENSOR_OFF
+    d.feed(x, len(x), 1000)
+    assert r.flags & F_SENSOR_OFF
+    d.feed(ok, len(ok), 2000)  # one line back on: still off (two must agree)
+    assert r.flags & F_SENSOR_OFF
+    d.feed(ok, len(ok), 3000)
+    assert not r.flags & F_SENSOR_OFF
+    # a line without EXC between two others is no news: it neither confirms nor breaks a run
+    no_exc = line(exc=b"000001").replace(b" EXC=", b"(EXC=")
+    d.feed(x + no_exc + ok, 2 * len(x) + len(ok), 4000)
+    assert not r.flags & F_SENSOR_OFF

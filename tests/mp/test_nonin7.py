@@ -1,4 +1,4 @@
-# test_nonin7.py: Nonin Format #7 decoder (REQ-SEN-01..05); runs on CPython and MicroPython.
+# test_nonin7.py: Nonin Format #7 decoder (REQ-SEN-01..05, -35); runs on CPython and MicroPython.
 from bedside.readings import (
     F_ARTIFACT,
     F_LOW_BATT,
@@ -11,7 +11,7 @@ from bedside.readings import (
     OxiReading,
 )
 from bedside.sensors import EV_ERROR, EV_FRAME, EV_READING, load_oximeter
-from bedside.sensors.nonin7 import BAUD, FORMAT, FRAME_RATE, Nonin7Decoder
+from bedside.sensors.nonin7 import BAUD, FORMAT, FRAME_RATE, LOCK_FRAMES, Nonin7Decoder
 from mputil import alloc_per_call, skip
 
 
@@ -47,8 +47,14 @@ def packet(hr=72, spo2=97, status=0x82, pleth=0x4040, hr_d=None, spo2_d=None, st
     return bytes(out)
 
 
+# The first frame of a next packet: it confirms frame 25 before it (REQ-SEN-35); the packet
+# itself completes when its frame 25 arrives valid in phase (frame 25's FLOAT is reserved).
+NEXT = frame(0x83, 0x4040, 0)
+
+
 def feed_all(d, data, t=0):
-    return d.feed(data, len(data), t)
+    """Feed data, then NEXT (which confirms the last frame of data)."""
+    return d.feed(data + NEXT, len(data) + 5, t)
 
 
 def test_module_constants_and_registry():
@@ -58,11 +64,15 @@ def test_module_constants_and_registry():
 
 
 def test_reference_vector_9():
-    """REQ-SEN-01: protocols.md section 5 vector 9: SYNC, pleth 0x8123 = 33059, HR MSB 0."""
+    """REQ-SEN-01: protocols.md section 5 vector 9: SYNC, pleth 0x8123 = 33059, HR MSB 0
+    (REQ-SEN-35: published once LOCK_FRAMES = 3 valid frames arrived in phase)."""
     r = OxiReading()
     d = Nonin7Decoder(r)
-    assert d.feed(bytes.fromhex("8181230025"), 5, 0) == EV_FRAME
-    assert r.pleth == 33059 and d.frames_ok == 1
+    assert d.feed(bytes.fromhex("8181230025"), 5, 0) == 0  # valid: not yet locked
+    assert d.frames_ok == 1 and r.pleth == NONE
+    more = frame(0x80, 0x8123, 0) * (LOCK_FRAMES - 1)
+    assert d.feed(more, len(more), 0) == EV_FRAME
+    assert r.pleth == 33059 and d.frames_ok == 3
     # the same bytes with a bad checksum are rejected
     d2 = Nonin7Decoder(OxiReading())
     assert d2.feed(bytes.fromhex("8181230026"), 5, 0) & EV_ERROR and d2.frames_ok == 0
@@ -72,8 +82,9 @@ def test_reference_vector_9():
 
 
 def test_packet_values_and_chunking():
-    """REQ-SEN-01, REQ-SEN-02: values decoded from packets; any chunking gives the same reading."""
-    data = packet(hr=150, spo2=95, status=0x82) * 3
+    """REQ-SEN-01, REQ-SEN-02: values decoded from packets; any chunking gives the same
+    reading."""
+    data = packet(hr=150, spo2=95, status=0x82) * 3 + NEXT
     for chunk in (1, 2, 3, 5, 7, 64, len(data)):
         r = OxiReading()
         d = Nonin7Decoder(r)
@@ -131,13 +142,17 @@ def test_flags():
 
 
 def test_sensor_off_seen_on_first_frame():
-    """REQ-SEN-04: SNSA (and SNSD, bit 6) on one frame sets sensor-off at once."""
+    """REQ-SEN-04: SNSA (and SNSD, bit 6) on one frame sets sensor-off at once (as soon as the
+    next frame confirms it, 13 ms later: REQ-SEN-35)."""
     for bit in (0x08, 0x40):
         r = OxiReading()
         d = Nonin7Decoder(r)
-        feed_all(d, packet())
+        p = packet()
+        d.feed(p, len(p), 0)
         assert not r.flags & F_SENSOR_OFF
         d.feed(frame(0x80 | bit | 0x01, 0, 0), 5, 10)
+        assert not r.flags & F_SENSOR_OFF and r.count == 1
+        d.feed(frame(0x80 | bit, 0, 0), 5, 23)
         assert r.flags & F_SENSOR_OFF
     r = OxiReading()
     d = Nonin7Decoder(r, snsd=False)
@@ -161,7 +176,7 @@ def test_early_sync_is_frame_loss():
     d = Nonin7Decoder(r)
     p = packet()
     d.feed(p[: 23 * 5], 23 * 5, 0)
-    d.feed(p, len(p), 0)
+    feed_all(d, p)
     assert d.frame_losses == 1 and d.packets == 1
 
 
@@ -177,5 +192,63 @@ def test_no_allocation_per_frame():
 
     per = alloc_per_call(one, 50)
     if per is None:
-        skip("heap allocation is measured on MicroPython only")
+        skip("allocation is measured on MicroPython")
     assert per == 0, per
+
+
+def test_mislocked_frame_never_publishes_sensor_off():
+    """REQ-SEN-35: the reported case: with no start byte, windows that pass the checksum by
+    chance after a resync (here STATUS 0xC1, a SYNC frame with bit 6 = SNSD, and one more frame
+    in phase) followed by bytes that are no frame must not publish "sensor off"."""
+    r = OxiReading()
+    d = Nonin7Decoder(r)
+    good = packet()
+    d.feed(good * 2, 2 * len(good), 0)
+    assert r.count == 2 and not r.flags & F_SENSOR_OFF
+    fake = frame(0xC1, 0x1234, 0x00) + frame(0xC0, 0x1234, 0x00)
+    tail = good[7:60]  # a real packet cut out of phase
+    data = b"\x55" + fake + tail + good * 2 + NEXT
+    seen_off = False
+    for i in range(len(data)):
+        d.feed(data[i : i + 1], 1, 100)
+        seen_off = seen_off or bool(r.flags & F_SENSOR_OFF)
+    assert not seen_off and r.count == 4 and r.spo2 == 97
+
+
+def test_rotated_window_after_lost_byte_never_publishes_sensor_off():
+    """REQ-SEN-35: found by the false-sensor-off measurement: a lost PLETH MSB equal to the
+    previous frame's checksum byte leaves a window holding the real frame's bytes rotated, so
+    while resyncing (an earlier lost byte) its checksum passes and the following frames are in
+    phase. Its STATUS (here 0x9B: SYNC + SNSA) must not publish sensor-off; the early real SYNC
+    drops that packet."""
+    a = frame(0x80, 0x7F7F, 0x1D)  # checksum byte 0x9B
+    b = frame(0x82, 0x9B45, 0x62)  # 82 9B 45 62 C4: PLETH MSB 0x9B
+    assert a[4] == 0x9B and b[1] == 0x9B
+    good = packet()
+    frames = [good[i : i + 5] for i in range(0, len(good), 5)]
+    damaged = b"".join(frames[:7]) + frames[7][1:] + frames[8]  # lost byte: resyncing
+    damaged += a + b[:1] + b[2:] + b"".join(frames[11:])
+    r = OxiReading()
+    d = Nonin7Decoder(r)
+    data = good + damaged + good * 2 + NEXT
+    seen_off = False
+    for i in range(len(data)):
+        d.feed(data[i : i + 1], 1, 100)
+        seen_off = seen_off or bool(r.flags & F_SENSOR_OFF)
+    assert not seen_off and r.count == 3 and r.spo2 == 97
+    assert d.frame_losses >= 2
+
+
+def test_sensor_off_after_resync_within_lock_frames():
+    """REQ-SEN-35, REQ-SEN-04: a real sensor-off right after a resync shows on the
+    LOCK_FRAMES-th frame in phase."""
+    for bit in (0x08, 0x40):
+        r = OxiReading()
+        d = Nonin7Decoder(r)
+        feed_all(d, packet())
+        d.feed(b"\x55\x55", 2, 10)
+        off = packet(status=0x80 | bit, hr=511, spo2=127)
+        for i in range(LOCK_FRAMES):
+            assert not r.flags & F_SENSOR_OFF, i
+            d.feed(off[i * 5 : i * 5 + 5], 5, 20)
+        assert r.flags & F_SENSOR_OFF

@@ -1,7 +1,8 @@
-# test_suntech.py: SunTech Advantage NIBP driver (REQ-SEN-01, -02, -05, -06..-13);
+# test_suntech.py: SunTech Advantage NIBP driver (REQ-SEN-01, -02, -05, -06..-13, -30..-34);
 # runs on CPython and MicroPython. Clock starts just below the 2**30 ms tick wrap.
 from bedside.readings import NONE, NibpReading
 from bedside.sensors.suntech import (
+    BAUD,
     CMD_ABORT,
     CMD_GET_CUFF,
     CMD_GET_DATA,
@@ -10,22 +11,30 @@ from bedside.sensors.suntech import (
     CMD_START_PEDIATRIC,
     COND_COMM_LOST,
     COND_FAILED,
+    CUFF_LIMITS,
+    CUFF_RESIDUAL_MMHG,
+    DEFAULTS,
     ERR_BUSY,
     ERR_K_TIMEOUT,
     ERR_NO_ACK,
     ERR_NO_DATA,
+    ERR_OVERPRESSURE,
+    ERR_OVERTIME,
     ERR_REJECTED,
+    ERR_SILENT,
+    EV_CUFF_DEFLATED,
+    EV_CUFF_FAULT,
     EV_NIBP_CUFF,
     EV_NIBP_ERROR,
     EV_NIBP_RESULT,
     EV_NIBP_STATE,
+    ST_DEFLATING,
     ST_IDLE,
     ST_MEASURING,
     ST_READING,
     ST_STARTING,
     STATE_NAMES,
     SuntechNibp,
-    initial_inflate_cmd,
 )
 from bedside.ticks import MASK, ticks_add
 from mputil import alloc_per_call, skip
@@ -94,12 +103,10 @@ def test_command_vectors():
     assert CMD_ABORT == bytes.fromhex("3A7901004C")
     assert CMD_GET_DATA == bytes.fromhex("3A7903004A")
     assert CMD_GET_CUFF == bytes.fromhex("3A79050048")
-    assert initial_inflate_cmd(160) == bytes.fromhex("3A17A0000F")
-    assert initial_inflate_cmd(180) == bytes.fromhex("3A17B400FB")
-    assert initial_inflate_cmd(150) == bytes.fromhex("3A17960019")
     for c in (CMD_START_ADULT, CMD_START_PEDIATRIC, CMD_START_NEONATE, CMD_ABORT):
         assert sum(c) & 0xFF == 0
     assert len(STATE_NAMES) == 6 and STATE_NAMES[ST_IDLE] == "idle"
+    assert STATE_NAMES[ST_DEFLATING] == "deflating" and BAUD == 9600
 
 
 def test_cuff_vectors_and_checksum():
@@ -233,7 +240,9 @@ def test_no_ack_is_comm_lost():
     assert u.out == [CMD_START_ADULT] * 3 and not ev & EV_NIBP_ERROR
     ev = run(d, 3000, 3010)
     assert ev & EV_NIBP_ERROR and d.error == ERR_NO_ACK
-    assert d.condition == COND_COMM_LOST and not d.busy and d.error_text()
+    assert d.condition == COND_COMM_LOST and d.error_text()
+    # REQ-SEN-30: the start may have inflated the cuff unseen: abort, cuff fault, still busy
+    assert ev & EV_CUFF_FAULT and d.cuff_fault and d.busy and u.out[-1] == CMD_ABORT
 
 
 def test_k_timeout_still_requests_data():
@@ -317,24 +326,27 @@ def test_abort_ec86_not_failure():
     assert feed(d3, EC86, 210) & EV_NIBP_ERROR and d3.condition == COND_FAILED
 
 
-def test_initial_inflate_then_start():
-    """REQ-SEN-13: set-initial-inflate first ('O', 'K'), then start; only once per patient."""
+def test_start_goes_out_directly():
+    """REQ-SEN-13, REQ-SEN-33: no set-initial-inflate (the path was never reachable from the
+    settings and is removed): start sends the start command at once, every time."""
     u = FakeUart()
-    d = SuntechNibp(u, NibpReading(), initial_inflate_mmhg=160)
+    d = SuntechNibp(u, NibpReading())
     d.start(t(0))
-    assert u.out == [bytes.fromhex("3A17A0000F")]
+    assert u.out == [CMD_START_ADULT]
     feed(d, R_O, 20)
-    feed(d, R_K, 40)  # command gap: start goes out at 100 ms at the earliest
-    assert u.out == [bytes.fromhex("3A17A0000F")]
-    run(d, 40, 120)
-    assert u.out == [bytes.fromhex("3A17A0000F"), CMD_START_ADULT]
-    feed(d, R_O, 150)
     feed(d, R_K, 5000)
     run(d, 5000, 5200)
     feed(d, V19, 5300)
     u.out = []
     d.start(t(9000))
     assert u.out == [CMD_START_ADULT]
+    assert "inflate_k_timeout_ms" not in DEFAULTS
+    try:
+        SuntechNibp(FakeUart(), NibpReading(), initial_inflate_mmhg=160)
+    except (ValueError, TypeError):
+        pass
+    else:
+        raise AssertionError("initial_inflate_mmhg accepted")
 
 
 def test_command_gap():
@@ -438,3 +450,293 @@ def test_k_timeout_per_patient_type():
     feed(d, R_O, 0)
     run(d, 10, 1000)
     assert d.state == ST_READING
+
+
+# ---- cuff safety (REQ-SEN-30..-34) -----------------------------------------------------------
+
+
+def cuff_pkt(v):
+    lo = v & 0xFF
+    hi = (v >> 8) & 0xFF
+    return bytes((0x3E, 0x05, lo, hi, (0x100 - (0x3E + 0x05 + lo + hi)) & 0xFF))
+
+
+class Module:
+    """A scripted SunTech module: answers each command the driver writes on the next tick.
+    cuff: the pressure cuff polls report; answer=False: silent; data: reply to get-data.
+    Keeps compact records (the MicroPython heap is small): abort times, poll count, last poll,
+    the smallest gap between any two commands."""
+
+    def __init__(self, cuff=0, answer=True, ack_abort=True, data=None):
+        self.cuff = cuff
+        self.answer = answer
+        self.ack_abort = ack_abort
+        self.data = data
+        self.aborts = []  # ms of each abort written
+        self.polls = 0
+        self.last_poll = -1
+        self.writes = 0
+        self.last_write = None
+        self.min_gap = 1 << 30
+        self.pending = []
+        self.ms = 0
+
+    def write(self, buf):
+        b = bytes(buf)
+        if self.last_write is not None:
+            self.min_gap = min(self.min_gap, self.ms - self.last_write)
+        self.last_write = self.ms
+        self.writes += 1
+        if b == CMD_GET_CUFF:
+            self.polls += 1
+            self.last_poll = self.ms
+        elif b == CMD_ABORT:
+            self.aborts.append(self.ms)
+        if not self.answer:
+            return len(buf)
+        if b == CMD_GET_CUFF:
+            self.pending.append(cuff_pkt(self.cuff))
+        elif b == CMD_ABORT:
+            if self.ack_abort:
+                self.pending.append(R_A)
+        elif b == CMD_GET_DATA:
+            if self.data is not None:
+                self.pending.append(self.data)
+        elif b in (CMD_START_ADULT, CMD_START_PEDIATRIC, CMD_START_NEONATE):
+            self.pending.append(R_O)
+        return len(buf)
+
+    def aborts_from(self, ms):
+        return [a for a in self.aborts if a >= ms]
+
+
+def drive(d, m, ms_from, ms_to, step=10):
+    """Tick the driver every `step` ms over [ms_from, ms_to] against the module; OR of events."""
+    ev = 0
+    ms = ms_from
+    while ms <= ms_to:
+        m.ms = ms
+        if m.pending and m.answer:
+            data = b"".join(m.pending)
+            m.pending = []
+            ev |= d.feed(data, len(data), t(ms))
+        m.pending = []
+        ev |= d.step(t(ms))
+        ms += step
+    return ev
+
+
+def test_neonate_cuff_held_at_290_is_aborted_until_deflated():
+    """REQ-SEN-30, REQ-SEN-31: the reported case: neonate mode, the module holds the cuff at
+    290 mmHg and ignores the aborts (acknowledges with 'A', cuff stays up) for 87 s. The driver
+    aborts at the first reading over 150, retries the abort (bounded, command gap kept), keeps
+    polling, refuses start() and holds cuff_fault until the cuff reads deflated."""
+    m = Module(cuff=290)
+    d = SuntechNibp(m, NibpReading(), patient="neonate")
+    assert d.start(t(0))
+    ev = drive(d, m, 0, 1000)
+    assert ev & EV_CUFF_FAULT and ev & EV_NIBP_ERROR and d.cuff_fault
+    assert d.state == ST_DEFLATING and d.busy
+    assert d.error == ERR_OVERPRESSURE and d.condition == COND_FAILED
+    r = d.cuff_fault_reason
+    assert "290" in r and "neonate" in r and "150" in r, r
+    assert m.aborts and m.aborts[0] <= 600
+    assert not d.start(t(1000))
+    assert not d.clear_cuff_fault(t(1000))  # the module reports the pressure: it decides
+    ev = drive(d, m, 1010, 87000)
+    assert not ev & EV_CUFF_DEFLATED and d.cuff_fault and d.cuff_mmhg == 290
+    aborts = m.aborts
+    assert len(aborts) == 1 + DEFAULTS["abort_retries"], aborts
+    gaps = [aborts[i + 1] - aborts[i] for i in range(len(aborts) - 1)]
+    assert min(gaps) >= DEFAULTS["abort_retry_ms"], gaps  # each abort was acknowledged
+    assert m.last_poll >= 86700  # still polling at the end
+    assert m.min_gap >= DEFAULTS["cmd_gap_ms"]
+    assert not d.start(t(87000))
+    m.cuff = CUFF_RESIDUAL_MMHG - 1
+    ev = drive(d, m, 87010, 88000)
+    assert ev & EV_CUFF_DEFLATED and not d.cuff_fault and d.cuff_fault_reason is None
+    assert d.state == ST_IDLE and d.cuff_mmhg == NONE
+    assert d.error == ERR_OVERPRESSURE  # the failure itself stays reported
+    assert d.start(t(88010))
+
+
+def test_module_timeouts_raise_cuff_fault_held_while_silent():
+    """REQ-SEN-30: no 'O', silence while measuring, no result data, no 'K' and no result: each
+    is a cuff fault at once with the abort sent; while the module stays silent the fault never
+    ends by itself (10 min), the abort is retried a bounded number of times and the polls go
+    on; staff can clear it only while the pressure is unknown."""
+    notdone = bytearray(V19)
+    notdone[7] = 0
+    notdone = _fix(notdone)
+    for case, code in (
+        ("no_ack", ERR_NO_ACK),
+        ("silent", ERR_SILENT),
+        ("no_data", ERR_NO_DATA),
+        ("k_timeout", ERR_K_TIMEOUT),
+    ):
+        m = Module(cuff=160, answer=case != "no_ack")
+        m.data = notdone if case == "k_timeout" else None
+        d = SuntechNibp(m, NibpReading(), k_timeout_adult_ms=20000)
+        d.start(t(0))
+        if case == "silent":
+            drive(d, m, 0, 3000)
+            m.answer = False
+        if case == "no_data":
+            drive(d, m, 0, 3000)
+            feed(d, R_K, 3000)
+        ev = drive(d, m, 3010 if case == "no_data" else 0, 25000)
+        assert ev & EV_CUFF_FAULT and ev & EV_NIBP_ERROR, case
+        assert d.error == code and d.cuff_fault and d.state == ST_DEFLATING, case
+        assert d.cuff_fault_reason == d.error_text(code), case
+        m.answer = False
+        t_fault = m.aborts[0]
+        ev = drive(d, m, 25010, 625000, 100)
+        assert d.cuff_fault and not ev & EV_CUFF_DEFLATED, case
+        assert d.cuff_mmhg == NONE, case  # silent: the pressure is unknown, not shown old
+        assert len(m.aborts) == 1 + DEFAULTS["abort_retries"], case
+        assert m.aborts[-1] - t_fault < 30000, case
+        assert m.last_poll >= 624700, case
+        assert not d.start(t(625000))
+        assert d.clear_cuff_fault(t(625000)), case  # staff: the cuff is off
+        assert not d.cuff_fault and not d.busy and d.condition is not None
+        assert m.min_gap >= DEFAULTS["cmd_gap_ms"], case
+
+
+def test_silent_module_answering_again_ends_fault_by_reading():
+    """REQ-SEN-30: after a silence fault the module answers again: deflated readings end it."""
+    m = Module(cuff=150)
+    d = SuntechNibp(m, NibpReading())
+    d.start(t(0))
+    drive(d, m, 0, 2000)
+    m.answer = False
+    ev = drive(d, m, 2010, 9000)
+    assert ev & EV_CUFF_FAULT and d.error == ERR_SILENT and d.condition == COND_COMM_LOST
+    m.answer = True
+    m.cuff = 0
+    ev = drive(d, m, 9010, 10000)
+    assert ev & EV_CUFF_DEFLATED and not d.cuff_fault and not d.busy
+
+
+def test_cuff_limits_table_and_overpressure_per_patient_type():
+    """REQ-SEN-31: one table; a reading at the limit is fine, one above is a cuff fault at
+    once; a checksummed reading above CUFF_MAX is overpressure too (not shown as cuff_mmhg)."""
+    assert CUFF_LIMITS["adult"] == (300, 180000) and CUFF_LIMITS["neonate"] == (150, 90000)
+    ped_mmhg, ped_ms = CUFF_LIMITS["pediatric"]
+    assert 150 < ped_mmhg < 300 and DEFAULTS["k_timeout_pediatric_ms"] < ped_ms <= 180000
+    assert CUFF_RESIDUAL_MMHG == 15 and sorted(CUFF_LIMITS) == ["adult", "neonate", "pediatric"]
+    for patient in ("adult", "pediatric", "neonate", "adult-absurd"):
+        p = patient.split("-")[0]
+        limit = CUFF_LIMITS[p][0]
+        m = Module(cuff=limit)
+        d = SuntechNibp(m, NibpReading(), patient=p)
+        d.start(t(0))
+        ev = drive(d, m, 0, 2000)
+        assert not ev & EV_CUFF_FAULT and d.state == ST_MEASURING and d.cuff_mmhg == limit
+        m.cuff = 0x7FFF if patient.endswith("absurd") else limit + 1
+        ev = drive(d, m, 2010, 2600)
+        assert ev & EV_CUFF_FAULT and d.error == ERR_OVERPRESSURE, patient
+        assert m.aborts_from(2010), patient
+        assert d.cuff_mmhg == (limit if patient.endswith("absurd") else limit + 1)
+
+
+def test_measurement_over_patient_time_limit_is_cuff_fault():
+    """REQ-SEN-31: a measurement still running at the patient type's longest time (180/120/90
+    s; 'K' timeouts set longer here) is a cuff fault at once, with the abort."""
+    for patient in ("adult", "pediatric", "neonate"):
+        max_ms = CUFF_LIMITS[patient][1]
+        m = Module(cuff=100)
+        kw = {"k_timeout_%s_ms" % patient: max_ms + 60000}
+        d = SuntechNibp(m, NibpReading(), patient=patient, **kw)
+        d.start(t(0))
+        ev = drive(d, m, 0, max_ms - 100, 50)
+        assert not ev & EV_CUFF_FAULT and d.state == ST_MEASURING, patient
+        ev = drive(d, m, max_ms - 50, max_ms + 500, 50)
+        assert ev & EV_CUFF_FAULT and d.error == ERR_OVERTIME and d.cuff_fault, patient
+        assert str(max_ms // 1000) in d.cuff_fault_reason and m.aborts_from(max_ms - 50)
+
+
+def test_module_error_checks_deflation_without_alarm():
+    """REQ-SEN-32: a failure the module reports (EC 0x57) is followed by the abort and cuff
+    polls; the cuff reads deflated at once: no cuff fault, idle again, the failure stays
+    reported."""
+    m = Module(cuff=40, data=V21)
+    d = SuntechNibp(m, NibpReading())
+    d.start(t(0))
+    drive(d, m, 0, 1000)
+    feed(d, R_K, 1000)
+    ev = drive(d, m, 1000, 1300)
+    assert ev & EV_NIBP_ERROR and d.error == 0x57 and d.state == ST_DEFLATING
+    assert not d.cuff_fault and len(m.aborts) == 1
+    m.cuff = 3
+    ev = drive(d, m, 1310, 3000)
+    assert not ev & (EV_CUFF_FAULT | EV_CUFF_DEFLATED)
+    assert d.state == ST_IDLE and d.error == 0x57 and d.condition == COND_FAILED
+
+
+def test_cuff_not_deflated_after_module_error_is_fault():
+    """REQ-SEN-32: after EC 0x57 the cuff stays at 120 mmHg although each abort is
+    acknowledged: cuff fault once deflate_ms has passed; the abort is re-sent every
+    abort_retry_ms up to abort_retries; deflated readings end the fault."""
+    m = Module(cuff=120, data=V21)
+    d = SuntechNibp(m, NibpReading())
+    d.start(t(0))
+    drive(d, m, 0, 1000)
+    feed(d, R_K, 1000)
+    drive(d, m, 1000, 1300)
+    assert d.state == ST_DEFLATING and not d.cuff_fault
+    t0 = m.aborts[0]
+    ev = drive(d, m, 1310, t0 + DEFAULTS["deflate_ms"] - 300)
+    assert not ev & EV_CUFF_FAULT and not d.cuff_fault
+    ev = drive(d, m, t0 + DEFAULTS["deflate_ms"] - 290, t0 + DEFAULTS["deflate_ms"] + 300)
+    assert ev & EV_CUFF_FAULT and "120" in d.cuff_fault_reason, d.cuff_fault_reason
+    drive(d, m, t0 + DEFAULTS["deflate_ms"] + 310, 60000)
+    aborts = m.aborts
+    assert len(aborts) == 1 + DEFAULTS["abort_retries"], aborts
+    assert m.min_gap >= DEFAULTS["cmd_gap_ms"]
+    m.cuff = 0
+    ev = drive(d, m, 60010, 61000)
+    assert ev & EV_CUFF_DEFLATED and not d.busy
+
+
+def test_our_abort_with_cuff_up_checks_deflation():
+    """REQ-SEN-32: our abort is acknowledged ('A', 'K', EC 86) but the cuff was last seen at
+    200 mmHg: the driver polls until it reads deflated; if it stays up -> cuff fault; the NIBP
+    key (abort) then re-sends the abort at once; deflated readings end the fault."""
+    m = Module(cuff=200, data=EC86)
+    d = SuntechNibp(m, NibpReading())
+    d.start(t(0))
+    drive(d, m, 0, 1000)
+    d.abort(t(1000))
+    drive(d, m, 1000, 1100)
+    feed(d, R_K, 1100)
+    ev = drive(d, m, 1100, 1300)
+    assert d.state == ST_DEFLATING and d.error == 0 and not ev & EV_NIBP_ERROR
+    ev = drive(d, m, 1310, 12000)
+    assert ev & EV_CUFF_FAULT and d.cuff_fault and d.condition is None
+    n = len(m.aborts)
+    d.abort(t(30000))
+    drive(d, m, 30000, 30200)
+    assert len(m.aborts) == n + 1 and d.cuff_fault
+    m.cuff = 10
+    ev = drive(d, m, 30210, 31000)
+    assert ev & EV_CUFF_DEFLATED and not d.busy
+
+
+def test_cuff_check_keeps_polling_allocation_free():
+    """REQ-SEN-05: the cuff check's replies are parsed without allocation."""
+    d = SuntechNibp(NullUart(), NibpReading(), patient="neonate")
+    d.start(t(0))
+    feed(d, R_O, 0)
+    feed(d, cuff_pkt(290), 10)
+    assert d.cuff_fault
+    data = memoryview((cuff_pkt(290) + R_A + R_K) * 5)
+    now = t(20)
+
+    def one():
+        d.feed(data, len(data), now)
+        d.step(now)
+
+    per = alloc_per_call(one, 50)
+    if per is None:
+        skip("allocation is measured on MicroPython")
+    assert per == 0, per

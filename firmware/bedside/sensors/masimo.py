@@ -1,6 +1,9 @@
 # masimo.py: Masimo Rad-8 / Radical-7 serial "ASCII 1" line decoder: protocols.md section 1.9.
 # 9600 8N1 (S19), about one line a second: "date time SN=.. SPO2=097% BPM=072 PI=02.50% ...
 # ALARM=hhhh EXC=hhhhhh" CR LF. Parsed as KEY=value tokens, not columns; dashes = missing.
+# Lines are delimited and keyed, so there is no mis-lock; but a dropped or corrupted EXC digit
+# reads as another bit (000010 -> 00001 "no sensor"), so the sensor-off flags change only when two
+# lines in a row agree (one more second for sensor-off; values are not held back).
 # Allocation-free: a preallocated line buffer parsed by index (no str, no slices).
 from bedside.compat import const
 from bedside.readings import (
@@ -11,6 +14,7 @@ from bedside.readings import (
     F_SEARCHING,
     F_SENSOR_OFF,
     NONE,
+    OFF_FLAGS,
     Q_LOW,
     Q_UNKNOWN,
 )
@@ -134,6 +138,8 @@ class MasimoDecoder:
     def reset(self):
         self._k = 0
         self._dropping = False
+        self._off = 0  # published sensor-off flags
+        self._off_last = 0  # the previous line's
         self.exc = NONE
         self.alarm = NONE
         self.frames_ok = 0
@@ -246,6 +252,12 @@ class MasimoDecoder:
                 flags |= F_ARTIFACT
             if exc & _EXC_LOWQ:
                 q = Q_LOW
+        if exc != NONE:  # no EXC (missing or malformed): no news about the sensor
+            off = flags & OFF_FLAGS
+            if off == self._off_last:
+                self._off = off  # two lines in a row agree
+            self._off_last = off
+        flags = (flags & ~OFF_FLAGS) | self._off
         self.exc = exc
         self.alarm = alarm
         if alarm != NONE and alarm:

@@ -1,7 +1,13 @@
 # nonin1.py: Nonin serial Data Format #1 decoder (OEM III, 3150): protocols.md section 1.2.
 # 3 bytes once a second [STATUS (b7=1), HR (b7=0), SpO2 (b7=0)], 9600 8N1, NO checksum:
 # sync on bit 7 only, then range-validate (section 4). HR 511 / SpO2 127 = missing.
-# Allocation-free per byte: two held bytes, ints only.
+# Lock (no checksum, so structure is the only check): a frame counts only when the next STATUS
+# byte follows right after its 3 bytes (an inserted or lost byte shows there), and nothing is
+# published until LOCK_FRAMES such frames in a row after start or any resync (a stray byte with
+# bit 7 set heads the first frame after a resync). Costs one frame (1 s) of latency. A bit flip
+# inside a frame cannot be seen, so the sensor-off flag changes only when two frames in a row
+# agree (one more second for sensor-off; values are not held back).
+# Allocation-free per byte: three held bytes, ints only.
 from bedside.compat import const
 from bedside.readings import (
     F_ARTIFACT,
@@ -10,6 +16,7 @@ from bedside.readings import (
     F_SEARCHING,
     F_SENSOR_OFF,
     NONE,
+    OFF_FLAGS,
     Q_GOOD,
     Q_LOW,
     Q_MARGINAL,
@@ -21,6 +28,7 @@ FORMAT = "nonin1"
 BAUD = 9600
 FRAME_RATE = 1  # one 3-byte frame per second
 PR_MAX = 400  # plausibility bound (same as nonin2); above -> missing
+LOCK_FRAMES = 2  # consecutive frames, each closed by the next STATUS byte, before publishing
 
 _SNSD = const(0x40)  # sensor disconnected
 _OOT = const(0x20)  # out of track
@@ -37,18 +45,23 @@ _SPO2_MISSING = const(127)
 
 
 class Nonin1Decoder:
-    """Incremental Format #1 decoder; every valid 3-byte frame is one completed reading."""
+    """Incremental Format #1 decoder; every 3-byte frame closed by the next STATUS byte is one
+    completed reading, published once the decoder is locked (LOCK_FRAMES)."""
 
     def __init__(self, reading):
         self.reading = reading
         self.reset()
 
     def reset(self):
-        self._k = 0  # bytes of the current frame seen (0 = waiting for a status byte)
+        self._k = 0  # bytes of the current frame seen (0 = waiting for a status byte, 3 = held)
         self._st = 0
         self._hr7 = 0
-        self.frames_ok = 0
-        self.frames_bad = 0  # frames cut short by an early status byte
+        self._sp = 0
+        self._run = 0  # consecutive closed frames since the last resync, up to LOCK_FRAMES
+        self._off = 0  # published sensor-off flags
+        self._off_last = 0  # the previous frame's
+        self.frames_ok = 0  # frames closed by the next status byte
+        self.frames_bad = 0  # frames cut short by an early status byte or overlong
         self.bytes_skipped = 0
         self.packets = 0  # completed readings
         self.frame_losses = 0  # same as frames_bad here (no packet structure above the frame)
@@ -61,10 +74,14 @@ class Nonin1Decoder:
         for i in range(n):
             b = buf[i]
             if b & 0x80:
-                if k:  # status byte before the frame was complete: restart on it
-                    self.frames_bad += 1
-                    self.frame_losses += 1
-                    self.bytes_skipped += k
+                if k == 3:  # the held frame is closed by a status byte in place: a frame
+                    self.frames_ok += 1
+                    if self._run < LOCK_FRAMES:
+                        self._run += 1
+                    if self._run >= LOCK_FRAMES:
+                        ev |= self._frame(self._st, self._hr7, self._sp, now_ms)
+                elif k:  # status byte before the frame was complete: restart on it
+                    self._cut(k)
                     ev |= EV_ERROR
                 self._st = b
                 k = 1
@@ -74,12 +91,21 @@ class Nonin1Decoder:
             elif k == 1:
                 self._hr7 = b
                 k = 2
-            else:
+            elif k == 2:
+                self._sp = b
+                k = 3
+            else:  # a 4th data byte: the held "frame" had a byte inserted or lost
+                self._cut(4)
+                ev |= EV_ERROR
                 k = 0
-                self.frames_ok += 1
-                ev |= self._frame(self._st, self._hr7, b, now_ms)
         self._k = k
         return ev
+
+    def _cut(self, nbytes):
+        self.frames_bad += 1
+        self.frame_losses += 1
+        self.bytes_skipped += nbytes
+        self._run = 0
 
     def _frame(self, st, hr7, sp, now_ms):
         r = self.reading
@@ -110,10 +136,15 @@ class Nonin1Decoder:
             q = Q_LOW
         elif st & _MPRF:
             q = Q_MARGINAL
-        elif flags & (F_SENSOR_OFF | F_SEARCHING | F_MISSING):
+        elif flags & (F_SENSOR_OFF | F_SEARCHING | F_MISSING) or self._off:
             q = Q_UNKNOWN
         else:
             q = Q_GOOD  # neither low nor marginal perfusion flagged, values present
+        off = flags & OFF_FLAGS
+        if off == self._off_last:
+            self._off = off  # two frames in a row agree
+        self._off_last = off
+        flags = (flags & ~OFF_FLAGS) | self._off
         r.publish(sp, hr, q, flags, NONE, NONE, now_ms)
         self.packets += 1
         return EV_FRAME | EV_READING

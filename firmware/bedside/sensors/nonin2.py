@@ -6,10 +6,17 @@
 # (FLOAT table, status bits, sentinels) is nonin_packet.py, shared with Format #7.
 from bedside.compat import const
 from bedside.sensors import EV_ERROR
-from bedside.sensors.nonin_packet import BAUD, FRAME_RATE, PR_MAX, SYNC, NoninPacketDecoder
+from bedside.sensors.nonin_packet import (
+    BAUD,
+    FRAME_RATE,
+    LOCK_FRAMES,
+    PR_MAX,
+    SYNC,
+    NoninPacketDecoder,
+)
 
 FORMAT = "nonin2"
-__all__ = ("BAUD", "FORMAT", "FRAME_RATE", "PR_MAX", "Nonin2Decoder")
+__all__ = ("BAUD", "FORMAT", "FRAME_RATE", "LOCK_FRAMES", "PR_MAX", "Nonin2Decoder")
 
 _START = const(0x01)
 
@@ -42,8 +49,7 @@ class Nonin2Decoder(NoninPacketDecoder):
             else:
                 # Not a frame here: slide the window one byte and keep looking.
                 if self._locked:
-                    self._locked = False
-                    ev |= self._lose_packet()
+                    ev |= self._unlock()
                 self.frames_bad += 1
                 self.bytes_skipped += 1
                 ev |= EV_ERROR

@@ -3,10 +3,17 @@
 # No start byte: pleth bytes may have bit 7 set, so lock = STATUS bit 7 + checksum, plus the SYNC
 # bit for the first lock. FLOAT table and STATUS bits as Format #2: nonin_packet.py.
 from bedside.sensors import EV_ERROR
-from bedside.sensors.nonin_packet import BAUD, FRAME_RATE, PR_MAX, SYNC, NoninPacketDecoder
+from bedside.sensors.nonin_packet import (
+    BAUD,
+    FRAME_RATE,
+    LOCK_FRAMES,
+    PR_MAX,
+    SYNC,
+    NoninPacketDecoder,
+)
 
 FORMAT = "nonin7"
-__all__ = ("BAUD", "FORMAT", "FRAME_RATE", "PR_MAX", "Nonin7Decoder")
+__all__ = ("BAUD", "FORMAT", "FRAME_RATE", "LOCK_FRAMES", "PR_MAX", "Nonin7Decoder")
 
 
 class Nonin7Decoder(NoninPacketDecoder):
@@ -35,8 +42,7 @@ class Nonin7Decoder(NoninPacketDecoder):
                 k = 0
             else:
                 if self._locked:
-                    self._locked = False
-                    ev |= self._lose_packet()
+                    ev |= self._unlock()
                 self.frames_bad += 1
                 self.bytes_skipped += 1
                 ev |= EV_ERROR

@@ -4,6 +4,10 @@
 # HR-D 20-21; reserved frames are ignored. A packet starts at a SYNC frame; SYNC before frame
 # 25 is a frame loss. The format modules only find frames in the byte stream (their framing
 # differs) and hand each to _frame_in(); values, flags and sentinels are decided here.
+# Lock: a window that passes the checksum by chance (1 in 256; Format #7 has no start byte) must
+# not publish a "sensor off" read from its random STATUS byte. So each frame is held until the
+# next frame arrives valid and in phase (13 ms), and after start or any resync nothing is
+# published (no value, pleth, flag or EV_FRAME) until LOCK_FRAMES consecutive valid frames.
 from bedside.compat import const
 from bedside.readings import (
     F_ARTIFACT,
@@ -23,6 +27,8 @@ from bedside.sensors import EV_ERROR, EV_FRAME, EV_READING
 BAUD = 9600  # 8N1, both formats (section 1.1)
 FRAME_RATE = 75  # frames per second (3 packets of 25)
 PR_MAX = 400  # above this a 9-bit HR is not a pulse rate: treat as missing
+LOCK_FRAMES = 3  # consecutive valid frames in phase before anything is published (40 ms)
+# (the first two are then published, each confirmed by its successor)
 
 _FRAMES = const(25)
 # STATUS bits (Format #2 byte 2, Format #7 byte 1)
@@ -49,8 +55,9 @@ class NoninPacketDecoder:
 
     display=False reports the 4-beat recording values (HR, SpO2: missing at once when the
     finger comes off); display=True the display values (HR-D, SpO2-D), which the module holds
-    for 10 s after finger removal. Either way SNSA/SNSD set F_SENSOR_OFF on the very frame that
-    carries them, so the core sees sensor-off at once.
+    for 10 s after finger removal. Either way SNSA/SNSD set F_SENSOR_OFF as soon as the frame
+    that carries them is confirmed by the next one (13 ms; after a resync once LOCK_FRAMES have
+    arrived), so the core sees sensor-off at once, not at the end of the packet.
     snsd=True reads STATUS bit 6 as SNSD (OEM III; a spurious sensor-off is the safe error);
     the 9560 leaves it reserved. stat2=True reads frame 8 bit 0 as LOW BAT (9560 only).
     """
@@ -66,6 +73,13 @@ class NoninPacketDecoder:
     def reset(self):
         self._n = 0  # bytes held in the window
         self._locked = False
+        self._run = 0  # consecutive valid frames since the lock, up to LOCK_FRAMES
+        self._held = False  # a valid frame waits for the next one to confirm it
+        self._h_status = 0
+        self._h_pleth = 0
+        self._h_flt = 0
+        self._h_first = False  # the held frame is the first after a (re)lock
+        self._off_now = False  # a trusted frame of this packet carried SNSA/SNSD
         self._frame = 0  # frame number in the current packet, 0 = waiting for SYNC
         self._msb = 0
         self._lsb = 0
@@ -78,6 +92,13 @@ class NoninPacketDecoder:
         self.packets = 0
         self.frame_losses = 0  # packets abandoned (SYNC early, or lock lost mid-packet)
 
+    def _unlock(self):
+        """A window failed while locked: resync (the next lock needs SYNC and LOCK_FRAMES)."""
+        self._locked = False
+        self._run = 0
+        self._held = False  # the held frame is not confirmed: dropped
+        return self._lose_packet()
+
     def _lose_packet(self):
         if self._frame:
             self.frame_losses += 1
@@ -86,23 +107,51 @@ class NoninPacketDecoder:
         return 0
 
     def _frame_in(self, status, pleth, flt, now_ms):
-        ev = EV_FRAME
-        r = self.reading
-        r.pleth = pleth
+        """A checksum-valid frame in phase: it confirms the held one, and is held itself."""
+        if self._run < LOCK_FRAMES:
+            self._run += 1
+        ev = 0
+        if self._held:
+            ev = self._commit(self._h_status, self._h_pleth, self._h_flt, self._h_first, now_ms)
+        self._held = True
+        self._h_status = status
+        self._h_pleth = pleth
+        self._h_flt = flt
+        self._h_first = self._run == 1
+        if self._frame == _FRAMES - 1 and not status & SYNC:
+            # Frame 25 arrived valid and in phase: it confirms frame 24, and its FLOAT is
+            # reserved, so the packet is complete now (not one frame later). Its STATUS counts
+            # once the next frame confirms it (_commit, outside a packet).
+            self._finish(now_ms)
+            self._frame = 0
+            ev |= EV_READING
+        return ev
+
+    def _commit(self, status, pleth, flt, first, now_ms):
+        """A confirmed frame: packet assembly; published only once locked (LOCK_FRAMES).
+        The first frame after a (re)lock may be a real frame with its bytes rotated (a lost
+        byte equal to the byte before it passes the checksum): its STATUS never sets sensor-off
+        at once; if it was wrong, the real SYNC arrives early and the packet is dropped."""
+        ev = 0
         if status & SYNC:
             if self._frame:
-                ev |= self._lose_packet()  # SYNC before frame 25: restart the packet
+                ev = self._lose_packet()  # SYNC before frame 25: restart the packet
             self._frame = 1
             self._flags = 0
+            self._off_now = False
             self._quality = Q_UNKNOWN
-        elif self._frame == 0:
-            return ev  # mid-packet after a loss: wait for the next SYNC
+        elif self._frame == 0:  # frame 25 of a finished packet, or frames after a loss
+            ev |= self._publish_frame(pleth)
+            if ev & EV_FRAME and status & self._status_off and not first:
+                self.reading.flags |= F_SENSOR_OFF
+            return ev
         else:
             self._frame += 1
         f = self._frame
         if status & self._status_off:
             self._flags |= F_SENSOR_OFF
-            r.flags |= F_SENSOR_OFF  # at once, not at the end of the packet
+            if not first:
+                self._off_now = True
         if status & _ARTF:
             self._flags |= F_ARTIFACT
         if status & _OOT:
@@ -129,11 +178,17 @@ class NoninPacketDecoder:
             self._spo2 = flt & 0x7F
         if f == _F_STAT2 and self._stat2 and flt & 0x01:
             self._flags |= F_LOW_BATT
-        if f == _FRAMES:
-            self._finish(now_ms)
-            self._frame = 0
-            ev |= EV_READING
+        ev |= self._publish_frame(pleth)
+        if self._run >= LOCK_FRAMES and self._off_now:
+            self.reading.flags |= F_SENSOR_OFF  # at once, not at the end of the packet
         return ev
+
+    def _publish_frame(self, pleth):
+        """EV_FRAME and the pleth sample, once locked (LOCK_FRAMES); else 0."""
+        if self._run < LOCK_FRAMES:
+            return 0
+        self.reading.pleth = pleth
+        return EV_FRAME
 
     def _finish(self, now_ms):
         r = self.reading

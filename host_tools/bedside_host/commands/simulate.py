@@ -32,7 +32,12 @@ from bedside_host.sim.faults import SYNTAX as FAULT_SYNTAX
 from bedside_host.sim.faults import FaultInjector, FaultSpec, parse_fault
 from bedside_host.sim.patient import DEFAULT_SCENARIO, SCENARIOS, Patient
 from bedside_host.sim.suntech import BAUD as NIBP_BAUD
-from bedside_host.sim.suntech import DEFAULT_DURATION_S, SuntechConfig, SuntechEmulator
+from bedside_host.sim.suntech import (
+    DEFAULT_DURATION_S,
+    MAX_CUFF_MMHG,
+    SuntechConfig,
+    SuntechEmulator,
+)
 
 HELP = "simulate the pulse oximeter and SunTech NIBP module on serial ports (bench testing)"
 TICK_S = 0.01
@@ -78,6 +83,26 @@ def _error_code(text: str) -> int:
     return v
 
 
+def _mmhg(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a pressure in mmHg: {text!r}") from None
+    if not 1 <= v <= MAX_CUFF_MMHG:
+        raise argparse.ArgumentTypeError(f"cuff pressure must be 1..{MAX_CUFF_MMHG}: {text!r}")
+    return v
+
+
+def _count(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a count: {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {text!r}")
+    return v
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = (
@@ -85,7 +110,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         + "\n".join(f"  {name:16} {sc.description}" for name, sc in sorted(SCENARIOS.items()))
         + (
             "\n\nexample (with `bedside sil`):\n"
-            "  bedside simulate --oximeter /dev/pts/5 --nibp /dev/pts/7 --scenario desat"
+            "  bedside simulate --oximeter /dev/pts/5 --nibp /dev/pts/7 --scenario desat\n"
+            "\nNIBP cuff stuck inflated (neonate limit 150 mmHg), the first 2 aborts ignored:\n"
+            "  bedside simulate --nibp /dev/pts/7 --nibp-cuff-stuck 290 --nibp-ignore-aborts 2"
         )
     )
     parser.add_argument("--oximeter", metavar="PORT", help="oximeter port (path or pyserial URL)")
@@ -149,6 +176,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     nibp.add_argument(
         "--nibp-stuck", action="store_true", help="fault: never send the completion 'K'"
+    )
+    nibp.add_argument(
+        "--nibp-cuff-stuck",
+        type=_mmhg,
+        metavar="MMHG",
+        help="fault: every measurement inflates the cuff to MMHG and holds it there (no 'K');"
+        " only an abort deflates it",
+    )
+    nibp.add_argument(
+        "--nibp-ignore-aborts",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="fault: the first N aborts of each measurement are answered 'A' but leave the"
+        " cuff inflated (a stuck valve); a later abort deflates it (default 0)",
     )
     nibp.add_argument(
         "--nibp-mute-after",
@@ -252,6 +294,8 @@ def _run(args: argparse.Namespace) -> int:
                 bad_checksum_reply=not args.nibp_silent_bad_checksum,
                 never_send_k=args.nibp_stuck,
                 mute_after_s=args.nibp_mute_after,
+                cuff_stuck_mmhg=args.nibp_cuff_stuck,
+                ignore_aborts=args.nibp_ignore_aborts,
             )
             speed = args.speed
             sim.emulator = SuntechEmulator(lambda t: patient.state(t * speed), cfg)

@@ -16,9 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from bedside_host import ensure_firmware_on_path
 from bedside_host.sim.patient import PatientState
 
-BAUD = 9600
+ensure_firmware_on_path()
+
+# the one source of the NIBP link speed (re-exported for `bedside simulate`)
+from bedside.sensors.suntech import BAUD as BAUD  # noqa: E402
+
 CMD_START = 0x3A  # ':'
 RSP_START = 0x3E  # '>'
 
@@ -46,10 +51,13 @@ BPS_VALID = 0x01
 DEFAULT_DURATION_S = 35.0  # typical duration UNCONFIRMED (only host timeouts are known)
 DEFAULT_INITIAL_INFLATE = 160  # mmHg, adult; S33 sends 160
 MODE_INFLATE: dict[str, int] = {"pediatric": 120, "neonate": 100}  # UNCONFIRMED, plausible
+# Highest pressure a healthy module inflates to per mode (UNCONFIRMED, plausible), below the
+# firmware's cuff limits (CUFF_LIMITS: 300 / 250 / 150) so that only a fault goes above them.
+MODE_MAX_INFLATE: dict[str, int] = {"adult": 280, "pediatric": 230, "neonate": 140}
+MAX_CUFF_MMHG = 999  # highest pressure a fault option may hold the cuff at
 INFLATE_RATE_MMHG_S = 40.0
 DEFLATE_STEP_MMHG = 8
 DUMP_S = 1.5  # final deflation to 0
-MAX_INFLATE = 280
 VERSION_TEXT = "LX SIMULATED ADVANTAGE"  # return string text; "LX" prefix per S32 (UNCONFIRMED)
 
 
@@ -118,6 +126,10 @@ class SuntechConfig:
     error_fields: ErrorFields = "zero"  # SYS/DIA/... on error: zeros (vector 21) or values
     bad_checksum_reply: bool = True  # reply 'N' to a bad checksum (False: stay silent)
     never_send_k: bool = False  # fault: measurement never completes with 'K' (stuck)
+    cuff_stuck_mmhg: int | None = None  # fault: inflate to this and hold it; no 'K'; only an
+    # abort that is not ignored deflates the cuff
+    ignore_aborts: int = 0  # fault: the first N aborts of each measurement are answered 'A'
+    # but do not deflate the cuff (a stuck valve); a later abort deflates it
     mute_after_s: float | None = None  # fault: stop answering this long into a measurement
     mute_for_s: float | None = None  # ... for this long (None: for good)
     reply_delay_s: float = 0.02  # module latency before each reply
@@ -139,6 +151,8 @@ class _Measurement:
     dump_s: float = DUMP_S
     aborted_at: float | None = None
     abort_p: float = 0.0
+    stuck: bool = False  # cuff_stuck_mmhg: hold `target` after inflating, never end by itself
+    aborts_ignored: int = 0
 
 
 @dataclass
@@ -226,6 +240,8 @@ class SuntechEmulator:
         top = 25.0 if m.leak else float(m.target)
         if tau < m.inflate_s:
             return top * tau / m.inflate_s
+        if m.stuck:
+            return top
         tau -= m.inflate_s
         if m.leak:  # cuff never reaches pressure: plateau, then dump
             after = tau - m.steps * m.step_s
@@ -246,8 +262,14 @@ class SuntechEmulator:
     def _plan(self, mode: str, now_s: float) -> _Measurement:
         cfg = self.config
         st = self.state_at(now_s)
+        if cfg.cuff_stuck_mmhg is not None:
+            p = cfg.cuff_stuck_mmhg
+            return _Measurement(
+                mode=mode, start_s=now_s, target=p, inflate_s=max(0.1, p / INFLATE_RATE_MMHG_S),
+                step_s=1.0, steps=1, end_s=math.inf, leak=False, stuck=True,
+            )  # fmt: skip
         base = self._initial if mode == "adult" else MODE_INFLATE[mode]
-        target = min(MAX_INFLATE, max(base, st.sys + 25))
+        target = min(MODE_MAX_INFLATE[mode], max(base, st.sys + 25))
         # the whole measurement takes duration_s; very short settings compress every phase
         total = max(0.5, cfg.duration_s)
         inflate_s = min(target / INFLATE_RATE_MMHG_S, 0.3 * total)
@@ -338,7 +360,8 @@ class SuntechEmulator:
             self._send(now_s, status_packet("O"))
             if cfg.mute_after_s is not None:
                 self._mute_from = now_s + cfg.mute_after_s
-            self.log.append(f"start {self._m.mode}: inflate to {self._m.target} mmHg")
+            stuck = " and hold it (stuck)" if self._m.stuck else ""
+            self.log.append(f"start {self._m.mode}: inflate to {self._m.target} mmHg{stuck}")
         elif op == 0x17:
             if self._m is not None:
                 self._send(now_s, status_packet("B"))
@@ -357,7 +380,13 @@ class SuntechEmulator:
             elif sub == SUB_ABORT:
                 self._send(now_s, status_packet("A"))
                 m = self._m
-                if m is not None and m.aborted_at is None:
+                if m is not None and m.aborted_at is None and m.aborts_ignored < cfg.ignore_aborts:
+                    m.aborts_ignored += 1
+                    self.log.append(
+                        f"abort ignored ({m.aborts_ignored} of {cfg.ignore_aborts}), cuff"
+                        f" {self.cuff_pressure(now_s)} mmHg"
+                    )
+                elif m is not None and m.aborted_at is None:
                     m.abort_p = float(self.cuff_pressure(now_s))
                     m.aborted_at = now_s
                     self._result = BpResult(ec=EC_ABORTED)
