@@ -168,7 +168,7 @@ def test_suntech_garbage_never_raises_or_leaks_range(prefix, data, cuts, dt):
     assert (d.error == 0) == (d.condition is None)
     assert d.error == 0 or d.error_text()
     assert 0 <= d.state < len(suntech.STATE_NAMES)
-    assert (d.cuff_fault_reason is not None) == d.cuff_fault  # REQ-SEN-30
+    assert (d.cuff_fault_reason is not None) == d.cuff_fault
     assert not d.cuff_fault or d.state == suntech.ST_DEFLATING
 
 

@@ -59,7 +59,7 @@ def test_reference_vectors():
     assert r.quality == Q_MARGINAL and r.t_ms == 7 and r.count == 1
     feed(d, V12 + V12 + V12 + CLOSE, 17)
     assert r.pr == 150 and r.spo2 == 95 and d.beeps == 3
-    feed(d, steady(V13), 27)  # REQ-SEN-03, REQ-SEN-04: unplugged, no finger, PR 255, SpO2 127
+    feed(d, steady(V13), 27)  # unplugged, no finger, PR 255, SpO2 127
     assert r.pr == NONE and r.spo2 == NONE and r.pleth == NONE
     assert r.flags & F_SENSOR_OFF and r.flags & F_NO_FINGER and r.flags & F_MISSING
     assert r.quality == Q_UNKNOWN

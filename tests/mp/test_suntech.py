@@ -232,7 +232,8 @@ def test_busy_retry():
 
 
 def test_no_ack_is_comm_lost():
-    """REQ-SEN-10: no 'O' within 1000 ms, after the retries -> NIBP_COMM_LOST (across the wrap)"""
+    """REQ-SEN-10, REQ-SEN-30: no 'O' within 1000 ms, after the retries -> NIBP_COMM_LOST (across the
+    wrap); the start may have inflated the cuff unseen: abort, cuff fault, still busy"""
     u = FakeUart()
     d = SuntechNibp(u, NibpReading(), ack_retries=2)
     d.start(t(0))
@@ -241,7 +242,7 @@ def test_no_ack_is_comm_lost():
     ev = run(d, 3000, 3010)
     assert ev & EV_NIBP_ERROR and d.error == ERR_NO_ACK
     assert d.condition == COND_COMM_LOST and d.error_text()
-    # REQ-SEN-30: the start may have inflated the cuff unseen: abort, cuff fault, still busy
+    # the start may have inflated the cuff unseen: abort, cuff fault, still busy
     assert ev & EV_CUFF_FAULT and d.cuff_fault and d.busy and u.out[-1] == CMD_ABORT
 
 
