@@ -18,9 +18,10 @@ the same transaction; flash-log records deduplicated against the live events the
 
 A device without a flash store reports ``boot`` 0 at every start, so ``(boot, seq)`` does not
 identify its messages across restarts. For boot 0 the store numbers the runs itself
-(``epoch``): a line identical to a stored one with the same seq is a duplicate, a different
-line whose seq is not above the last one (or whose uptime went back) starts a new run. For
-every other boot ``epoch`` is 0.
+(``epoch``): the same line with the same seq in the current run (or the very same delivery) is
+a duplicate; a live line whose seq is not above the last one, or whose uptime went back,
+starts a new run; replayed lines fill holes of the current run. For every other boot
+``epoch`` is 0.
 
 The schema is versioned with ``PRAGMA user_version``; :data:`MIGRATIONS` upgrades a file one
 version at a time (a new file runs them all). Not a certified medical device: a record for
@@ -43,6 +44,7 @@ BATCH_ITEMS = 64  # never more than the device keeps for replay (docs/protocol.m
 BATCH_MS = 500.0
 BUSY_TIMEOUT_MS = 5000
 _INT_MAX = 2**62
+MERGE_MS = 100  # a flash-log record and a live line of the same event: uptimes this close
 
 
 class StoreError(Exception):
@@ -477,7 +479,14 @@ class Store:
 
     # --- one item ---------------------------------------------------------------------------
     def _epoch(
-        self, device: str, boot: int, seq: int | None, t_ms: int | None, line: str, replayed: bool
+        self,
+        device: str,
+        boot: int,
+        seq: int | None,
+        t_ms: int | None,
+        line: str,
+        replayed: bool,
+        rx: float,
     ) -> int:
         """The run a message belongs to: always 0 except for boot 0 (see the module doc)."""
         if boot != 0 or seq is None:
@@ -492,12 +501,16 @@ class Store:
             ).fetchone()
             run = _Run(0, 0, -1) if row is None else _Run(row[0], row[1], _int(row[2]) or 0)
             self._runs[device] = run
+        # A duplicate: the same line in the current run (a replay), or the very same delivery
+        # (line and receive time) of an older run. Another run's identical line (a hello at
+        # the same uptime after a restart) is not one.
         same = self.conn.execute(
-            "SELECT epoch FROM raw_lines WHERE device = ? AND boot = 0 AND seq = ? AND line = ?",
-            (device, seq, line),
+            "SELECT epoch FROM raw_lines WHERE device = ? AND boot = 0 AND seq = ? AND line = ?"
+            " AND (epoch = ? OR rx_time = ?) LIMIT 1",
+            (device, seq, line, run.epoch, rx),
         ).fetchone()
         if same is not None:
-            return int(same[0])  # a duplicate: the insert will be ignored
+            return int(same[0])  # the insert will be ignored
         if seq <= run.last_seq:
             taken = self.conn.execute(
                 "SELECT 1 FROM raw_lines WHERE device = ? AND boot = 0 AND epoch = ? AND seq = ?",
@@ -529,7 +542,7 @@ class Store:
         rx = float(item.rx_time)
         wall = _num(item.wall_time)
         replayed = bool(item.replayed)
-        epoch = self._epoch(device, boot, seq, t_ms, item.line, replayed)
+        epoch = self._epoch(device, boot, seq, t_ms, item.line, replayed, rx)
         if seq is None:
             cur = self.conn.execute(
                 "INSERT INTO raw_lines (device, boot, epoch, seq, rx_time, wall_time, replayed,"
@@ -560,7 +573,8 @@ class Store:
             if ps is not None and (last_seq is None or ps > last_seq):
                 last_seq = ps
             touched[key] = (min(prev[0], rx), max(prev[1], rx), last_seq)
-        if wall is not None and t_ms is not None and self._t0.get(key) is None:
+        is_log = m.get("type") == "log"  # its wall time is the record's, not the line's
+        if wall is not None and t_ms is not None and not is_log and self._t0.get(key) is None:
             self._t0[key] = wall - t_ms / 1000.0
             self.conn.execute(
                 "UPDATE boots SET t0_wall = ? WHERE device = ? AND boot = ? AND epoch = ?"
@@ -673,7 +687,7 @@ class Store:
             if t_ms is not None:
                 self._alarm(m, raw_id, key, t_ms, wall, rx, "live", None)
         elif mtype == "log":
-            self._log_record(m, raw_id, key[0], rx)
+            self._log_record(m, raw_id, key[0], rx, wall)
         elif mtype in ("button", "setting", "audio_off", "fault", "selftest", "nibp_state"):
             if t_ms is not None:
                 self._event(str(mtype), _fields(m), raw_id, key, t_ms, wall, rx, "live", None)
@@ -690,6 +704,26 @@ class Store:
             if t_ms is not None and f.get("id") is None:  # a start, not an answer to `hello`
                 self._event("hello", f, raw_id, key, t_ms, wall, rx, "live", None)
 
+    def _other_source(
+        self,
+        table: str,
+        match: str,
+        args: tuple[Any, ...],
+        key: tuple[str, int, int],
+        t_ms: int,
+        source: str,
+    ) -> int | None:
+        """The row of the same event from the other source (live line or flash-log record):
+        the device stamps both with the same uptime; MERGE_MS allows for a later firmware that
+        writes the log a tick after the message."""
+        row = self.conn.execute(
+            f"SELECT id FROM {table} WHERE device = ? AND boot = ? AND epoch = ?"
+            f" AND t_ms BETWEEN ? AND ? AND {match} AND source != ? ORDER BY abs(t_ms - ?)"
+            " LIMIT 1",
+            (*key, t_ms - MERGE_MS, t_ms + MERGE_MS, *args, source, t_ms),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
     def _alarm(
         self,
         f: Mapping[str, Any],
@@ -703,6 +737,17 @@ class Store:
     ) -> None:
         cond, event = f.get("condition"), f.get("event")
         if not isinstance(cond, str) or not isinstance(event, str):
+            return
+        same = self._other_source(
+            "alarms", "condition = ? AND event = ?", (cond[:64], event[:32]), key, t_ms, source
+        )
+        if same is not None:
+            self.conn.execute(
+                "UPDATE alarms SET source = 'live+log', raw_id = coalesce(raw_id, ?),"
+                " wall_time = coalesce(wall_time, ?), log_n = coalesce(log_n, ?),"
+                " kind = coalesce(kind, ?), pause_s = coalesce(pause_s, ?) WHERE id = ?",
+                (raw_id, wall, log_n, _text(f.get("kind")), _num(f.get("pause_s")), same),
+            )
             return
         self.conn.execute(
             "INSERT INTO alarms (raw_id, device, boot, epoch, t_ms, wall_time, rx_time, condition,"
@@ -746,6 +791,24 @@ class Store:
         log: tuple[str, int] | None,
     ) -> None:
         ekey, summary = _event_key_summary(etype, f)
+        same = self._other_source(
+            "events", "type = ? AND key = ?", (etype[:32], ekey[:200]), key, t_ms, source
+        )
+        if same is not None:
+            self.conn.execute(
+                "UPDATE events SET source = 'live+log', raw_id = coalesce(raw_id, ?),"
+                " wall_time = coalesce(wall_time, ?), by = coalesce(by, ?),"
+                " log_name = coalesce(log_name, ?), log_n = coalesce(log_n, ?) WHERE id = ?",
+                (
+                    raw_id,
+                    wall,
+                    _text(f.get("by"), 64),
+                    log[0] if log else None,
+                    log[1] if log else None,
+                    same,
+                ),
+            )
+            return
         self.conn.execute(
             "INSERT INTO events (raw_id, device, boot, epoch, t_ms, wall_time, rx_time, type,"
             " key, by, summary, fields, source, log_name, log_n)"
@@ -786,6 +849,17 @@ class Store:
         name = f.get("name")
         if not isinstance(name, str):
             return
+        value = _json(f.get("value"))
+        same = self._other_source(
+            "settings_changes", "name = ? AND value = ?", (name[:64], value), key, t_ms, source
+        )
+        if same is not None:
+            self.conn.execute(
+                "UPDATE settings_changes SET source = 'live+log', raw_id = coalesce(raw_id, ?),"
+                " wall_time = coalesce(wall_time, ?), by = coalesce(by, ?) WHERE id = ?",
+                (raw_id, wall, _text(f.get("by"), 64), same),
+            )
+            return
         self.conn.execute(
             "INSERT INTO settings_changes (raw_id, device, boot, epoch, t_ms, wall_time, rx_time,"
             " name, old, value, by, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -801,14 +875,14 @@ class Store:
                 rx,
                 name[:64],
                 _json(f.get("old")),
-                _json(f.get("value")),
+                value,
                 _text(f.get("by"), 64),
                 source,
             ),
         )
 
     def _log_record(
-        self, m: Mapping[str, Any], raw_id: int | None, device: str, rx: float
+        self, m: Mapping[str, Any], raw_id: int | None, device: str, rx: float, wall: float | None
     ) -> None:
         """A flash-log record: attributed to the boot it was written in, merged with live rows."""
         rec = m.get("rec")
@@ -821,7 +895,8 @@ class Store:
         key = (device, b, 0)
         self._ensure_boot(key, rx)
         t0 = self._t0.get(key)
-        wall = t0 + u / 1000.0 if t0 is not None else None
+        if wall is None and t0 is not None:
+            wall = t0 + u / 1000.0
         fields = {k: v for k, v in rec.items() if k not in ("n", "b", "u")}
         if log_name == "alarm" and "condition" in rec:
             self._alarm(rec, raw_id, key, u, wall, rx, "log", n)
@@ -843,6 +918,7 @@ class Store:
             run = self._runs.get(g.port)
             epoch = run.epoch if run is not None else 0
         self.stats.gaps += 1
+        self._ensure_boot((g.port, boot, epoch), float(g.rx_time))
         self.conn.execute(
             "INSERT INTO link_gaps (device, boot, epoch, first_seq, last_seq, reason, rx_time)"
             " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
