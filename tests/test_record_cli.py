@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import os
+import select
+import signal
 import subprocess
 import sys
+import time
+import tty
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
 from bedside_host.commands import record
 from bedside_host.store import Store
-from recordsim import PORT, Gap, session_stream, with_replays
+from recordsim import PORT, DeviceSim, Gap, alarm, session_stream, with_replays
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=str(ROOT / "host_tools"))
@@ -122,3 +127,59 @@ def test_every_records_command_has_help() -> None:
         assert name in res.stdout
         sub = _bedside(name, "--help")
         assert sub.returncode == 0 and "--db" in sub.stdout
+
+
+def _wait_for(fd: int, text: bytes, timeout: float) -> bytes:
+    """Read the pty master until `text` shows up (what the recorder's link wrote)."""
+    got = b""
+    end = time.monotonic() + timeout
+    while text not in got and time.monotonic() < end:
+        r, _, _ = select.select([fd], [], [], 0.1)
+        if r:
+            got += os.read(fd, 4096)
+    return got
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_cleanly_keeping_every_line(tmp_path: Path, sig: int) -> None:
+    """REQ-REC-14: `bedside record` on a pty records every line the device wrote, and on
+    SIGTERM or SIGINT exits 0 with the record committed."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    port = os.ttyname(slave)
+    db = tmp_path / "rec.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bedside_host.cli", "record", "--port", port, "--db", str(db)],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert b"hello" in _wait_for(master, b"hello", 20.0)  # the link opened the port
+        sim = DeviceSim(boot=5, port=port)
+        sim.send(0, "hello", fw="0.2.0", protocol=2, reset_cause="power_on", log=None, id=None)
+        for s in range(1, 16):
+            sim.send(s * 1000, "oxi", spo2=96, pr=70, spo2_age_s=0, flags=[], quality="good")
+            sim.send(s * 1000 + 1, "heartbeat", priority="none", alarms=[], active=[])
+            if s == 9:
+                alarm(sim, s * 1000 + 2, "PR_LOW", "high", "active", "raise", 39, 40)
+        items = sim.out
+        for i in range(0, len(items), 5):
+            os.write(master, b"".join(it.line.encode() + b"\n" for it in items[i : i + 5]))
+            _wait_for(master, b"\x00", 0.02)  # drain what the link sends meanwhile
+        _wait_for(master, b"\x00", 1.5)  # let the recorder read everything
+        proc.send_signal(sig)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+        os.close(slave)
+    assert proc.returncode == 0, err
+    assert "recorded" in err and "Traceback" not in err
+    st = Store(db)
+    lines = [r.line for r in st.raw_lines()]
+    assert sorted(lines) == sorted(it.line for it in items)
+    assert st.counts()["vitals"] == 15 and st.counts()["alarms"] == 1
+    st.close()
