@@ -395,3 +395,27 @@ def test_bench_store_meets_target() -> None:
     finally:
         sys.path.remove(str(ROOT / "tools"))
     assert bench_store(5000) > 5000
+
+
+def test_write_failure_keeps_items_for_retry(tmp_path: Path) -> None:
+    """REQ-REC-06: when the file cannot be written (here: locked by another program) flush
+    raises StoreError with the reason and keeps every item; the next flush stores them once."""
+    path = tmp_path / "l.db"
+    st = Store(path, busy_timeout_ms=50)
+    stream = session_stream(seconds=5)
+    for it in stream[:3]:
+        st.add(it)
+    st.flush()
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    for it in stream[3:]:
+        st.add(it)
+    with pytest.raises(StoreError, match=r"locked.*items kept to retry"):
+        st.flush()
+    assert st.pending == len(stream) - 3
+    other.execute("ROLLBACK")
+    other.close()
+    st.flush()
+    assert st.pending == 0
+    assert [r.line for r in st.raw_lines()] == [i.line for i in stream]
+    st.close()

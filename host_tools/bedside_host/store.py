@@ -387,6 +387,7 @@ class Store:
         batch_items: int = BATCH_ITEMS,
         batch_ms: float = BATCH_MS,
         clock: Callable[[], float] = time.monotonic,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
     ) -> None:
         self.path = Path(path)
         if not create and not self.path.is_file():
@@ -399,7 +400,7 @@ class Store:
         self.stats = StoreStats()
         try:
             self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=0)
-            self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.execute("PRAGMA synchronous = NORMAL")
             self.conn.execute("PRAGMA foreign_keys = ON")
@@ -436,13 +437,27 @@ class Store:
         return len(self._buf)
 
     def flush(self) -> None:
-        """Write every buffered item in one transaction."""
+        """Write every buffered item in one transaction. If the file cannot be written (disk
+        full, locked by another program for longer than the busy timeout) the items stay
+        buffered for the next flush and StoreError says why."""
         if not self._buf:
             return
+        try:
+            self._flush()
+        except sqlite3.Error as e:
+            raise StoreError(
+                f"cannot write {self.path}: {e}; {len(self._buf)} items kept to retry"
+            ) from e
+
+    def _flush(self) -> None:
         items, self._buf = self._buf, []
         runs = {k: _Run(r.epoch, r.last_seq, r.last_t_ms) for k, r in self._runs.items()}
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._buf = items + self._buf
+            raise
         try:
             touched: dict[tuple[str, int, int], tuple[float, float, int | None]] = {}
             for item in items:
@@ -453,7 +468,8 @@ class Store:
             self._touch(touched)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             self._runs = runs
             self._buf = items + self._buf  # nothing lost: the next flush tries again
             self._known_boots.clear()
@@ -463,6 +479,7 @@ class Store:
         self.stats.commits += 1
 
     def close(self) -> None:
+        """Commit what is buffered and close (StoreError if that commit fails)."""
         if self._closed:
             return
         try:

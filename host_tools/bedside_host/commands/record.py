@@ -64,17 +64,26 @@ class Recorder:
         self.links = links
         self.stopping = False
         self.items: dict[str, int] = dict.fromkeys(links, 0)
+        self.store_error = ""  # the last write problem (the items wait in the buffer)
 
     def step(self, timeout: float = POLL_S) -> int:
+        """Poll each link once; returns the items handed to the store. A store that cannot
+        write keeps the items buffered and retries; the error is kept for the status line."""
         n = 0
         each = timeout / max(1, len(self.links))
         for port, link in self.links.items():
             got = link.poll(each)
             for item in got:
-                self.store.add(item)
+                try:
+                    self.store.add(item)
+                except StoreError as e:
+                    self.store_error = str(e)
             self.items[port] += len(got)
             n += len(got)
-        self.store.maybe_flush()
+        try:
+            self.store.maybe_flush()
+        except StoreError as e:
+            self.store_error = str(e)
         return n
 
     def run(
@@ -100,9 +109,10 @@ class Recorder:
         for port, link in self.links.items():
             state = getattr(link, "state", "")
             parts.append(f"{port}: {self.items[port]} items" + (f" ({state})" if state else ""))
+        problem = f"; NOT WRITTEN YET: {self.store_error}" if self.store_error else ""
         return (
             f"recorded {st.stored} messages, {st.duplicates} duplicates dropped, "
-            f"{st.gaps} gaps; " + "; ".join(parts)
+            f"{st.gaps} gaps; " + "; ".join(parts) + problem
         )
 
     def close(self) -> None:
@@ -150,12 +160,19 @@ def run(args: argparse.Namespace, open_link: Callable[[str], LinkLike] = _open_l
         rec.stopping = True
 
     old = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    error = ""
     try:
         status = None if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
         rec.run(args.duration, status)
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-        rec.close()
+        try:
+            rec.close()
+        except StoreError as e:
+            error = str(e)
     print(rec.status(), file=sys.stderr)
+    if error:
+        print(f"bedside record: error: {error}", file=sys.stderr)
+        return 1
     return 0
