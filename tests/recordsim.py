@@ -51,8 +51,12 @@ class DeviceSim:
         msg["t_ms"] = t_ms
         msg.update(fields)
         line = json.dumps(msg)
-        wall = self.t0 + t_ms / 1000.0
-        item = Received(self.port, line, json.loads(line), wall + 0.02, wall, False)
+        wall: float | None = self.t0 + t_ms / 1000.0
+        rx = self.t0 + t_ms / 1000.0 + 0.02
+        rec = fields.get("rec")
+        if mtype == "log" and isinstance(rec, dict):  # the link maps a record by its own boot
+            wall = self.t0 + rec["u"] / 1000.0 if rec["b"] == self.boot else None
+        item = Received(self.port, line, json.loads(line), rx, wall, False)
         self.out.append(item)
         return item
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bedside_host.report import alarm_episodes, collect, write_report
+from bedside_host.report import alarm_episodes, alarm_rows, collect, write_report
 from bedside_host.store import Store
 from recordsim import PORT, T0, DeviceSim, Gap, alarm, session_stream, with_replays
 
@@ -97,6 +97,17 @@ def test_alarm_durations_and_acknowledgements(db: Path) -> None:
     bp = ep["NIBP_SYS_HIGH"]
     assert bp.priority == "high" and bp.end_event == "reset"
     assert bp.duration(d.end) == (pytest.approx(80.001), True)
+    old = alarm_rows(collect(st, st.session(2)))  # boot 6: only its flash-log records, no clock
+    assert [r[:6] for r in old] == [
+        [
+            "PR_HIGH",
+            "medium",
+            "",
+            "uptime 0:05 (clock not known)",
+            "uptime 0:09 (clock not known)",
+            "0:04",
+        ]
+    ]
     st.close()
     sim = DeviceSim(boot=1)
     alarm(sim, 1000, "PR_HIGH", "medium", "active", "raise", 131, 130)

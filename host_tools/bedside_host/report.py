@@ -86,19 +86,31 @@ class Episode:
     raised: float | None  # None: raised before the record starts
     value: float | None
     limit: float | None
-    ended: float | None = None  # None: still active at the end of the record
+    ended: float | None = None  # None: still active at the end of the record (or no clock)
     end_event: str = ""
+    raised_ms: int | None = None  # device uptime (a flash-log record of a boot without clock)
+    ended_ms: int | None = None
     acks: list[Ack] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
     sources: set[str] = field(default_factory=set)
 
     def duration(self, record_end: float) -> tuple[float | None, bool]:
         """(seconds, complete): to the end of the record if it had not ended."""
-        if self.raised is None:
+        if self.raised is None or (self.ended is None and self.ended_ms is not None):
+            if self.raised_ms is not None and self.ended_ms is not None:
+                return (self.ended_ms - self.raised_ms) / 1000.0, True
             return None, False
         if self.ended is None:
             return record_end - self.raised, False
         return self.ended - self.raised, True
+
+
+def _field(row: dict[str, Any], name: str) -> Any:
+    try:
+        fields = json.loads(row["fields"])
+    except (TypeError, ValueError):
+        return None
+    return fields.get(name) if isinstance(fields, dict) else None
 
 
 def _who_acked(t_ms: int, buttons: Sequence[dict[str, Any]]) -> str:
@@ -112,9 +124,7 @@ def alarm_episodes(
     alarms: Sequence[dict[str, Any]], events: Sequence[dict[str, Any]]
 ) -> list[Episode]:
     """Pair each raise with its end; acknowledgements with the key event that made them."""
-    ack_keys = [
-        e for e in events if e["type"] == "button" and '"button":"ack"' in str(e["fields"])
-    ]
+    ack_keys = [e for e in events if e["type"] == "button" and _field(e, "button") == "ack"]
     out: list[Episode] = []
     open_: dict[str, Episode] = {}
     for a in sorted(alarms, key=lambda r: (r["t_ms"], r["rx_time"])):
@@ -132,6 +142,7 @@ def alarm_episodes(
                 t if a["event"] == "raise" else None,
                 a["value"],
                 a["limit"],
+                raised_ms=int(a["t_ms"]) if a["event"] == "raise" else None,
             )
             open_[cond] = ep
         ep.sources.add(str(a["source"]))
@@ -143,6 +154,7 @@ def alarm_episodes(
             ep.events.append(f"{a['event']} at {_local(t)}")
         if a["state"] == "inactive":
             ep.ended = t
+            ep.ended_ms = int(a["t_ms"])
             ep.end_event = str(a["event"])
             out.append(ep)
             del open_[cond]
@@ -312,6 +324,14 @@ def _png(fig: Figure) -> str:
 # --- tables -------------------------------------------------------------------------------------
 
 
+def _when(t: float | None, ms: int | None, otherwise: str) -> str:
+    if t is not None:
+        return _local(t)
+    if ms is not None:
+        return f"uptime {_dur(ms / 1000.0)} (clock not known)"
+    return otherwise
+
+
 def alarm_rows(d: ReportData) -> list[list[str]]:
     rows = []
     for ep in d.episodes:
@@ -323,8 +343,8 @@ def alarm_rows(d: ReportData) -> list[list[str]]:
                 ep.condition,
                 ep.priority,
                 ep.kind,
-                _local(ep.raised) if ep.raised is not None else "before the record",
-                _local(ep.ended) if ep.ended is not None else "still active",
+                _when(ep.raised, ep.raised_ms, "before the record"),
+                _when(ep.ended, ep.ended_ms, "still active"),
                 dur,
                 f"{_num(ep.value)} / {_num(ep.limit)}".strip(" /"),
                 acks,
