@@ -1,38 +1,17 @@
-"""Device message streams for the record tests: a protocol-v2 session as the link delivers it.
-
-``Received`` and ``Gap`` mirror ``bedside_host.link.client`` (the link helper's contract); the
-store takes any object with these attributes.
-"""
+"""Device message streams for the record tests: a protocol-v2 session as the link delivers it
+(``Received`` and ``Gap`` are the link client's own types)."""
 
 from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
+
+from bedside_host.link.messages import Received
 
 PORT = "/dev/ttyACM0"
 T0 = 1_780_000_000.0  # UTC of device uptime 0 in these streams
-
-
-@dataclass(frozen=True)
-class Received:
-    port: str
-    line: str
-    msg: dict[str, Any]
-    rx_time: float
-    wall_time: float | None
-    replayed: bool
-
-
-@dataclass(frozen=True)
-class Gap:
-    port: str
-    boot: int
-    first_seq: int
-    last_seq: int
-    reason: str
-    rx_time: float
 
 
 class DeviceSim:

@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 from bedside_host.export import export, export_vital
+from bedside_host.link.messages import Gap
 from bedside_host.store import Store
-from recordsim import PORT, T0, DeviceSim, Gap, session_stream, with_replays
+from recordsim import PORT, T0, DeviceSim, session_stream, with_replays
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=str(ROOT / "host_tools"))

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 from bedside_host.commands import record
+from bedside_host.link.messages import Gap
 from bedside_host.store import Store
-from recordsim import PORT, DeviceSim, Gap, alarm, session_stream, with_replays
+from recordsim import PORT, DeviceSim, alarm, session_stream, with_replays
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=str(ROOT / "host_tools"))

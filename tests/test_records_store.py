@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bedside_host.link.messages import Gap, Received
 from bedside_host.store import SCHEMA_VERSION, Store, StoreError, migrate
-from recordsim import PORT, DeviceSim, Gap, Received, session_stream, with_replays
+from recordsim import PORT, DeviceSim, session_stream, with_replays
 
 ROOT = Path(__file__).resolve().parents[1]
 DERIVED = ("vitals", "nibp", "alarms", "events", "settings_changes", "link_gaps")
@@ -242,7 +243,7 @@ WRITER = """
 import json, sys, time
 sys.path[:0] = [sys.argv[3]]
 from bedside_host.store import Store
-from recordsim import Received, Gap
+from bedside_host.link.messages import Gap, Received
 st = Store(sys.argv[1], batch_items=int(sys.argv[4]))
 for line in open(sys.argv[2]):
     d = json.loads(line)

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bedside_host.link.messages import Gap
 from bedside_host.report import alarm_episodes, alarm_rows, collect, write_report
 from bedside_host.store import Store
-from recordsim import PORT, T0, DeviceSim, Gap, alarm, session_stream, with_replays
+from recordsim import PORT, T0, DeviceSim, alarm, session_stream, with_replays
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=str(ROOT / "host_tools"))
