@@ -47,6 +47,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) tools/bench.py --heap $(MP_HEAP)
+	$(PY) tools/bench_records.py
 
 hardware: $(STAMP)
 	$(PY) hardware/build.py

@@ -17,6 +17,9 @@ COMMANDS: dict[str, str] = {
     "simulate": "simulate",
     "monitor": "monitor",
     "demo": "demo",
+    "record": "record",
+    "export": "export",
+    "report": "report",
 }
 
 

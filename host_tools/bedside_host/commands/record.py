@@ -1,0 +1,178 @@
+"""``bedside record``: record one or more devices into a record file, losslessly.
+
+One DeviceLink per ``--port`` (it attaches, fetches what the device still holds, replays lost
+lines, reads missed alarm events from the flash log and reports what nothing can give as a
+gap); every line and gap goes to the store, which commits in batches. SIGINT or SIGTERM stops
+cleanly: the links are closed and the last batch is committed. A port that disappears is
+reopened by its link; the recorder keeps running. Exit 0 when stopped, 2 on a bad option, a
+missing port at start or a file that is not a record file. Not a certified medical device: a
+record for review, never an alarm path (the bedside device alarms on its own).
+
+The serial port has one reader: to watch a device and record it at once, use ``bedside monitor
+--db FILE``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Protocol
+
+from bedside_host.store import Item, Store, StoreError
+
+HELP = "record devices into a SQLite record file (every message once, gaps explicit)"
+STATUS_EVERY_S = 10.0
+POLL_S = 0.05  # per loop, shared by the ports
+
+
+class LinkLike(Protocol):
+    """What the recorder needs of a DeviceLink."""
+
+    def poll(self, timeout: float = 0.0) -> Sequence[Item]: ...
+    def close(self) -> None: ...
+
+
+class UsageError(Exception):
+    """Reported in one line, exit status 2."""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--port",
+        required=True,
+        action="append",
+        metavar="P",
+        help="device port or pyserial URL (repeat for more devices)",
+    )
+    p.add_argument("--db", required=True, type=Path, metavar="FILE", help="record file")
+    p.add_argument(
+        "--duration", type=float, default=0.0, metavar="S", help="stop after S seconds (0: never)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no status line every 10 s")
+
+
+class Recorder:
+    """Polls every link, hands each item to the store, commits in batches."""
+
+    def __init__(self, store: Store, links: dict[str, LinkLike]) -> None:
+        self.store = store
+        self.links = links
+        self.stopping = False
+        self.items: dict[str, int] = dict.fromkeys(links, 0)
+        self.store_error = ""  # the last write problem (the items wait in the buffer)
+
+    def step(self, timeout: float = POLL_S) -> int:
+        """Poll each link once; returns the items handed to the store. A store that cannot
+        write keeps the items buffered and retries; the error is kept for the status line."""
+        n = 0
+        each = timeout / max(1, len(self.links))
+        for port, link in self.links.items():
+            got = link.poll(each)
+            for item in got:
+                try:
+                    self.store.add(item)
+                except StoreError as e:
+                    self.store_error = str(e)
+            self.items[port] += len(got)
+            n += len(got)
+        try:
+            self.store.maybe_flush()
+        except StoreError as e:
+            self.store_error = str(e)
+        return n
+
+    def run(
+        self,
+        duration: float = 0.0,
+        status: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        start = clock()
+        next_status = start + STATUS_EVERY_S
+        while not self.stopping:
+            self.step()
+            now = clock()
+            if duration and now - start >= duration:
+                break
+            if status is not None and now >= next_status:
+                next_status = now + STATUS_EVERY_S
+                status(self.status())
+
+    def status(self) -> str:
+        st = self.store.stats
+        parts = []
+        for port, link in self.links.items():
+            state = getattr(link, "state", "")
+            parts.append(f"{port}: {self.items[port]} items" + (f" ({state})" if state else ""))
+        problem = f"; NOT WRITTEN YET: {self.store_error}" if self.store_error else ""
+        return (
+            f"recorded {st.stored} messages, {st.duplicates} duplicates dropped, "
+            f"{st.gaps} gaps; " + "; ".join(parts) + problem
+        )
+
+    def close(self) -> None:
+        """Close the links, then commit what is buffered (nothing is lost on a clean stop)."""
+        try:
+            for link in self.links.values():
+                try:
+                    link.close()
+                except OSError:
+                    pass
+        finally:
+            self.store.close()
+
+
+def _check_ports(ports: Sequence[str]) -> None:
+    if len(set(ports)) != len(ports):
+        raise UsageError("a port is given twice")
+    for p in ports:
+        if "://" not in p and not Path(p).exists():
+            raise UsageError(f"no such port: {p}")
+
+
+def _open_link(url: str) -> LinkLike:
+    from bedside_host.link.client import DeviceLink
+
+    return DeviceLink(url)
+
+
+def run(args: argparse.Namespace, open_link: Callable[[str], LinkLike] = _open_link) -> int:
+    ports: list[str] = args.port
+    try:
+        _check_ports(ports)
+        if args.duration < 0:
+            raise UsageError("--duration must be >= 0")
+        try:
+            store = Store(args.db)
+        except StoreError as e:
+            raise UsageError(str(e)) from None
+    except UsageError as e:
+        print(f"bedside record: error: {e}", file=sys.stderr)
+        return 2
+    rec = Recorder(store, {p: open_link(p) for p in ports})
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        rec.stopping = True
+
+    old = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    error = ""
+    try:
+        status = None if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
+        rec.run(args.duration, status)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        try:
+            rec.close()
+        except StoreError as e:
+            error = str(e)
+    print(rec.status(), file=sys.stderr)
+    if error:
+        print(f"bedside record: error: {error}", file=sys.stderr)
+        return 1
+    return 0

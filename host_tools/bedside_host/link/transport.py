@@ -1,0 +1,96 @@
+"""One serial port by path or pyserial URL, read without blocking; a vanished port is an error
+value (PortGone with a readable reason), never a traceback.
+
+``serial_for_url`` takes a device path (``/dev/ttyACM0``, a pty) or any pyserial URL
+(``loop://``, ``socket://host:port``, ``rfc2217://...``), so tests and the SIL need no hardware.
+"""
+
+from __future__ import annotations
+
+import select
+import time
+from typing import Any
+
+import serial
+
+BAUD = 115200  # USB CDC ignores it; real UART bridges need it
+WRITE_TIMEOUT_S = 0.5  # a command line is tiny: longer means the device is not reading
+_READ_MAX = 65536
+_POLL_STEP_S = 0.01  # ports without a file descriptor (loop://) are polled this often
+
+
+class PortGone(Exception):
+    """The port could not be opened, or failed while open (unplugged, device reset)."""
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0][:200]
+
+
+class Transport:
+    def __init__(self, url: str, baudrate: int = BAUD) -> None:
+        self.url = url
+        self.baudrate = baudrate
+        self._ser: Any = None
+        self._fd: int | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._ser is not None
+
+    def open(self) -> None:
+        """Open the port (raises PortGone with the reason)."""
+        self.close()
+        try:
+            ser = serial.serial_for_url(
+                self.url, baudrate=self.baudrate, timeout=0, write_timeout=WRITE_TIMEOUT_S
+            )
+        except (serial.SerialException, OSError, ValueError) as e:
+            raise PortGone(f"cannot open {self.url}: {_reason(e)}") from None
+        self._ser = ser
+        try:
+            fd = ser.fileno()
+            self._fd = fd if isinstance(fd, int) and fd >= 0 else None
+        except Exception:  # loop:// and some URL handlers have no descriptor
+            self._fd = None
+
+    def read(self, timeout: float = 0.0) -> bytes:
+        """What has arrived, waiting up to ``timeout`` s for the first byte (b"" if nothing)."""
+        ser = self._ser
+        if ser is None:
+            raise PortGone("port not open")
+        try:
+            if timeout > 0:
+                if self._fd is not None:
+                    select.select([self._fd], [], [], timeout)
+                else:
+                    end = time.monotonic() + timeout
+                    while not ser.in_waiting and time.monotonic() < end:
+                        time.sleep(_POLL_STEP_S)
+            return bytes(ser.read(_READ_MAX))
+        except (serial.SerialException, OSError, ValueError, TypeError) as e:
+            # TypeError/ValueError: some handlers fail that way on a closed socket or fd
+            self.close()
+            raise PortGone(f"{self.url}: {_reason(e)}") from None
+
+    def write(self, data: bytes) -> None:
+        ser = self._ser
+        if ser is None:
+            raise PortGone("port not open")
+        try:
+            ser.write(data)
+        except serial.SerialTimeoutException:
+            self.close()
+            raise PortGone(f"{self.url}: write timed out (the device is not reading)") from None
+        except (serial.SerialException, OSError, ValueError, TypeError) as e:
+            self.close()
+            raise PortGone(f"{self.url}: {_reason(e)}") from None
+
+    def close(self) -> None:
+        ser, self._ser, self._fd = self._ser, None, None
+        if ser is not None:
+            try:
+                ser.close()
+            except Exception:  # closing a vanished port may fail; it is closed either way
+                pass
