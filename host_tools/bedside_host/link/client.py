@@ -59,7 +59,7 @@ BUSY_RETRY_S = 0.5  # the device's one log request at a time: ask again after th
 LOG_PAGE = 16  # records per log command (the device's cap)
 RX_LINE_MAX = 65536  # a longer unterminated line is garbage
 MAX_MISSED_BOOTS = 8  # whole boots missed between two seen ones, each looked up in the log
-ALARM_MATCH_MS = 100  # a log record and a live alarm line are the same event within this
+ALARM_MATCH_MS = 0  # a log record's `u` equals its alarm line's `t_ms` (same uptime)
 BY_COMMANDS = frozenset({"set"})  # commands whose protocol row takes `by` (operator name)
 
 STATES = ["disconnected", "connecting", "syncing", "live", "stale"]
@@ -157,6 +157,8 @@ class DeviceLink:
         self.hello: dict[str, Any] | None = None  # the device's last hello
         self.last_error = ""  # the last link problem, readable
         self.state_since = clock()
+        self.state_log: deque[tuple[float, str, str]] = deque(maxlen=64)  # (clock, from, to)
+        self._prev_state = "disconnected"
         self._clock = clock
         self._wall = wall
         self._transport = Transport(url, baudrate)
@@ -215,6 +217,11 @@ class DeviceLink:
     @property
     def last_seq(self) -> int:
         return self._last_seq
+
+    @property
+    def catching_up(self) -> bool:
+        """Missing lines are being replayed or looked up in the flash log (gaps to come)."""
+        return bool(self._holes or self._fills or self._replay or self._logcmd)
 
     def retry_in(self) -> float | None:
         """Seconds until the next reconnect attempt (None unless disconnected)."""
@@ -302,7 +309,10 @@ class DeviceLink:
 
     # --- state --------------------------------------------------------------------------
     def _state_changed(self) -> None:
-        self.state_since = self._clock()
+        now = self._clock()
+        self.state_log.append((now, self._prev_state, self.state))
+        self._prev_state = self.state
+        self.state_since = now
 
     def _connect(self, now: float) -> None:
         self._fsm.trigger("connect")
@@ -656,7 +666,7 @@ class DeviceLink:
                 self._send_replay(rp.args["from"], rp.retries + 1)
                 return
             rp.lossy = True
-        if _int(nxt) and nxt > rp.args["from"] and any(h.first < seq for h in self._holes):
+        if _int(nxt) and nxt > rp.args["from"] and any(h.last >= nxt for h in self._holes):
             self._send_replay(nxt)
             if self._replay is not None:
                 self._replay.lossy = rp.lossy
