@@ -72,7 +72,7 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "quiet", "source": ["syncing", "live"], "dest": "stale"},
     {"trigger": "heard", "source": "stale", "dest": "live", "conditions": "is_synced"},
     {"trigger": "heard", "source": "stale", "dest": "syncing", "unless": "is_synced"},
-    {"trigger": "restarted", "source": ["live", "stale"], "dest": "syncing"},
+    {"trigger": "restarted", "source": "live", "dest": "syncing"},  # (stale: heard first)
     {"trigger": "lost", "source": ["syncing", "live", "stale"], "dest": "disconnected"},
     {"trigger": "close", "source": "*", "dest": "disconnected"},
 ]
