@@ -120,7 +120,7 @@ class FakeDevice:
         self.commands: list[dict[str, Any]] = []  # every valid command line received
         self.sent: list[dict[str, Any]] = []  # every message made (written or dropped)
         self.drop_seqs: set[int] = set()  # lines with these seqs are lost in transit
-        self.drop_replay: set[int] = set()  # ... and their replayed copies too
+        self.drop_replay: dict[int, int] = {}  # seq -> how many replayed copies are lost too
         self.mute = False  # every line is lost in transit (the device keeps running)
         self.spo2: int | None = 97
         self.pr: int | None = 72
@@ -680,8 +680,10 @@ class FakeDevice:
         held = sorted(dict(list(self._history) + list(self._important)).items())
         todo = [(s, line) for s, line in held if s >= first]
         batch, rest = todo[:REPLAY_CAP], todo[REPLAY_CAP:]
-        for _s, line in batch:
-            if not self.mute and _s not in self.drop_replay:
+        for s, line in batch:
+            if self.drop_replay.get(s, 0) > 0:
+                self.drop_replay[s] -= 1
+            elif not self.mute:
                 self._queue(line)
         oldest = held[0][0] if held else self.seq + 1
         self._reply(

@@ -374,3 +374,31 @@ def test_stale_then_live_again(dev: FakeDevice) -> None:
         dev.mute = False
     c.until(lambda: link.state == "live" and not link.catching_up, 6, "live")
     assert not c.gaps
+
+
+def test_replayed_copy_lost_again_is_asked_for_again(dev: FakeDevice) -> None:
+    """REQ-HOST-03: a line lost live and again in the replay is asked for again (the reply's
+    count says more were sent than arrived) and recovered."""
+    link, c = _live(dev)
+    with dev.lock:
+        lost = dev.seq + 1
+        dev.drop_seqs.add(lost)
+        dev.drop_replay[lost] = 1
+    c.until(lambda: link.last_seq > lost + 4 and not link.catching_up, 10, "recovery")
+    assert lost in [x.msg["seq"] for x in c.received if x.replayed]
+    assert [cmd["from"] for cmd in dev.commands_of("replay")].count(lost) == 2
+    assert not c.gaps
+
+
+def test_line_that_never_comes_back_is_a_gap(dev: FakeDevice) -> None:
+    """REQ-HOST-05: a line whose replayed copies keep getting lost is, after the retries,
+    reported as a gap (the alarm log checked for it), never skipped silently."""
+    link, c = _live(dev)
+    with dev.lock:
+        lost = dev.seq + 1
+        dev.drop_seqs.add(lost)
+        dev.drop_replay[lost] = 99
+    c.until(lambda: bool(c.gaps) and not link.catching_up, 20, "the gap")
+    assert [(g.first_seq, g.last_seq) for g in c.gaps] == [(lost, lost)]
+    assert "flash alarm log" in c.gaps[0].reason
+    assert link.stats.lost == 1

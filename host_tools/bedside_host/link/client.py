@@ -199,6 +199,7 @@ class DeviceLink:
         self._recs: dict[int, tuple[int, int]] = {}  # record number -> (boot, uptime)
         self._fills: deque[_Fill] = deque()
         self._logcmd: _Cmd | None = None
+        self._user_log_waiting = False
         self._seen_alarms: dict[tuple[int, str, str, str], list[int]] = {}
         # wall time per boot
         self._offsets: dict[int, float] = {}
@@ -273,11 +274,15 @@ class DeviceLink:
         next poll(). Raises LinkError (the device's reason) on ok:false, LinkTimeout, or
         LinkDown if the port is not open or was lost while waiting."""
         end = time.monotonic() + timeout
-        if cmd == "log":  # the device runs one log request at a time: wait for ours
-            while self._logcmd is not None:
-                if time.monotonic() >= end:
-                    raise LinkTimeout(f"{cmd}: the device's flash log is busy")
-                self._step(0.05)
+        if cmd == "log":  # the device runs one log request at a time: the caller's goes next
+            self._user_log_waiting = True
+            try:
+                while self._logcmd is not None:
+                    if time.monotonic() >= end:
+                        raise LinkTimeout(f"{cmd}: the device's flash log is busy")
+                    self._step(0.05)
+            finally:
+                self._user_log_waiting = False
         conn = self._conn
         rid = self.send(cmd, **fields)
         self._waiting[rid] = None
@@ -572,6 +577,8 @@ class DeviceLink:
                 )
         if boot == old:
             self._offsets.pop(boot, None)  # no flash store: the boot counter stays 0
+        for key in [k for k in self._seen_alarms if k[0] < boot - MAX_MISSED_BOOTS]:
+            del self._seen_alarms[key]
         self._begin_boot(boot, seq, t_ms, "restart")
         if self._synced:
             self._synced = False
@@ -671,7 +678,10 @@ class DeviceLink:
             if self._replay is not None:
                 self._replay.lossy = rp.lossy
             return
-        self._resolve_holes(seq, oldest if _int(oldest) else None, "not held for replay", rp.lossy)
+        why = "not held for replay"
+        if rp.lossy:
+            why += f", or its replayed copy was lost again ({CMD_RETRIES + 1} tries)"
+        self._resolve_holes(seq, oldest if _int(oldest) else None, why, rp.lossy)
 
     # --- hello and the flash alarm log --------------------------------------------------
     def _on_hello(self, msg: dict[str, Any], boot: int, t_ms: int, live: bool) -> None:
@@ -853,7 +863,12 @@ class DeviceLink:
     def _pump(self, now: float) -> None:
         if self._replay is None and self._holes:
             self._send_replay(self._holes[0].first)
-        if self._logcmd is None and self._fills and self._transport.is_open:
+        if (
+            self._logcmd is None
+            and self._fills
+            and not self._user_log_waiting
+            and self._transport.is_open
+        ):
             self._fill_step(now)
 
 
