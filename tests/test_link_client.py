@@ -52,8 +52,8 @@ def _made(dev: FakeDevice, boot: int) -> list[tuple[str, str, str, int]]:
 
 
 def test_transit_loss_filled_by_replay_once(dev: FakeDevice) -> None:
-    """REQ-HOST-03: lines lost in transit come back by replay, flagged replayed, each once;
-    the rest of the stream is unaffected and nothing is reported lost."""
+    """REQ-HOST-03, REQ-LINK-05: lines lost in transit come back by replay, flagged replayed,
+    each once; the rest of the stream is unaffected and nothing is reported lost."""
     link, c = _live(dev)
     with dev.lock:
         nxt = dev.seq + 1
@@ -198,8 +198,8 @@ def test_catch_up_off_takes_only_the_present(tmp_path: Path) -> None:
 
 
 def test_restart_detected_by_boot_tail_gap_and_log(dev: FakeDevice) -> None:
-    """REQ-HOST-06: a new boot is a restart: the rest of the old boot is a gap with an unknown
-    end, and its alarm events the host missed are read from the flash log."""
+    """REQ-HOST-06, REQ-LINK-05: a new boot is a restart: the rest of the old boot is a gap
+    with an unknown end, and its alarm events the host missed are read from the flash log."""
     link, c = _live(dev)
     with dev.lock:
         dev.mute = True
