@@ -58,6 +58,15 @@ TECHNICAL = {
     "TEST_MEDIUM",
     "TEST_LOW",
 }
+# Each command's arguments (docs/protocol.md, host -> device commands).
+ARGUMENTS = {
+    "set": ("name", "value", "by"),
+    "nibp": ("action",),
+    "log": ("from", "log", "count"),
+    "audio_off": ("on", "lease_s"),
+    "replay": ("from",),
+    "selftest": ("priority",),
+}
 # Limits that must stay in order (the fake's stand-in for docs/settings.md invariants).
 INVARIANTS = (("spo2_desat", "spo2_low"), ("pr_low", "pr_high"), ("sys_low", "sys_high"))
 
@@ -511,6 +520,10 @@ class FakeDevice:
         handler: Callable[[dict[str, Any], Any], None] | None = getattr(self, "_cmd_" + name, None)
         if handler is None:
             self._reply(name, rid, f"unknown command {name}")
+            return
+        extra = sorted(set(cmd) - {"cmd", "id"} - set(ARGUMENTS.get(name, ())))
+        if extra:  # the protocol's argument column is the whole list
+            self._reply(name, rid, f"unknown argument {extra[0]}")
             return
         try:
             handler(cmd, rid)

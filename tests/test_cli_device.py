@@ -230,6 +230,9 @@ def test_settings_set_refused_by_the_device_exit_1(
     code, _out, err = run(capsys, "settings", "set", "latch_high=0", "--port", dev.path)
     assert code == 1 and "responsible organisation" in err
     assert dev.settings["latch_high"] == 1
+    code, _out, err = run(capsys, "settings", "set", "spo2_desat=92", "--port", dev.path)
+    assert code == 1 and "spo2_desat=92: spo2_desat must stay below spo2_low" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_operator_name_order(

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bedside_host.link import UNKNOWN_END, LinkDown, LinkError, LinkTimeout
+from bedside_host.link import UNKNOWN_END, LinkDown, LinkError, LinkTimeout, Received
 from bedside_host.link.client import DeviceLink
 from fakedevice import FakeDevice
 from linkutil import Collector
@@ -321,12 +321,13 @@ def test_request_reply_refusal_timeout_and_kept_messages(dev: FakeDevice) -> Non
     reason, LinkTimeout without a reply; lines received meanwhile stay for the next poll()."""
     link, c = _live(dev)
     c.run(0.3)
+    time.sleep(0.6)  # reports pile up unread; request() reads them before its reply
     reply = link.request("get_settings")
     assert reply["ok"] and reply["settings"]["spo2_low"] == 90
-    reply = link.request("status")
-    assert reply["cmd"] == "status"
-    kept = link.poll()
-    assert any(x.msg["type"] == "heartbeat" for x in kept if hasattr(x, "msg"))
+    kept = [x.msg for x in link.poll() if isinstance(x, Received)]
+    assert any(m["type"] == "heartbeat" for m in kept)
+    assert any(m["type"] == "reply" and m["cmd"] == "get_settings" for m in kept)
+    assert link.request("status")["cmd"] == "status"
     with pytest.raises(LinkError) as e:
         link.request("set", name="spo2_low", value=200)
     assert "spo2_low must be within 80..98" in str(e.value)

@@ -72,13 +72,31 @@ def describe(rec: dict[str, Any]) -> str:
     return f"{event} {rest}".rstrip()
 
 
-def _page(link: Any, first: int, which: str) -> tuple[dict[str, Any], list[Received]]:
+_ENVELOPE = ("v", "seq", "boot", "type", "t_ms", "log")
+
+
+def record(msg: dict[str, Any]) -> dict[str, Any] | None:
+    """The flash record of a `log` message (protocol v1 sent its fields at the top level)."""
+    rec = msg.get("rec")
+    if isinstance(rec, dict):
+        return rec
+    if "n" in msg:
+        return {k: v for k, v in msg.items() if k not in _ENVELOPE}
+    return None
+
+
+def _page(
+    link: Any, first: int, which: str
+) -> tuple[dict[str, Any], list[tuple[dict[str, Any], float | None]]]:
     reply = link.request("log", PAGE_TIMEOUT_S, **{"from": first, "log": which, "count": PAGE})
-    got = [
-        x
-        for x in link.poll()
-        if isinstance(x, Received) and x.msg.get("type") == "log" and x.msg.get("log") == which
-    ]
+    got = []
+    for x in link.poll():
+        if not isinstance(x, Received) or x.msg.get("type") != "log":
+            continue
+        rec = record(x.msg)
+        ok = rec is not None and isinstance(rec.get("n"), int)
+        if ok and rec is not None and x.msg.get("log", "alarm") == which:
+            got.append((rec, x.wall_time))
     return reply, got
 
 
@@ -101,21 +119,18 @@ def _read_all(args: argparse.Namespace, link: Any) -> int:
     seen: set[int] = set()
     end = None
     while True:
-        reply, got = _page(link, n, args.which)
-        recs = [x for x in got if isinstance(x.msg.get("rec"), dict)]
+        reply, recs = _page(link, n, args.which)
         count = reply.get("count")
         if isinstance(count, int) and len(recs) < count:  # lost in transit: ask again once
-            reply, got = _page(link, n, args.which)
-            recs = [x for x in got if isinstance(x.msg.get("rec"), dict)]
+            reply, recs = _page(link, n, args.which)
             if isinstance(count, int) and len(recs) < count:
                 raise Refused(f"records {n}.. of the {args.which} log did not arrive whole")
-        for x in sorted(recs, key=lambda r: int(r.msg["rec"].get("n", 0))):
-            rec = x.msg["rec"]
-            if rec.get("n") in seen:
+        for rec, wall in sorted(recs, key=lambda r: int(r[0]["n"])):
+            if rec["n"] in seen:
                 continue
-            seen.add(rec.get("n"))
+            seen.add(rec["n"])
             shown += 1
-            _print(args, rec, x.wall_time)
+            _print(args, rec, wall)
         nxt, end = reply.get("next"), reply.get("end")
         if not isinstance(nxt, int) or not count or (isinstance(end, int) and nxt >= end):
             break

@@ -187,6 +187,9 @@ def _apply(link: Any, changes: dict[str, Any], before: dict[str, Any]) -> int:
         if not progress:
             break
     if pending:
+        if len(changes) == 1:
+            name = next(iter(pending))
+            raise Refused(f"the device refused {name}={_show(pending[name])}: {errors[name]}")
         for name in pending:
             print(f"bedside settings: {name} not set: {errors[name]}", file=sys.stderr)
         done = len(changes) - len(pending)
