@@ -393,10 +393,14 @@ def _nibp_text(view: View, now: float, live: bool, hb: dict[str, Any]) -> Text:
     else:
         t.append("--/-- (no reading)", style="dim")
     state = hb.get("nibp_state") or (view.nibp_state.msg.get("state") if view.nibp_state else "")
+    hb_stale = _stale(view.heartbeat, now, live)[1]
+    style = STALE_STYLE if hb_stale else "bold magenta"
     if state and state not in ("idle",):
-        t.append(f"  [{state}]", style="bold magenta")
+        t.append(f"  [{state}]", style=style)
     if hb.get("cuff") is not None:
-        t.append(f"  cuff {hb['cuff']} mmHg", style="bold magenta")
+        t.append(f"  cuff {hb['cuff']} mmHg", style=style)
+    if hb_stale and ((state and state != "idle") or hb.get("cuff") is not None):
+        t.append("  STALE", style="bold yellow")
     return t
 
 
