@@ -133,6 +133,7 @@ class _Fill:
     not_before: float = 0.0  # clock(): do not ask before (device busy)
     tries: int = 0
     lookup: bool = True  # False: report the gaps without reading the log
+    upper: int | None = None  # the next backward seek ends here (progress without records)
 
 
 class DeviceLink:
@@ -452,7 +453,7 @@ class DeviceLink:
                 return
             try:
                 msg = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
                 msg = None
         if not _valid(msg):
             if not first:  # the first bytes after opening may be the tail of a line
@@ -536,6 +537,8 @@ class DeviceLink:
         assert old is not None
         self.stats.restarts += 1
         self._replay = None
+        if self._logcmd is not None and not self._logcmd.user:
+            self._logcmd = None  # the old boot will not answer it: ask again
         gaps: list[tuple[int, int, str]] = []
         t_lo = self._t_last
         for h in self._holes:
@@ -778,7 +781,8 @@ class DeviceLink:
             self._send_log(lc.args["from"], lc.args["count"], lc.args["phase"], lc.retries + 1)
             return
         if lc.args["phase"] == "seek":
-            return  # records remembered; the next step picks the start
+            job.upper = lc.args["from"]  # records remembered; the next seek goes further back
+            return
         hi = (job.boot, job.t_hi if job.t_hi is not None else 1 << 62)
         lo = (job.boot, job.t_lo)
         recs = [(r["b"], r["u"], item, r) for item, r in lc.held if _int(r.get("b"))]
@@ -851,7 +855,7 @@ class DeviceLink:
         cands += [n for n, b, u in self._anchors if (b, u) < lo]
         above = [n for n, k in self._recs.items() if k >= lo]
         above += [n for n, b, u in self._anchors if (b, u) >= lo]
-        hi = min([end, *above])
+        hi = min([end, *above] + ([job.upper] if job.upper is not None else []))
         best = max([first, *cands])
         if hi - best <= LOG_PAGE or hi <= first:
             job.cursor = max(first, min(best, hi))
