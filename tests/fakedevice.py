@@ -78,6 +78,7 @@ class LogRing:
         self.capacity = capacity
         self.records: deque[dict[str, Any]] = deque()
         self.next = 0
+        self.corrupt: set[int] = set()  # records that fail their checksum: skipped on read
 
     @property
     def first(self) -> int:
@@ -92,7 +93,8 @@ class LogRing:
         return int(rec["n"])
 
     def read(self, first: int, count: int) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.records if r["n"] >= first][:count]
+        recs = [r for r in self.records if r["n"] >= first and r["n"] not in self.corrupt]
+        return [dict(r) for r in recs[:count]]
 
 
 class Flash:

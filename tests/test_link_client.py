@@ -403,3 +403,41 @@ def test_line_that_never_comes_back_is_a_gap(dev: FakeDevice) -> None:
     assert [(g.first_seq, g.last_seq) for g in c.gaps] == [(lost, lost)]
     assert "flash alarm log" in c.gaps[0].reason
     assert link.stats.lost == 1
+
+
+def test_log_search_passes_a_page_of_corrupt_records(tmp_path: Path) -> None:
+    """REQ-HOST-04: looking back through the flash log for a boot's start goes on past a page
+    that returns no records (corrupt ones are skipped by the device), and ends."""
+    with FakeDevice(tmp_path, report_s=0.02) as dev:
+        for i in range(40):
+            with dev.lock:
+                dev.alarm(
+                    "PR_LOW",
+                    "raise" if i % 2 == 0 else "end",
+                    "active" if i % 2 == 0 else "inactive",
+                    "medium",
+                    40,
+                    50,
+                )
+            time.sleep(0.002)
+        dev.restart("soft")
+        for i in range(30):
+            with dev.lock:
+                dev.alarm(
+                    "BP_RISE",
+                    "raise" if i % 2 == 0 else "end",
+                    "active" if i % 2 == 0 else "inactive",
+                    "low",
+                    160,
+                    150,
+                )
+            time.sleep(0.002)
+        assert dev.flash is not None
+        dev.flash.alarm.corrupt.update(range(38, 54))  # one whole page of the search
+        time.sleep(1.5)
+        link, c = _live(dev)
+        assert len(dev.commands_of("log")) < 12
+        assert c.gaps and not link.catching_up
+        got = _alarm_keys(c, 2)
+        made = _made(dev, 2)
+        assert set(got) <= set(made) and len(got) >= len(made) - 14  # 40..53 are unreadable
