@@ -283,3 +283,52 @@ def test_monitor_view_follows_the_device_away_and_back(tmp_path: Path) -> None:
         dev.plug()
         assert " LIVE " in step("live", 10)
         link.close()
+
+
+def test_monitor_db_records_every_item_into_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """REQ-HOST-18: --db FILE hands every delivered message and gap to
+    bedside_host.store.Store(FILE).add() and closes the store at the end; a failing write is
+    reported and the monitor goes on."""
+    import types
+
+    from bedside_host.cli import main
+
+    made: list[object] = []
+
+    class Store:
+        def __init__(self, path: str) -> None:
+            self.path, self.items, self.closed, self.fail = path, [], False, True
+            made.append(self)
+
+        def add(self, item: object) -> None:
+            if self.fail:
+                self.fail = False
+                raise OSError("disk full")
+            self.items.append(item)
+
+        def close(self) -> None:
+            self.closed = True
+
+    monkeypatch.setitem(sys.modules, "bedside_host.store", types.SimpleNamespace(Store=Store))
+    with FakeDevice(tmp_path, report_s=0.25) as dev:
+        code = main(
+            [
+                "monitor",
+                "--port",
+                dev.path,
+                "--json",
+                "--duration",
+                "2",
+                "--db",
+                str(tmp_path / "r.db"),
+            ]
+        )
+    out, err = capsys.readouterr()
+    assert code == 0 and "recording to the database failed: disk full" in err
+    (store,) = made
+    assert store.path == str(tmp_path / "r.db") and store.closed
+    printed = [json.loads(line) for line in out.splitlines()]
+    assert len(store.items) >= len(printed) - 1 >= 4
+    assert all(isinstance(x, (Received, Gap)) for x in store.items)

@@ -185,7 +185,7 @@ class View:
     def apply(self, item: Received | Gap) -> None:
         if isinstance(item, Gap):
             end = "end of boot" if item.last_seq == UNKNOWN_END else str(item.last_seq)
-            self._event(
+            self.note(
                 item.rx_time, f"GAP boot {item.boot} seq {item.first_seq}..{end}: {item.reason}"
             )
             return
@@ -194,9 +194,9 @@ class View:
         when = item.wall_time if item.wall_time is not None else item.rx_time
         if item.replayed:  # history: the events list only, never over the present
             if t == "alarm":
-                self._event(when, "(earlier) " + _alarm_text(m))
+                self.note(when, "(earlier) " + _alarm_text(m))
             elif t == "log" and isinstance(m.get("rec"), dict) and "condition" in m["rec"]:
-                self._event(when, "(flash log) " + _alarm_text(m["rec"]))
+                self.note(when, "(flash log) " + _alarm_text(m["rec"]))
             return
         seen = Seen(m, item.rx_time, item.wall_time)
         if t == "oxi":
@@ -214,50 +214,50 @@ class View:
         elif t == "nibp":
             self.nibp = seen
             if m.get("sys") is not None:
-                self._event(when, f"NIBP {m.get('sys')}/{m.get('dia')} ({m.get('map')})")
+                self.note(when, f"NIBP {m.get('sys')}/{m.get('dia')} ({m.get('map')})")
         elif t == "nibp_state":
             self.nibp_state = seen
             text = m.get("message") or m.get("reason") or ""
-            self._event(when, f"NIBP {m.get('state')}" + (f": {text}" if text else ""))
+            self.note(when, f"NIBP {m.get('state')}" + (f": {text}" if text else ""))
         elif t == "hello":
             self.hello = m
-            self._event(
+            self.note(
                 when,
                 f"device hello: fw {m.get('fw')}, boot {m.get('boot', 0)}, "
                 f"reset cause {m.get('reset_cause')}",
             )
             if m.get("settings_problems"):
-                self._event(when, "settings problems: " + "; ".join(m["settings_problems"]))
+                self.note(when, "settings problems: " + "; ".join(m["settings_problems"]))
         elif t == "alarm":
             cond = str(m.get("condition"))
             if m.get("state") == "inactive":
                 self.alarm_events.pop(cond, None)
             else:
                 self.alarm_events[cond] = m
-            self._event(when, _alarm_text(m))
+            self.note(when, _alarm_text(m))
         elif t == "setting":
             by = f" by {m['by']}" if m.get("by") else ""
-            self._event(when, f"setting {m.get('name')} {m.get('old')} -> {m.get('value')}{by}")
+            self.note(when, f"setting {m.get('name')} {m.get('old')} -> {m.get('value')}{by}")
         elif t == "audio_off":
             self._audio_off(bool(m.get("on")), when, m.get("reason"))
         elif t == "fault":
-            self._event(when, f"device fault in {m.get('where')}: {m.get('error')}")
+            self.note(when, f"device fault in {m.get('where')}: {m.get('error')}")
         elif t == "reply" and m.get("ok") is False:
-            self._event(when, f"device refused {m.get('cmd')}: {m.get('error')}")
+            self.note(when, f"device refused {m.get('cmd')}: {m.get('error')}")
 
     def _audio_off(self, on: bool, when: float, reason: Any) -> None:
         if on != self.audio_off and (self.audio_off is not None or on):
             why = f" ({reason})" if reason else ""
-            self._event(when, ("AUDIO OFF entered" if on else "AUDIO OFF ended") + why)
+            self.note(when, ("AUDIO OFF entered" if on else "AUDIO OFF ended") + why)
         self.audio_off = on
 
     def update_link(self, link: LinkView) -> None:
         old = self.link
         if old.state != link.state and old.url:
             why = f" ({link.last_error})" if link.state == "disconnected" else ""
-            self._event(time.time(), f"link {old.state} -> {link.state}{why}")
+            self.note(time.time(), f"link {old.state} -> {link.state}{why}")
         if link.stats.restarts > old.stats.restarts and old.url:
-            self._event(time.time(), "the device restarted")
+            self.note(time.time(), "the device restarted")
         self.link = link
 
     def apply_annunciator(self, rec: dict[str, Any]) -> None:
@@ -266,7 +266,8 @@ class View:
         elif rec.get("dev") == "led":
             self.leds[str(rec.get("color"))] = bool(rec.get("on"))
 
-    def _event(self, when: float, text: str) -> None:
+    def note(self, when: float, text: str) -> None:
+        """One line in the events list."""
         self.events.append(f"{clock_text(when)} {text}")
         del self.events[:-EVENTS_SHOWN]
 
@@ -483,20 +484,51 @@ def json_line(item: Received | Gap) -> str:
     return item.line
 
 
-def _open_store(path: str) -> Any:
-    try:
-        mod = importlib.import_module("bedside_host.store")
-    except ImportError:
-        raise UsageError(
-            "--db needs the records store (bedside_host.store), which this installation lacks"
-        ) from None
-    return mod.Store(path)
+class _Recorder:
+    """--db: every item into the records store; a failed write is reported, the view goes on
+    (the store keeps the batch and retries on the next write)."""
+
+    def __init__(self, path: str) -> None:
+        try:
+            mod = importlib.import_module("bedside_host.store")
+        except ImportError:
+            raise UsageError(
+                "--db needs the records store (bedside_host.store), which this installation lacks"
+            ) from None
+        try:
+            self.store = mod.Store(path)
+        except Exception as e:  # the store's StoreError: not a record file, unwritable
+            raise UsageError(f"--db {path}: {e}") from None
+        self.error = ""
+
+    def add(self, items: list[Received | Gap]) -> str:
+        """Record the items; returns a new error text ('' if none)."""
+        failed = ""
+        for item in items:  # one by one: a failure must not drop the items after it
+            try:
+                self.store.add(item)
+            except Exception as e:  # StoreError (disk full, locked): report, keep showing
+                failed = f"recording to the database failed: {e}"
+        flush = getattr(self.store, "maybe_flush", None)  # commits an idle batch
+        if flush is not None:
+            try:
+                flush()
+            except Exception as e:
+                failed = f"recording to the database failed: {e}"
+        new = failed != self.error
+        self.error = failed
+        return failed if new else ""
+
+    def close(self) -> None:
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            close()
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         port = resolve_port(args.port)
-        store = _open_store(args.db) if getattr(args, "db", None) else None
+        store = _Recorder(args.db) if getattr(args, "db", None) else None
     except (UsageError, ConfigError) as e:
         print(f"bedside monitor: {e}", file=sys.stderr)
         return 2
@@ -505,6 +537,8 @@ def run(args: argparse.Namespace) -> int:
     if link.state == "disconnected" and not getattr(args, "wait", False):
         print(f"bedside monitor: {link.last_error}", file=sys.stderr)
         link.close()
+        if store is not None:
+            store.close()
         return 2
     stop = {"now": False}
 
@@ -520,9 +554,13 @@ def run(args: argparse.Namespace) -> int:
         return not stop["now"] and (end is None or time.monotonic() < end)
 
     def record(items: list[Received | Gap]) -> None:
-        if store is not None:
-            for item in items:
-                store.add(item)
+        if store is None:
+            return
+        err = store.add(items)
+        if err and args.json:
+            print(f"bedside monitor: {err}", file=sys.stderr)
+        elif err:
+            view.note(time.time(), err)
 
     try:
         if args.json:
@@ -548,5 +586,5 @@ def run(args: argparse.Namespace) -> int:
         for s, h in old.items():
             signal.signal(s, h)
         link.close()
-        if store is not None and hasattr(store, "close"):
+        if store is not None:
             store.close()
