@@ -120,12 +120,12 @@ def run(args: argparse.Namespace) -> int:
                 f"Logs in {work}. Ctrl-C to stop.",
                 flush=True,
             )
-        margs = argparse.Namespace(
-            port=ports["host"],
-            baud=115200,
-            json=args.json,
-            annunciator_log=str(ann),
-            duration=args.duration,
+        mparser = argparse.ArgumentParser(prog="bedside monitor")
+        monitor.add_arguments(mparser)
+        margs = mparser.parse_args(
+            ["--port", ports["host"], "--annunciator-log", str(ann)]
+            + ["--duration", str(args.duration)]
+            + (["--json"] if args.json else [])
         )
         return monitor.run(margs)
     except KeyboardInterrupt:

@@ -59,7 +59,7 @@ BUSY_RETRY_S = 0.5  # the device's one log request at a time: ask again after th
 LOG_PAGE = 16  # records per log command (the device's cap)
 RX_LINE_MAX = 65536  # a longer unterminated line is garbage
 MAX_MISSED_BOOTS = 8  # whole boots missed between two seen ones, each looked up in the log
-ALARM_MATCH_MS = 100  # a log record and a live alarm line are the same event within this
+ALARM_MATCH_MS = 0  # a log record's `u` equals its alarm line's `t_ms` (same uptime)
 BY_COMMANDS = frozenset({"set"})  # commands whose protocol row takes `by` (operator name)
 
 STATES = ["disconnected", "connecting", "syncing", "live", "stale"]
@@ -72,7 +72,7 @@ TRANSITIONS: list[dict[str, Any]] = [
     {"trigger": "quiet", "source": ["syncing", "live"], "dest": "stale"},
     {"trigger": "heard", "source": "stale", "dest": "live", "conditions": "is_synced"},
     {"trigger": "heard", "source": "stale", "dest": "syncing", "unless": "is_synced"},
-    {"trigger": "restarted", "source": ["live", "stale"], "dest": "syncing"},
+    {"trigger": "restarted", "source": "live", "dest": "syncing"},  # (stale: heard first)
     {"trigger": "lost", "source": ["syncing", "live", "stale"], "dest": "disconnected"},
     {"trigger": "close", "source": "*", "dest": "disconnected"},
 ]
@@ -133,6 +133,7 @@ class _Fill:
     not_before: float = 0.0  # clock(): do not ask before (device busy)
     tries: int = 0
     lookup: bool = True  # False: report the gaps without reading the log
+    upper: int | None = None  # the next backward seek ends here (progress without records)
 
 
 class DeviceLink:
@@ -157,6 +158,8 @@ class DeviceLink:
         self.hello: dict[str, Any] | None = None  # the device's last hello
         self.last_error = ""  # the last link problem, readable
         self.state_since = clock()
+        self.state_log: deque[tuple[float, str, str]] = deque(maxlen=64)  # (clock, from, to)
+        self._prev_state = "disconnected"
         self._clock = clock
         self._wall = wall
         self._transport = Transport(url, baudrate)
@@ -197,6 +200,7 @@ class DeviceLink:
         self._recs: dict[int, tuple[int, int]] = {}  # record number -> (boot, uptime)
         self._fills: deque[_Fill] = deque()
         self._logcmd: _Cmd | None = None
+        self._user_log_waiting = False
         self._seen_alarms: dict[tuple[int, str, str, str], list[int]] = {}
         # wall time per boot
         self._offsets: dict[int, float] = {}
@@ -215,6 +219,11 @@ class DeviceLink:
     @property
     def last_seq(self) -> int:
         return self._last_seq
+
+    @property
+    def catching_up(self) -> bool:
+        """Missing lines are being replayed or looked up in the flash log (gaps to come)."""
+        return bool(self._holes or self._fills or self._replay or self._logcmd)
 
     def retry_in(self) -> float | None:
         """Seconds until the next reconnect attempt (None unless disconnected)."""
@@ -266,11 +275,15 @@ class DeviceLink:
         next poll(). Raises LinkError (the device's reason) on ok:false, LinkTimeout, or
         LinkDown if the port is not open or was lost while waiting."""
         end = time.monotonic() + timeout
-        if cmd == "log":  # the device runs one log request at a time: wait for ours
-            while self._logcmd is not None:
-                if time.monotonic() >= end:
-                    raise LinkTimeout(f"{cmd}: the device's flash log is busy")
-                self._step(0.05)
+        if cmd == "log":  # the device runs one log request at a time: the caller's goes next
+            self._user_log_waiting = True
+            try:
+                while self._logcmd is not None:
+                    if time.monotonic() >= end:
+                        raise LinkTimeout(f"{cmd}: the device's flash log is busy")
+                    self._step(0.05)
+            finally:
+                self._user_log_waiting = False
         conn = self._conn
         rid = self.send(cmd, **fields)
         self._waiting[rid] = None
@@ -302,7 +315,10 @@ class DeviceLink:
 
     # --- state --------------------------------------------------------------------------
     def _state_changed(self) -> None:
-        self.state_since = self._clock()
+        now = self._clock()
+        self.state_log.append((now, self._prev_state, self.state))
+        self._prev_state = self.state
+        self.state_since = now
 
     def _connect(self, now: float) -> None:
         self._fsm.trigger("connect")
@@ -437,7 +453,7 @@ class DeviceLink:
                 return
             try:
                 msg = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
                 msg = None
         if not _valid(msg):
             if not first:  # the first bytes after opening may be the tail of a line
@@ -521,6 +537,8 @@ class DeviceLink:
         assert old is not None
         self.stats.restarts += 1
         self._replay = None
+        if self._logcmd is not None and not self._logcmd.user:
+            self._logcmd = None  # the old boot will not answer it: ask again
         gaps: list[tuple[int, int, str]] = []
         t_lo = self._t_last
         for h in self._holes:
@@ -562,6 +580,8 @@ class DeviceLink:
                 )
         if boot == old:
             self._offsets.pop(boot, None)  # no flash store: the boot counter stays 0
+        for key in [k for k in self._seen_alarms if k[0] < boot - MAX_MISSED_BOOTS]:
+            del self._seen_alarms[key]
         self._begin_boot(boot, seq, t_ms, "restart")
         if self._synced:
             self._synced = False
@@ -656,12 +676,15 @@ class DeviceLink:
                 self._send_replay(rp.args["from"], rp.retries + 1)
                 return
             rp.lossy = True
-        if _int(nxt) and nxt > rp.args["from"] and any(h.first < seq for h in self._holes):
+        if _int(nxt) and nxt > rp.args["from"] and any(h.last >= nxt for h in self._holes):
             self._send_replay(nxt)
             if self._replay is not None:
                 self._replay.lossy = rp.lossy
             return
-        self._resolve_holes(seq, oldest if _int(oldest) else None, "not held for replay", rp.lossy)
+        why = "not held for replay"
+        if rp.lossy:
+            why += f", or its replayed copy was lost again ({CMD_RETRIES + 1} tries)"
+        self._resolve_holes(seq, oldest if _int(oldest) else None, why, rp.lossy)
 
     # --- hello and the flash alarm log --------------------------------------------------
     def _on_hello(self, msg: dict[str, Any], boot: int, t_ms: int, live: bool) -> None:
@@ -758,7 +781,8 @@ class DeviceLink:
             self._send_log(lc.args["from"], lc.args["count"], lc.args["phase"], lc.retries + 1)
             return
         if lc.args["phase"] == "seek":
-            return  # records remembered; the next step picks the start
+            job.upper = lc.args["from"]  # records remembered; the next seek goes further back
+            return
         hi = (job.boot, job.t_hi if job.t_hi is not None else 1 << 62)
         lo = (job.boot, job.t_lo)
         recs = [(r["b"], r["u"], item, r) for item, r in lc.held if _int(r.get("b"))]
@@ -831,7 +855,7 @@ class DeviceLink:
         cands += [n for n, b, u in self._anchors if (b, u) < lo]
         above = [n for n, k in self._recs.items() if k >= lo]
         above += [n for n, b, u in self._anchors if (b, u) >= lo]
-        hi = min([end, *above])
+        hi = min([end, *above] + ([job.upper] if job.upper is not None else []))
         best = max([first, *cands])
         if hi - best <= LOG_PAGE or hi <= first:
             job.cursor = max(first, min(best, hi))
@@ -843,7 +867,12 @@ class DeviceLink:
     def _pump(self, now: float) -> None:
         if self._replay is None and self._holes:
             self._send_replay(self._holes[0].first)
-        if self._logcmd is None and self._fills and self._transport.is_open:
+        if (
+            self._logcmd is None
+            and self._fills
+            and not self._user_log_waiting
+            and self._transport.is_open
+        ):
             self._fill_step(now)
 
 

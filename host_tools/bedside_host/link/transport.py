@@ -7,6 +7,7 @@ value (PortGone with a readable reason), never a traceback.
 
 from __future__ import annotations
 
+import os
 import select
 import time
 from typing import Any
@@ -24,7 +25,13 @@ class PortGone(Exception):
 
 
 def _reason(e: BaseException) -> str:
+    """A short readable reason: the OS error's text where there is one."""
+    code = getattr(e, "errno", None)
+    if isinstance(code, int) and code > 0:
+        return os.strerror(code)
     text = str(e).strip() or type(e).__name__
+    if "returned no data" in text:  # pyserial's words for a port whose device went away
+        return "the device went away (the port returned no data)"
     return text.splitlines()[0][:200]
 
 
