@@ -232,8 +232,8 @@ def test_busy_retry():
 
 
 def test_no_ack_is_comm_lost():
-    """REQ-SEN-10, REQ-SEN-30: no 'O' within 1000 ms, after the retries -> NIBP_COMM_LOST (across the
-    wrap); the start may have inflated the cuff unseen: abort, cuff fault, still busy"""
+    """REQ-SEN-10, REQ-SEN-30: no 'O' within 1000 ms, after the retries -> NIBP_COMM_LOST
+    (across the wrap); the start may have inflated the cuff unseen: abort, cuff fault, busy"""
     u = FakeUart()
     d = SuntechNibp(u, NibpReading(), ack_retries=2)
     d.start(t(0))
