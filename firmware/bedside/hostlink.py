@@ -4,6 +4,7 @@
 # alarm events out of what can be replayed: those are kept in a separate retained ring.
 # Device -> host: {"v": 2, "seq": n, "boot": b, "type": ..., "t_ms": uptime, ...}.
 # Messages are built at most a few times a second (never per byte or per frame).
+import io
 import json
 
 from bedside.compat import const
@@ -12,15 +13,16 @@ PROTOCOL_VERSION = const(2)
 HOST_BAUD = const(115200)  # nominal rate for ptys and USB-serial adapters (USB CDC ignores it)
 LINE_MAX = const(512)  # longest accepted command line, bytes (longer: rejected, resync at LF)
 HISTORY = const(48)  # last lines of every kind kept for replay ...
-HISTORY_BYTES = const(4096)  # ... in one preallocated byte ring (no heap churn)
+HISTORY_BYTES = const(3072)  # ... in one preallocated byte ring (no heap churn)
 RETAINED = const(24)  # last alarm/nibp/setting/... lines kept whatever else is sent ...
-RETAINED_BYTES = const(2048)  # ... in a second preallocated byte ring
+RETAINED_BYTES = const(1536)  # ... in a second preallocated byte ring
 OUTBOX = const(64)  # lines waiting for the transport (oldest dropped beyond this, counted)
 REPLAY_MAX = const(16)  # lines sent again per replay command ...
 REPLAY_BYTES = const(2048)  # ... and bytes (copies wait in the outbox)
 LINES_PER_TICK = const(4)  # command lines handled per tick; the rest wait in the input
 WRITE_BUDGET = const(512)  # bytes written per tick (USB CDC full speed takes far more)
 _RX = const(64)  # bytes read from the host per read call
+_OUT_LINE = const(1024)  # longest message built in place (a longer one is built on the heap)
 _COUNT_MAX = const(0x3FFFFFFF)  # counters stay small ints on the Pico (31-bit)
 RETAIN_TYPES = ("alarm", "nibp", "nibp_state", "setting", "audio_off", "fault", "selftest")
 
@@ -42,9 +44,16 @@ class LineRing:
         self.head = 0  # slot of the oldest line
         self.n = 0  # lines held
         self.wpos = 0  # where the next line goes
+        self.pin = -1  # seq being written from this ring: copied out before it is evicted
+        self.saved = None
 
     def _evict(self):
-        self.head = (self.head + 1) % len(self.seq)
+        i = self.head
+        if self.seq[i] == self.pin:
+            o = self.off[i]
+            self.saved = bytes(self.mv[o : o + self.len[i]])  # rare: the host is slow
+            self.pin = -1
+        self.head = (i + 1) % len(self.seq)
         self.n -= 1
 
     def add(self, seq, line):
@@ -101,11 +110,18 @@ class HostLink:
         self._rx_mv = memoryview(self._rx)
         self._rx_i = 0
         self._rx_n = 0
+        try:  # MicroPython: a preallocated stream json.dump() writes into
+            self._bio = io.BytesIO(_OUT_LINE)
+        except TypeError:  # CPython's BytesIO takes no size
+            self._bio = None
+        self._obuf = bytearray(_OUT_LINE)
+        self._omv = memoryview(self._obuf)
         self._hist = LineRing(HISTORY_BYTES, HISTORY)
         self._kept = LineRing(RETAINED_BYTES, RETAINED)
         self._out = []  # waiting for the transport, in order: seqs (live) or bytes (replays)
         self._cur = -1  # seq being written, its bytes and how far
         self._curline = None
+        self._pinned = None
         self._pos = 0
         self.rx_lines = 0
         self.rx_errors = 0
@@ -122,12 +138,26 @@ class HostLink:
             for k in fields:
                 if k not in msg:  # the envelope is never overwritten by a field
                     msg[k] = fields[k]
-        line = json.dumps(msg).encode()
+        line = self._encode(msg)
         self._hist.add(self.seq, line)
         if mtype in RETAIN_TYPES:
             self._kept.add(self.seq, line)
         self._queue(self.seq)
         return self.seq
+
+    def _encode(self, msg):
+        """The JSON line, built in a preallocated buffer on MicroPython (no large temporary
+        strings to fragment a Pico-sized heap); json.dumps on CPython."""
+        bio = self._bio
+        if bio is not None:
+            bio.seek(0)
+            json.dump(msg, bio)
+            n = bio.tell()
+            if n <= len(self._obuf):
+                bio.seek(0)
+                bio.readinto(self._omv[:n])
+                return self._omv[:n]
+        return json.dumps(msg).encode()
 
     def _queue(self, seq):
         self._out.append(seq)
@@ -196,28 +226,43 @@ class HostLink:
                 return False
             seq = self._out[0]
             if self._cur is not seq:
-                if not isinstance(seq, int):  # a replayed copy
-                    self._curline = memoryview(seq + b"\n")
-                    self._cur = seq
-                    self._pos = 0
-                    continue
-                ring, i = self._line_of(seq)
-                if ring is None:  # evicted before it could be written: lost, counted
-                    self._out.pop(0)
-                    self.tx_dropped = _inc(self.tx_dropped)
-                    continue
-                # the line being written is held apart: a ring may evict it meanwhile
-                a = ring.off[i]
-                self._curline = memoryview(bytes(ring.mv[a : a + ring.len[i]]) + b"\n")
+                self._unpin()
                 self._cur = seq
                 self._pos = 0
+                if not isinstance(seq, int):  # a replayed copy
+                    self._curline = seq
+                else:
+                    ring, i = self._line_of(seq)
+                    if ring is None:  # evicted before it could be written: lost, counted
+                        self._out.pop(0)
+                        self._cur = -1
+                        self.tx_dropped = _inc(self.tx_dropped)
+                        continue
+                    ring.pin = seq  # written from the ring; copied out only if evicted
+                    self._pinned = ring
+                    self._curline = None
             line = self._curline
-            n = len(line)
+            if line is None:
+                ring = self._pinned
+                if ring.pin != seq:  # evicted meanwhile: its copy was saved
+                    line = self._curline = ring.saved
+                    ring.saved = None
+                    self._pinned = None
+                else:
+                    i = ring.find(seq)
+                    a = ring.off[i]
+                    line = ring.mv[a : a + ring.len[i]]
+            n = len(line) + 1  # the line and its LF
             take = n - self._pos
             if take > budget:
                 take = budget
             try:
-                w = stream.write(line[self._pos : self._pos + take])
+                if self._pos + take >= n:  # the rest of the line, then the LF
+                    w = stream.write(line[self._pos :]) if self._pos < n - 1 else 0
+                    if w is not None and self._pos + w >= n - 1:
+                        w = (w or 0) + (stream.write(b"\n") or 0)
+                else:
+                    w = stream.write(line[self._pos : self._pos + take])
             except Exception:  # a failing transport never stops the loop
                 w = 0
             if not w:
@@ -229,7 +274,14 @@ class HostLink:
                 self._out.pop(0)
                 self._cur = -1
                 self._curline = None
+                self._unpin()
         return True
+
+    def _unpin(self):
+        if self._pinned is not None:
+            self._pinned.pin = -1
+            self._pinned.saved = None
+            self._pinned = None
 
     # --- host -> device ------------------------------------------------------------------
     def pump(self, stream, handle, max_lines=LINES_PER_TICK):

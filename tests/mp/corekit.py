@@ -73,7 +73,7 @@ EVENTS = ("alarm", "reply", "fault", "audio_off", "selftest", "button", "setting
 class _Capped:
     """A sounder/LED record kept to its last `n` entries (long runs on a Pico-sized heap)."""
 
-    def __init__(self, n=300):
+    def __init__(self, n=48):
         self.log = []
         self.n = n
 

@@ -16,7 +16,9 @@ try:
 except ImportError:  # pragma: no cover
     _listdir = None
 
-MODULES = sys.argv[1:]
+# Arguments: module names, or "module.test" for one test; "--list" prints the tests only.
+LIST = "--list" in sys.argv
+MODULES = [a for a in sys.argv[1:] if a != "--list"]
 if not MODULES:
     here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
     MODULES = sorted(n[:-3] for n in _listdir(here) if n.startswith("test_") and n.endswith(".py"))
@@ -29,13 +31,17 @@ except ImportError:  # pragma: no cover
 passed = 0
 failed = 0
 skipped = 0
-for modname in MODULES:
+for arg in MODULES:
+    modname, _, only = arg.partition(".")
     mod = __import__(modname)
     for name in sorted(dir(mod)):
-        if not name.startswith("test_"):
+        if not name.startswith("test_") or (only and name != only):
             continue
         fn = getattr(mod, name)
         if not callable(fn):
+            continue
+        if LIST:
+            print("test", modname + "." + name)
             continue
         if _collect is not None:
             _collect()  # each test starts from a collected heap, as a fresh board would

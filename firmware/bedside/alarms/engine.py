@@ -13,7 +13,7 @@ from bedside.alarms.conditions import (
 )
 from bedside.alarms.deficit import IntegratedDeficit
 from bedside.readings import NONE
-from bedside.ticks import Age, elapsed, ticks_add, ticks_diff
+from bedside.ticks import AGE_MAX, elapsed, ticks_add, ticks_diff
 
 _S_ACTIVE = fsm.S_ACTIVE
 _S_PAUSED = fsm.S_PAUSED
@@ -36,7 +36,7 @@ class AlarmEngine:
         self.no_delay = bytearray(n)  # rule applies its own delay (e.g. integrated deficit)
         self.t_raw = [0] * n  # when the predicate became true
         self.t_start = [0] * n  # when the condition started to exist
-        self.onset = [Age() for _ in range(n)]  # the same, as a saturating age
+        self.onset_sat = bytearray(n)  # its age has saturated (ticks.AGE_MAX): no Age objects
         self.latched = bytearray(n)  # highest priority latched since the last reset (0: none)
         self.t_pause_end = [0] * n  # when an audio pause ends
         self.value = [NONE] * n  # the value that triggered it (last seen while it held)
@@ -99,7 +99,7 @@ class AlarmEngine:
                 if not self.exists[i] and elapsed(now, self.t_raw[i]) >= self.delay_ms(i):
                     self.exists[i] = 1
                     self.t_start[i] = now
-                    self.onset[i].mark(now)
+                    self.onset_sat[i] = 0
                     self.prio[i] = cond[2]
                     self._fire(i, fsm.E_RAISE, now)
             elif self.exists[i]:
@@ -108,17 +108,25 @@ class AlarmEngine:
             esc = cond[5]
             if esc and self.exists[i] and self.prio[i] < esc[1]:
                 esc_s = self.settings[esc[0]]
-                if esc_s and self.onset[i].ms(now) >= esc_s * 1000:
+                if esc_s and self.age_ms(i, now) >= esc_s * 1000:
                     self.prio[i] = esc[1]
                     self._fire(i, fsm.E_ESCALATE, now)
             if self.state[i]:
-                self.onset[i].ms(now)  # keep the age saturating, never wrapping
+                self.age_ms(i, now)  # keep the age saturating, never wrapping
             if self.state[i] == _S_PAUSED and ticks_diff(now, self.t_pause_end[i]) >= 0:
                 self._fire(i, fsm.E_PAUSE_END, now)
 
     def age_ms(self, i, now):
         """How long condition i's occurrence has been shown (saturating)."""
-        return self.onset[i].ms(now) if self.state[i] else 0
+        if not self.state[i] and not self.exists[i]:
+            return 0
+        if self.onset_sat[i]:
+            return AGE_MAX
+        d = ticks_diff(now, self.t_start[i])
+        if d >= AGE_MAX:
+            self.onset_sat[i] = 1
+            return AGE_MAX
+        return d if d > 0 else 0
 
     def delay_ms(self, i):
         if self.no_delay[i]:
