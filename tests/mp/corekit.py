@@ -2,7 +2,7 @@
 # a flash that fails, a Bench that keeps only the messages a test reads, a command helper.
 import json
 
-from fakes import MemStore
+from fakes import Events, MemStore
 from scenario import Bench
 
 DAY = 24 * 3600 * 1000
@@ -70,27 +70,12 @@ _IDS = [0]
 EVENTS = ("alarm", "reply", "fault", "audio_off", "selftest", "button", "setting")
 
 
-class _Capped:
-    """A sounder/LED record kept to its last `n` entries (long runs on a Pico-sized heap)."""
-
-    def __init__(self, n=48):
-        self.log = []
-        self.n = n
-
-    def __call__(self, t, a, b):
-        self.log.append((t, a, b))
-        if len(self.log) > self.n:
-            self.log.pop(0)
-
-
 def bench(types=EVENTS, **kw):
     """A Bench keeping only the message types a test looks at, and the last sounder/LED
     changes (a Pico-sized heap)."""
-    tones = _Capped()
-    lights = _Capped()
-    b = Bench(sounder_sink=tones, led_sink=lights, **kw)
-    b.sounder.log = tones.log
-    b.leds.log = lights.log
+    b = Bench(**kw)
+    b.sounder.log = Events(cap=256)  # the last sounder and LED changes (long runs)
+    b.leds.log = Events(last_bool=True, cap=256)
 
     def keep(m):
         if m["type"] in types:

@@ -3,6 +3,53 @@
 # and feed it bytes, so tests assert behaviour without hardware.
 
 
+try:
+    from array import array
+except ImportError:  # pragma: no cover
+    array = None
+
+
+class Events:
+    """A compact log of (int, int, int-or-bool) triples: three int arrays instead of a list of
+    tuples (a tenth of the heap on the 64-bit MicroPython port). Reads like a list of tuples:
+    len, index, slices (a list), iteration."""
+
+    def __init__(self, last_bool=False, cap=0):
+        self._a = array("i")
+        self._b = array("i")
+        self._c = array("i")
+        self._bool = last_bool
+        self.cap = cap  # 0: keep all; else keep about the last `cap` (long runs)
+
+    def append(self, e):
+        if self.cap and len(self._a) >= self.cap:
+            k = self.cap // 2
+            self._a = self._a[k:]
+            self._b = self._b[k:]
+            self._c = self._c[k:]
+        self._a.append(e[0])
+        self._b.append(e[1])
+        self._c.append(1 if e[2] is True else (0 if e[2] is False else e[2]))
+
+    def __len__(self):
+        return len(self._a)
+
+    def _get(self, i):
+        c = self._c[i]
+        return (self._a[i], self._b[i], bool(c) if self._bool else c)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self._get(k) for k in range(*i.indices(len(self._a)))]
+        if i < 0:
+            i += len(self._a)
+        return self._get(i)
+
+    def __iter__(self):
+        for k in range(len(self._a)):
+            yield self._get(k)
+
+
 class FakeUart:
     """A UART: bytes pushed with push() are read with readinto(); writes are recorded as
     chunks (no growing contiguous buffer: the tests run on a Pico-sized heap)."""
@@ -72,7 +119,7 @@ class FakeSounder:
 
     def __init__(self, clock, sink=None):
         self.clock = clock
-        self.log = []
+        self.log = Events()
         self.sink = sink if sink is not None else self._keep
         self.on = False
 
@@ -93,7 +140,7 @@ class FakeLeds:
 
     def __init__(self, clock, sink=None):
         self.clock = clock
-        self.log = []
+        self.log = Events(last_bool=True)
         self.state = [False, False, False, False]
         self.sink = sink if sink is not None else self._keep
 

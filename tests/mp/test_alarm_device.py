@@ -6,6 +6,7 @@ from bedside.nibp_schedule import NibpSchedule
 from bedside.readings import NONE
 from bedside.settings import defaults
 from fakes import FakeUart, MemStore
+from mputil import release
 from scenario import Bench
 
 T0 = (1 << 30) - 30000
@@ -60,6 +61,8 @@ def test_audio_off_host_command_and_heartbeat():
     r = _cmd(b, {"cmd": "audio_off", "on": True})
     assert r["ok"] is False and "organisation" in r["error"]
     stored = json.dumps(dict(defaults(), audio_off_allowed=1)).encode()
+    b = None
+    release()
     b2 = Bench(store=MemStore({"settings.json": stored}))
     b2.run(1000, 72, 97)
     assert _cmd(b2, {"cmd": "audio_off", "on": True})["ok"] is True
@@ -124,6 +127,8 @@ def test_alarm_log_from_device_and_host_command():
     assert e["ok"] and e["count"] == len(ev) >= 1
     assert any(x["event"] == "setting" and x["name"] == "spo2_low" and x["by"] == "nurse a"
                for x in ev)
+    b = None
+    release()
     b2 = Bench(store=store, reset_cause="watchdog")
     b2.run(500, 72, 97)
     r2 = _cmd(b2, {"cmd": "log", "from": r["end"]})

@@ -9,7 +9,7 @@ from bedside.alarms.patterns import CYAN, DUTY, GREEN, RAMP_STEPS, RED, VISUAL, 
 from bedside.annunciator import Annunciator
 from bedside.settings import Settings, defaults
 from bedside.ticks import MASK
-from fakes import MemStore
+from fakes import Events, MemStore
 from mputil import alloc_per_call, skip
 from scenario import Bench
 
@@ -22,8 +22,8 @@ class Rec:
 
     def __init__(self):
         self.t = 0
-        self.snd = []  # (t, hz, duty)
-        self.led = []  # (t, color, on)
+        self.snd = Events()  # (t, hz, duty)
+        self.led = Events(last_bool=True)  # (t, color, on)
 
     def tone(self, hz, duty):
         self.snd.append((self.t, hz, duty))

@@ -119,7 +119,7 @@ def test_flash_writes_wait_for_a_quiet_moment():
 
     ref = [None]
     store = Watch(ref)
-    b = Bench(store=store)
+    b = bench(types=("reply",), store=store)
     ref[0] = b.dev
     b.run(2000, 72, 97)
     b.run(20000, 72, 80)  # HIGH bursts with many events and settings changes
@@ -136,7 +136,7 @@ def test_key_flood_is_bounded_per_tick():
     from bedside.buttons import K_ACK
     from bedside.mainloop import KEY_EVENTS_PER_TICK, MainLoop
 
-    b = bench()
+    b = bench(types=())
     loop = MainLoop(b.dev)
     seen = []
     real = b.dev.button

@@ -24,9 +24,10 @@ def test_host_flood_is_bounded_and_alarm_events_are_retained():
         return n
 
     b.host.write = write
-    flood = b"".join(b'{"cmd": "replay", "from": 1}\n' for _ in range(9))
-    flood += b"".join(b'{"cmd": "ping"}\n' for _ in range(300))
-    b.host.push(flood)
+    for _ in range(9):  # nine replays and a hundred pings waiting at once (2 KB)
+        b.host.push(b'{"cmd": "replay", "from": 1}\n')
+    for _ in range(100):
+        b.host.push(b'{"cmd": "ping"}\n')
     lines_before = b.dev.link.rx_lines
     written.clear()
     b.dev.poll(b.clock.advance(10))

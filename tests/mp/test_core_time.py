@@ -20,7 +20,7 @@ def test_age_saturates_instead_of_wrapping():
 def test_silent_oximeter_stays_comm_lost_for_a_week():
     """REQ-CORE-06: a silent oximeter's OXI_COMM_LOST never ends by itself (7 days and more in
     big steps); a week-old NIBP reading is shown old, not "0s"."""
-    b = bench()
+    b = bench(types=("alarm",))
     b.run(3000, 72, 97)
     b.run(8000)
     assert b.dev.alarms.state[11]  # OXI_COMM_LOST
@@ -34,7 +34,7 @@ def test_silent_oximeter_stays_comm_lost_for_a_week():
 
 def test_uptime_stays_small_ints():
     """REQ-CORE-07: uptime is kept as seconds + ms (small ints on the Pico past 12.4 days)."""
-    b = bench()
+    b = bench(types=("alarm",))
     for _ in range(15 * 4):  # 15 days in 6-hour steps
         b.run(DAY // 4, tick=60000)
     assert b.dev.up_s >= 15 * 24 * 3600 and b.dev.up_s < (1 << 30)

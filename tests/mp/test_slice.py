@@ -5,6 +5,7 @@ from bedside.alarms.patterns import CYAN, GREEN, YELLOW
 from bedside.observations import OFF_CONFIRM_MS
 from bedside.settings import decode
 from fakes import MemStore
+from mputil import release
 from scenario import Bench
 
 
@@ -202,6 +203,8 @@ def test_nibp_host_command_starts_and_is_validated():
     b = Bench()
     r = _cmd(b, b'{"cmd": "nibp", "action": "start"}\n')
     assert r["ok"] is False and "no NIBP module" in r["error"]
+    b = None
+    release()
     nibp = FakeUart()
     b = Bench(nibp_uart=nibp)
     assert "start or stop" in _cmd(b, b'{"cmd": "nibp", "action": "inflate"}\n')["error"]
