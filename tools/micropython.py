@@ -33,7 +33,8 @@ def run(
     cwd: Path | None = None,
     timeout: float = 600,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a script under MicroPython with the firmware (and extra dirs) on MICROPYPATH."""
+    """Run a script under MicroPython with the firmware (and extra dirs) on MICROPYPATH;
+    `script` may be "-m module" to run a module found on that path."""
     exe = executable()
     if exe is None:
         raise FileNotFoundError(
@@ -42,7 +43,7 @@ def run(
     dirs = [*(path or []), ROOT / "firmware", Path(".frozen")]
     env = dict(os.environ, MICROPYPATH=":".join(str(d) for d in dirs))
     return subprocess.run(
-        [exe, "-X", f"heapsize={heap}", str(script), *args],
+        [exe, "-X", f"heapsize={heap}", *_script(script), *args],
         env=env,
         cwd=cwd,
         capture_output=True,
@@ -50,6 +51,11 @@ def run(
         timeout=timeout,
         check=False,
     )
+
+
+def _script(script: str | Path) -> list[str]:
+    s = str(script)
+    return ["-m", s[3:]] if s.startswith("-m ") else [s]
 
 
 MPY_DIR = ROOT / "build" / "mpy"  # the firmware core compiled as it is flashed (gitignored)
@@ -64,8 +70,8 @@ def compile_firmware(dest: Path = MPY_DIR) -> Path:
     src_root = ROOT / "firmware"
     sources = [(src_root, p) for p in sorted((src_root / "bedside").rglob("*.py"))]
     tests = ROOT / "tests" / "mp"
-    # the test modules too (not run.py): compiled ahead, nothing is compiled on the test heap
-    sources += [(tests, p) for p in sorted(tests.glob("*.py")) if p.name != "run.py"]
+    # the test modules and run.py too: compiled ahead, nothing is compiled on the test heap
+    sources += [(tests, p) for p in sorted(tests.glob("*.py"))]
     for root, src in sources:
         out = dest / src.relative_to(root).with_suffix(".mpy")
         if out.exists() and out.stat().st_mtime >= src.stat().st_mtime:

@@ -34,7 +34,7 @@ def main() -> int:
     modules = args.modules or sorted(p.stem for p in mp.glob("test_*.py"))
     tests: list[str] = []
     for mod in modules:
-        res = micropython.run(mp / "run.py", "--list", mod, heap=args.heap, path=[fw, mp], cwd=mp)
+        res = micropython.run("-m run", "--list", mod, heap=args.heap, path=[fw], cwd=fw)
         found = re.findall(r"^test (\S+)$", res.stdout, re.M)
         if res.returncode != 0 or not found:
             sys.stdout.write(res.stdout + res.stderr)
@@ -42,7 +42,7 @@ def main() -> int:
         tests.extend(found)
 
     def one(test: str) -> tuple[str, str, int]:
-        res = micropython.run(mp / "run.py", test, heap=args.heap, path=[fw, mp], cwd=mp)
+        res = micropython.run("-m run", test, heap=args.heap, path=[fw], cwd=fw)
         return test, res.stdout + res.stderr, res.returncode
 
     passed = failed = skipped = 0

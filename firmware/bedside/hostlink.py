@@ -18,7 +18,7 @@ RETAINED = const(24)  # last alarm/nibp/setting/... lines kept whatever else is 
 RETAINED_BYTES = const(1536)  # ... in a second preallocated byte ring
 OUTBOX = const(64)  # lines waiting for the transport (oldest dropped beyond this, counted)
 REPLAY_MAX = const(16)  # lines sent again per replay command ...
-REPLAY_BYTES = const(2048)  # ... and bytes (copies wait in the outbox)
+REPLAY_BYTES = const(2048)  # ... and bytes of copies waiting in the outbox, all replays together
 LINES_PER_TICK = const(4)  # command lines handled per tick; the rest wait in the input
 WRITE_BUDGET = const(512)  # bytes written per tick (USB CDC full speed takes far more)
 _RX = const(64)  # bytes read from the host per read call
@@ -119,6 +119,7 @@ class HostLink:
         self._hist = LineRing(HISTORY_BYTES, HISTORY)
         self._kept = LineRing(RETAINED_BYTES, RETAINED)
         self._out = []  # waiting for the transport, in order: seqs (live) or bytes (replays)
+        self._copies = 0  # bytes of replayed copies in _out
         self._cur = -1  # seq being written, its bytes and how far
         self._curline = None
         self._pinned = None
@@ -163,8 +164,12 @@ class HostLink:
         self._out.append(seq)
         if len(self._out) > OUTBOX:
             # the oldest goes, but never a line already partly written (it would be torn)
-            self._out.pop(1 if self._pos and self._cur is self._out[0] else 0)
+            self._done(self._out.pop(1 if self._pos and self._cur is self._out[0] else 0))
             self.tx_dropped = _inc(self.tx_dropped)
+
+    def _done(self, item):
+        if not isinstance(item, int):
+            self._copies -= len(item)
 
     def room(self):
         """Lines the outbox takes before it drops the oldest."""
@@ -197,13 +202,14 @@ class HostLink:
         room = self.room() - 1
         limit = min(len(kept), limit, room if room > 0 else 0)
         n = 0
-        size = 0
+        size = self._copies  # replayed copies still waiting count against the budget
         while n < limit:
             ring, i = self._line_of(kept[n])
             a = ring.off[i]
             size += ring.len[i]
-            if n and size > REPLAY_BYTES:
+            if size > REPLAY_BYTES:
                 break
+            self._copies += ring.len[i]
             # a copy: the oldest lines are the first a ring evicts while they wait
             self._queue(bytes(ring.mv[a : a + ring.len[i]]))
             n += 1
@@ -271,7 +277,7 @@ class HostLink:
             self.tx_bytes = _inc(self.tx_bytes)
             self._pos += w
             if self._pos >= n:
-                self._out.pop(0)
+                self._done(self._out.pop(0))
                 self._cur = -1
                 self._curline = None
                 self._unpin()

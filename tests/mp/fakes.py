@@ -55,21 +55,31 @@ class FakeUart:
     chunks (no growing contiguous buffer: the tests run on a Pico-sized heap)."""
 
     def __init__(self):
-        self.rx = bytearray()
+        self._rx = []  # pushed chunks (bytes), read from self._ri on
+        self._ri = 0
         self._tx = []  # written chunks (bytes)
         self._part = b""  # the start of an unfinished line
 
     def push(self, data):
-        self.rx += data
+        self._rx.append(bytes(data))
+
+    @property
+    def rx(self):
+        """What has been pushed and not read yet."""
+        return b"".join(self._rx)[self._ri :]
 
     def readinto(self, buf):
-        n = min(len(buf), len(self.rx))
-        if not n:
-            return None
-        for i in range(n):
-            buf[i] = self.rx[i]
-        self.rx = self.rx[n:]
-        return n
+        n = 0
+        while n < len(buf) and self._rx:
+            chunk = self._rx[0]
+            while n < len(buf) and self._ri < len(chunk):
+                buf[n] = chunk[self._ri]
+                n += 1
+                self._ri += 1
+            if self._ri >= len(chunk):
+                self._rx.pop(0)
+                self._ri = 0
+        return n or None
 
     def write(self, data):
         self._tx.append(bytes(data))

@@ -33,6 +33,8 @@ failed = 0
 skipped = 0
 for arg in MODULES:
     modname, _, only = arg.partition(".")
+    if _collect is not None:
+        _collect()  # a collected heap before the import, as at boot
     mod = __import__(modname)
     for name in sorted(dir(mod)):
         if not name.startswith("test_") or (only and name != only):

@@ -20,6 +20,8 @@ class _Drv:
     error = 0
     cuff_mmhg = NONE
     state = 0
+    cuff_fault = False
+    cuff_fault_reason = None
 
     def feed(self, mv, n, now):
         return 0
@@ -43,6 +45,7 @@ def test_nibp_hold_on_the_device():
     store = MemStore({"settings.json": json.dumps(stored).encode()})
     b = Bench(store=store)
     b.dev.nibp_drv = _Drv()
+    b.dev.nibp_states = ("idle",)
     b.dev.nibp_uart = FakeUart()
     b.dev.schedule = NibpSchedule(0)
     b.run(3000, 72, 97)
@@ -52,6 +55,7 @@ def test_nibp_hold_on_the_device():
     b.run(16000, 72, 88)  # 31 s into the cycle: hold capped at 20 s, SPO2_LOW after its delay
     assert not b.dev.obs.spo2_held
     assert b.alarms("SPO2_LOW")[0]["event"] == "raise"
+    assert b.dev.faults == 0
 
 
 def test_audio_off_host_command_and_heartbeat():

@@ -23,7 +23,7 @@ class Rec:
     def __init__(self):
         self.t = 0
         self.snd = Events()  # (t, hz, duty)
-        self.led = Events(last_bool=True)  # (t, color, on)
+        self.led = Events(last_bool=True, cap=512)  # (t, color, on): the last few minutes
 
     def tone(self, hz, duty):
         self.snd.append((self.t, hz, duty))

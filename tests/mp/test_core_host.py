@@ -10,7 +10,15 @@ def test_host_flood_is_bounded_and_alarm_events_are_retained():
     """REQ-CORE-08: the host cannot stall the loop or evict alarm events: command lines per
     tick and bytes written per tick are bounded, each replay is capped, and alarm messages
     stay replayable after a flood of other traffic."""
-    b = bench()
+    b = bench(types=("alarm",))
+    keep = b.on_message
+
+    def replays_too(m):  # the replay replies as well (not the hundred pings')
+        if m["type"] == "reply" and m["cmd"] == "replay":
+            b.messages.append(m)
+        keep(m)
+
+    b.on_message = replays_too
     b.run(3000, 72, 97)
     b.run(1000, 72, 80)  # SPO2_DESAT raised
     raises = [m["seq"] for m in b.alarms("SPO2_DESAT") if m["event"] == "raise"]
@@ -33,6 +41,7 @@ def test_host_flood_is_bounded_and_alarm_events_are_retained():
     b.dev.poll(b.clock.advance(10))
     assert b.dev.link.rx_lines - lines_before <= LINES_PER_TICK
     assert sum(written) <= WRITE_BUDGET
+    b.host.write = real_write
     b.run(3000, 72, 80)  # the flood drains a few lines per tick; alarms keep sounding
     assert sounding(b)
     replies = [m for m in b.messages if m["type"] == "reply" and m["cmd"] == "replay"]

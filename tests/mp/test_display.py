@@ -17,9 +17,8 @@ from bedside.display import (
     age_text,
     fit_title,
 )
-from bedside.sensors.suntech import ST_MEASURING
 from fakes import Clock, FakeLeds, FakeSounder, FakeUart, MemStore
-from mputil import alloc_per_call, skip
+from mputil import alloc_per_call, release, skip
 from scenario import Bench
 
 MIN = 60000
@@ -129,6 +128,8 @@ def test_sensor_off_and_missing_values():
     _shown(b, d, 1000, 511, 127, status=0x88)
     assert d.lines[L_TITLE] == "SpO2 SENSOR OFF" and d.lines[L_HEADER] == "!!  MEDIUM"
     assert d.lines[L_VITALS] == "SpO2  --  PR  --"
+    b = d = None
+    release()  # one device at a time, as on a Pico
     b2 = _bench()
     d2 = Display()
     _shown(b2, d2, 3000, 72, 97)
@@ -212,6 +213,8 @@ def test_nibp_with_age_and_cuff():
     d.render(dev, clock.advance(40 * 60 * MIN))  # 4 days: older than ages go (AGE_MAX)
     assert d.lines[L_NIBP] == "300/300(300) >3d"
     drv = dev.nibp_drv
+    from bedside.sensors.suntech import ST_MEASURING  # the device imported it already
+
     drv.state, drv.cuff_mmhg = ST_MEASURING, 150
     dev.phase = "RECOVERY-LONG-NAME"
     d.render(dev, clock.advance(250))
