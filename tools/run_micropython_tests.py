@@ -51,7 +51,8 @@ def main() -> int:
         for test, out, code in pool.map(one, tests):
             counts = re.search(r"micropython: (\d+) passed, (\d+) failed, (\d+) skipped", out)
             if counts and not int(counts[2]):
-                sys.stdout.write("".join(ln + "\n" for ln in out.splitlines() if ln[:3] in ("ok ", "ski")))
+                lines = [ln for ln in out.splitlines() if ln.startswith(("ok ", "skip "))]
+                sys.stdout.write("".join(ln + "\n" for ln in lines))
             else:
                 sys.stdout.write(out)
             if counts:
@@ -61,7 +62,10 @@ def main() -> int:
             if code != 0 and (not counts or not int(counts[2])):
                 failed += 1
                 print(f"FAIL {test}: exit {code} before reporting")
-    print(f"MicroPython unix port, -X heapsize={args.heap}, {len(modules)} modules, one process a test")
+    print(
+        f"MicroPython unix port, -X heapsize={args.heap}, {len(modules)} modules,"
+        " one process a test"
+    )
     print(f"{passed} passed, {failed} failed, {skipped} skipped")
     return 1 if failed else 0
 
