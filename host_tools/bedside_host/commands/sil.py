@@ -204,10 +204,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     mark = state_dir / RUNNING_MARK
     reset_cause = "unclean" if mark.exists() else "power_on"
+    warning = None
     try:  # a read-only or full flash must not stop the device: it raises STORAGE_FAULT
         mark.write_text("running\n")
     except OSError as e:
-        _log(f"sil: state directory not writable ({e}); running with STORAGE_FAULT")
+        warning = f"sil: state directory not writable ({e}); running with STORAGE_FAULT"
 
     settings = fw_settings.read_settings(store)
     err = settings.set_many(overrides, fw_settings.ORG)
@@ -225,6 +226,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     streams: list[PtyStream | SerialStream] = [oxi, nibp, host]
     print(json.dumps({"oximeter": oxi.path, "nibp": nibp.path, "host": host.path}), flush=True)
+    if warning:
+        _log(warning)  # after the ports line: the first line stays the contract's JSON
 
     clock = Clock(args.clock_start_ms & MASK)
     log_file: TextIO | None = None
