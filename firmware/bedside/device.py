@@ -34,6 +34,14 @@ _FAULT_MSG_MS = const(1000)  # at most one fault message a second (the count say
 _BAD_TICKS = const(100)  # ticks in a row whose alarm stages failed: the loop cannot go on
 _COUNT_MAX = const(9999)
 _EVENT_KEYS = ("ack", "reset", "check", "nibp", "selftest")
+_WRAP = const(1 << 29)  # statistics counters fold below this: small ints on the Pico for ever
+# the statistics counters of decoders, drivers and readings (they rise per frame or reply)
+_COUNTERS = (
+    "frames_ok", "frames_bad", "bytes_skipped", "frame_losses", "packets", "packets_ok",
+    "beeps", "out_of_range", "unconfirmed", "lines_overlong", "field_errors", "bad_checksum",
+    "other_packets", "alarm_lines", "count", "commands_sent", "busy_replies", "k_timeouts",
+    "unsolicited_k", "aborts_sent", "cuff_faults", "cuff_rejected",
+)  # fmt: skip
 _EV_NIBP_RESULT = const(2)  # = sensors.suntech.EV_NIBP_RESULT (test_core_hardening checks)
 _EV_NIBP_ERROR = const(4)  # = sensors.suntech.EV_NIBP_ERROR
 
@@ -556,5 +564,17 @@ class Device:
         self.send("hello", messages.hello(self, rid))
 
     def report(self, now):
+        for obj in (self.decoder, self.oxi, self.nibp, self.nibp_drv):
+            if obj is not None:
+                _fold(obj)
         self.send("oxi", messages.oxi(self, now))
         self.send("heartbeat", messages.heartbeat(self, now))
+
+
+def _fold(obj):
+    """Keep obj's statistics counters below _WRAP (they count on modulo 2**29; a per-frame
+    increment past 2**30 would allocate a big int on the Pico after about 165 days)."""
+    for name in _COUNTERS:
+        v = getattr(obj, name, 0)
+        if v >= _WRAP:
+            setattr(obj, name, v - _WRAP)

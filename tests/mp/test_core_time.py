@@ -76,3 +76,15 @@ def test_audio_off_is_a_lease_that_ends_without_the_host():
             break
         events.append((rec["event"], rec.get("reason")))
     assert ("audio_on", "lease_expired") in events and ("audio_on", "host_link_lost") in events
+
+
+def test_statistics_counters_stay_small_ints():
+    """REQ-CORE-07: the decoders' and readings' per-frame counters are folded below 2**29 once
+    a second, so a frame after months of uptime never allocates a big int on the Pico."""
+    b = bench(types=())
+    b.run(2000, 72, 97)
+    b.dev.decoder.frames_ok = (1 << 29) + 5
+    b.dev.oxi.count = (1 << 29) + 7
+    b.run(1500, 72, 97)
+    assert b.dev.decoder.frames_ok < (1 << 29) and b.dev.oxi.count < (1 << 29)
+    assert b.dev.decoder.frames_ok >= 5 and b.dev.oxi.count >= 7
