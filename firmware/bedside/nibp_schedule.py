@@ -38,14 +38,6 @@ class NibpSchedule:
         self._stat = True
         return True
 
-    def cancel(self):
-        """Drop a pending manual request."""
-        self._stat = False
-
-    @property
-    def stat_pending(self):
-        return self._stat
-
     def _gap_ok(self, now_ms):
         if self._gap_pending and elapsed(now_ms, self._end) >= self.min_gap_ms:
             self._gap_pending = False

@@ -36,6 +36,7 @@ from bedside_host.commands._device import UsageError, resolve_port
 from bedside_host.config import ConfigError
 from bedside_host.link.client import DeviceLink
 from bedside_host.link.messages import UNKNOWN_END, Gap, LinkStats, Received
+from bedside_host.link.transport import BAUD
 
 ensure_firmware_on_path()
 
@@ -59,7 +60,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from bedside_host.commands._device import add_port
 
     add_port(p)
-    p.add_argument("--baud", type=int, default=115200, help="for UART bridges (USB ignores it)")
+    p.add_argument("--baud", type=int, default=BAUD, help="for UART bridges (USB ignores it)")
     p.add_argument("--json", action="store_true", help="print each message as one JSON line")
     p.add_argument(
         "--annunciator-log",

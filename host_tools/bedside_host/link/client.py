@@ -45,7 +45,7 @@ from bedside_host.link.messages import (
     LinkTimeout,
     Received,
 )
-from bedside_host.link.transport import PortGone, Transport
+from bedside_host.link.transport import BAUD, PortGone, Transport
 
 PING_EVERY_S = 2.0  # host traffic at least this often keeps HOST_LINK_LOST quiet
 STALE_AFTER_S = 3.0  # no line for this long: stale (the device reports every second)
@@ -147,7 +147,7 @@ class DeviceLink:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         catch_up: bool = True,
-        baudrate: int = 115200,
+        baudrate: int = BAUD,
     ) -> None:
         """`catch_up`: on attach, fetch what the device still holds from the start of its
         boot (and report what it no longer holds as a gap). One-shot commands turn it off."""

@@ -14,7 +14,13 @@ from typing import Any
 
 import serial
 
-BAUD = 115200  # USB CDC ignores it; real UART bridges need it
+from bedside_host import ensure_firmware_on_path
+
+ensure_firmware_on_path()
+
+from bedside.hostlink import HOST_BAUD  # noqa: E402
+
+BAUD = HOST_BAUD  # the firmware's one value: USB CDC ignores it; real UART bridges need it
 WRITE_TIMEOUT_S = 0.5  # a command line is tiny: longer means the device is not reading
 _READ_MAX = 65536
 _POLL_STEP_S = 0.01  # ports without a file descriptor (loop://) are polled this often
