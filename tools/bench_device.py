@@ -32,6 +32,7 @@ def main():
     from mputil import nonin2_packet
     from test_device_alloc import LoopUart, Quiet, Silent
 
+    gc.collect()  # a collected heap before the device is built, as at boot
     clock = Clock()
     q = Quiet()
     dev = Device(
