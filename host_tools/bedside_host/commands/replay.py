@@ -79,7 +79,10 @@ def finish_build(proc: subprocess.Popen[str], fw: Path) -> dict[str, Any]:
     if proc.returncode != 0:
         lines = [x for x in err.strip().splitlines() if x.strip()]
         raise ReplayError(f"firmware {fw}: {lines[-1] if lines else f'exit {proc.returncode}'}")
-    result: dict[str, Any] = json.loads(out)
+    try:
+        result: dict[str, Any] = json.loads(out)
+    except ValueError:
+        raise ReplayError(f"firmware {fw}: the replayer printed no result") from None
     return result
 
 
