@@ -20,6 +20,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "sil",
         "run the firmware core in software-in-the-loop (ptys, annunciator log, stdin buttons)",
     ),
+    "replay": (
+        "replay",
+        "replay a sensor capture through a firmware build (or two, compared) in virtual time",
+    ),
     "simulate": (
         "simulate",
         "simulate the pulse oximeter and SunTech NIBP module on serial ports (bench testing)",

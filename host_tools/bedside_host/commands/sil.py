@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bedside_host import ensure_firmware_on_path
+from bedside_host.sil.capture import CaptureWriter, CapturingStream
 from bedside_host.sil.pcboard import (
     AnnunciatorLog,
     DirStore,
@@ -29,6 +30,7 @@ from bedside_host.sil.pcboard import (
     LogSounder,
     PtyStream,
     SerialStream,
+    Stream,
     open_stream,
 )
 
@@ -93,6 +95,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         help="override a setting at start (responsible-organisation level)",
+    )
+    p.add_argument(
+        "--capture",
+        metavar="FILE",
+        help="write the raw bytes read from the oximeter and NIBP ports, with times, to FILE "
+        "(JSON lines; `bedside replay FILE` runs a firmware build over it)",
     )
     p.add_argument(
         "--clock-start-ms",
@@ -186,6 +194,27 @@ class KeyPresser:
         return self.levels
 
 
+def _start_capture(args: argparse.Namespace, settings: Any, reset_cause: str) -> CaptureWriter:
+    """The capture file with its header (format version, oximeter format, settings in force)."""
+    from bedside import VERSION as fw_version
+
+    defaults = fw_settings.defaults()
+    values = dict(settings.values)
+    header = {
+        "oximeter_format": settings["oxi_format"],
+        "clock_start_ms": args.clock_start_ms & MASK,
+        "reset_cause": reset_cause,
+        "firmware": fw_version,
+        "settings": values,
+        "changed": {k: v for k, v in values.items() if defaults.get(k) != v},
+    }
+    try:
+        return CaptureWriter(args.capture, header)
+    except OSError as e:
+        print(f"bedside sil: cannot write --capture {args.capture}: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def _log(msg: str) -> None:
     print(msg, flush=True)
 
@@ -217,6 +246,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     fmt = settings["oxi_format"]
     baud, bits, parity = oximeter_link(settings)
+    oxi: PtyStream | SerialStream | CapturingStream  # --capture: wrapped below
+    nibp: PtyStream | SerialStream | CapturingStream
     try:
         oxi = open_stream(args.oximeter, baud, bytesize=bits, parity=parity)
         nibp = open_stream(args.nibp, NIBP_BAUD)
@@ -224,12 +255,17 @@ def run(args: argparse.Namespace) -> int:
     except Exception as e:  # serial.SerialException, OSError, ValueError
         print(f"bedside sil: cannot open port: {e}", file=sys.stderr)
         return 2
-    streams: list[PtyStream | SerialStream] = [oxi, nibp, host]
+    capture = _start_capture(args, settings, reset_cause) if args.capture else None
+    if capture is not None:  # the device reads through the recording wrappers
+        oxi, nibp = capture.wrap(oxi, "oximeter"), capture.wrap(nibp, "nibp")
+    streams: list[Stream] = [oxi, nibp, host]
     print(json.dumps({"oximeter": oxi.path, "nibp": nibp.path, "host": host.path}), flush=True)
     if warning:
         _log(warning)  # after the ports line: the first line stays the contract's JSON
 
     clock = Clock(args.clock_start_ms & MASK)
+    if capture is not None:
+        capture.clock = clock
     log_file: TextIO | None = None
     if args.annunciator_log == "-":
         log_out: TextIO | None = sys.stdout
