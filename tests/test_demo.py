@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from bedside.hostlink import PROTOCOL_VERSION
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -63,7 +64,7 @@ def test_demo_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     )
     assert proc.stdout is not None
     first = json.loads(proc.stdout.readline())  # the device is talking
-    assert first["v"] == 1
+    assert first["v"] == PROTOCOL_VERSION
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=20)

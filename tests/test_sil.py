@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from bedside.hostlink import PROTOCOL_VERSION
 from bedside.settings import decode
 from silharness import Sil, sil_running
 
@@ -32,18 +33,25 @@ def test_ports_line_and_desat_alarm(sil: Sil) -> None:
     assert all(os.path.exists(p) for p in sil.ports.values())
     sil.feed_oximeter(1.5, 72, 97)
     hello = [m for m in sil.messages if m["type"] == "hello"]
-    assert hello and hello[0]["protocol"] == 1
+    assert hello and hello[0]["protocol"] == PROTOCOL_VERSION
     m = sil.wait_for(
         lambda m: m["type"] == "alarm" and m["condition"] == "SPO2_LOW", 8, feed=(72, 86)
     )
     assert m["priority"] == "medium" and m["state"] == "active" and m["value"] == 86
     sil.feed_oximeter(1.5, 72, 86)
     ann = sil.annunciator()
+    assert all(set(a) >= {"t_ms", "dev", "on"} and isinstance(a["t_ms"], float) for a in ann)
+    boot = [a for a in ann if a.get("selftest")]  # the power-on self-test comes first, marked
+    assert boot == ann[: len(boot)]
+    assert [a.get("color", "tone") for a in boot if a["on"]] == [
+        "red", "yellow", "cyan", "green", "tone"
+    ]
+    ann = [a for a in ann if not a.get("selftest")]
     buzz = [a for a in ann if a["dev"] == "buzzer" and a["on"]]
-    assert buzz and buzz[0]["hz"] == 600 and isinstance(buzz[0]["t_ms"], float)
-    yellow = [a for a in ann if a["dev"] == "led" and a["color"] == "yellow"]
-    assert yellow and yellow[0]["on"] is True
-    assert all(set(a) >= {"t_ms", "dev", "on"} for a in ann)
+    assert buzz and buzz[0]["hz"] == 600 and buzz[0]["duty"] < 16384  # the alarm's rise
+    yellow = [a["on"] for a in ann if a["dev"] == "led" and a["color"] == "yellow"]
+    assert True in yellow  # MEDIUM: yellow (off until the alarm, then flashing)
+    assert not [a for a in ann if a["dev"] == "led" and a["color"] == "red" and a["on"]]
     oxi = [m for m in sil.messages if m["type"] == "oxi"]
     assert oxi[-1]["spo2"] == 86 and oxi[-1]["pr"] == 72
 

@@ -90,7 +90,7 @@ class Keys:
             self._chord = False
             if self._chord_t is None:
                 self._chord_t = 0
-            if not self.check._stable and not self.nibp._stable:
+            if self._chord_used and not self.check._stable and not self.nibp._stable:
                 self._chord_used = False
                 ec = en = NONE  # the release of a chord is not a key press
         if ea == SHORT:

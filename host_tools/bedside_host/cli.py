@@ -44,9 +44,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "audio_off",
         "AUDIO OFF while this runs (a renewed lease; only if the organisation allows it)",
     ),
-    "record": ("record", "record one or more devices into a SQLite database (lossless)"),
-    "export": ("export", "export recorded sessions as csv, json or VitalDB .vital"),
-    "report": ("report", "write a session report (HTML with plots, optionally PDF)"),
+    "record": (
+        "record",
+        "record devices into a SQLite record file (every message once, gaps explicit)",
+    ),
+    "export": (
+        "export",
+        "export recorded sessions as JSON, CSV tables or VitalDB .vital files",
+    ),
+    "report": (
+        "report",
+        "session report: one self-contained HTML page with trend plots and alarm tables",
+    ),
 }
 
 

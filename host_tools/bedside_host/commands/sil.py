@@ -112,17 +112,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 class Clock:
-    """Milliseconds since start, and the wrap-aware 30-bit tick the core sees."""
+    """Milliseconds since start, and the wrap-aware 30-bit tick the core sees; `tick_ms` is the
+    time since start at the last tick() (what the annunciator log stamps)."""
 
     def __init__(self, start_tick: int) -> None:
         self._t0 = time.monotonic()
         self._start_tick = start_tick
+        self.tick_ms = 0.0
 
     def since_start_ms(self) -> float:
         return (time.monotonic() - self._t0) * 1000.0
 
     def tick(self) -> int:
-        return int((self._start_tick + int(self.since_start_ms())) & MASK)
+        self.tick_ms = self.since_start_ms()
+        return int((self._start_tick + int(self.tick_ms)) & MASK)
 
 
 def _parse_overrides(items: list[str], args: argparse.Namespace) -> dict[str, Any]:
@@ -303,6 +306,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"bedside sil: {e}", file=sys.stderr)
         return 2
+    selftest = dev.selftest
+    alog.selftest = lambda: bool(selftest.running)  # power-on self-test records are marked
     _log(f"sil: running, oximeter format {fmt}, state in {state_dir}, reset cause {reset_cause}")
     period = TICK_MS / 1000.0
     next_t = time.monotonic()
@@ -311,7 +316,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         while not stop.is_set():
             now = clock.tick()
-            levels = presser.step(clock.since_start_ms(), buttons)
+            levels = presser.step(clock.tick_ms, buttons)
             loop.step(now, levels)
             next_t += period
             delay = next_t - time.monotonic()

@@ -11,6 +11,7 @@ import json
 import os
 import threading
 import tty
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -102,17 +103,25 @@ def open_stream(url: str | None, baudrate: int = 9600, **kwargs: Any) -> PtyStre
 
 
 class AnnunciatorLog:
-    """Writes one JSON line per sounder/LED change, t_ms since SIL start (the SIL contract)."""
+    """Writes one JSON line per sounder/LED change (the SIL contract, docs/sil.md). t_ms is the
+    time since SIL start of the main-loop tick that made the change (`clock.tick_ms`): the
+    moment the core decided it, as on the Pico where a pin or PWM write takes no time, not
+    later by the PC's JSON and file writes. While `selftest()` says the power-on self-test
+    drives the outputs, its records carry "selftest": true."""
 
     def __init__(self, out: IO[str] | None, clock: Any) -> None:
         self._out = out
         self._clock = clock
         self._lock = threading.Lock()
+        self.selftest: Callable[[], bool] | None = None
 
     def write(self, rec: dict[str, Any]) -> None:
         if self._out is None:
             return
-        line = json.dumps({"t_ms": round(self._clock.since_start_ms(), 1), **rec})
+        head: dict[str, Any] = {"t_ms": round(self._clock.tick_ms, 1)}
+        if self.selftest is not None and self.selftest():
+            head["selftest"] = True
+        line = json.dumps({**head, **rec})
         with self._lock:
             self._out.write(line + "\n")
             self._out.flush()
