@@ -43,6 +43,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "record": ("record", "record one or more devices into a SQLite database (lossless)"),
     "export": ("export", "export recorded sessions as csv, json or VitalDB .vital"),
     "report": ("report", "write a session report (HTML with plots, optionally PDF)"),
+    "flash": (
+        "flash",
+        "compile the firmware to .mpy and install it on a Pico in maintenance mode (mpremote)",
+    ),
 }
 
 
