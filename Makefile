@@ -52,17 +52,14 @@ bench: $(STAMP)
 hardware: $(STAMP)
 	$(PY) hardware/build.py
 
-# Copy the firmware to a Pico running MicroPython: make flash PORT=/dev/ttyACM0
-# The board must be in maintenance mode (hold ACK while powering it up): the running firmware
-# ignores Ctrl-C and its watchdog would reset the board mid-copy. FORCE=1 skips the check (a
-# board whose main.py predates the maintenance marker).
+# Compile the firmware to .mpy and install it on a Pico: make flash PORT=/dev/ttyACM0
+# (bedside flash: host_tools/bedside_host/commands/flash.py). The board must be in maintenance
+# mode (hold ACK while powering it up): the running firmware ignores Ctrl-C and its watchdog
+# would reset the board mid-copy. FORCE=1 skips the check (a board whose main.py predates the
+# maintenance marker). It resets the board and checks the firmware version in its hello.
 flash: $(STAMP)
 	@test -n "$(PORT)" || { echo "usage: make flash PORT=/dev/ttyACM0"; exit 2; }
-	PYTHONPATH=host_tools $(PY) -m bedside_host.flashing --mpremote $(VENV)/bin/mpremote \
-		$(if $(FORCE),--force) $(PORT)
-	$(VENV)/bin/mpremote connect $(PORT) fs mkdir :bedside + fs mkdir :board || true
-	$(VENV)/bin/mpremote connect $(PORT) fs cp -r firmware/bedside firmware/board firmware/lib : + \
-		fs cp firmware/main.py :main.py + reset
+	$(VENV)/bin/bedside flash --port $(PORT) $(if $(FORCE),--force)
 
 clean:
 	rm -rf $(VENV) typings .pytest_cache .mypy_cache .ruff_cache .hypothesis

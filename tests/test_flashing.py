@@ -112,13 +112,14 @@ def test_cli_exit_codes_and_force(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_makefile_flash_checks_first() -> None:
-    """REQ-CORE-49: the Makefile's flash target runs the check before any copy."""
+    """REQ-CORE-49: the Makefile's flash target is `bedside flash`, which runs the check before
+    any copy (tests/test_flash_cmd.py::test_refused_board_gets_nothing_copied); no recipe line
+    copies around it."""
     text = (ROOT / "Makefile").read_text(encoding="utf-8")
     recipe = text[text.index("\nflash:") :].split("\n\n")[0]
     lines = [ln.strip() for ln in recipe.splitlines()[1:]]
-    check_at = next(i for i, ln in enumerate(lines) if "bedside_host.flashing" in ln)
-    copy_at = next(i for i, ln in enumerate(lines) if "fs cp" in ln or "fs mkdir" in ln)
-    assert check_at < copy_at
+    assert any("bedside flash --port $(PORT)" in ln and "--force" in ln for ln in lines)
+    assert not any("mpremote" in ln for ln in lines)
 
 
 # --- firmware/main.py -------------------------------------------------------------------------

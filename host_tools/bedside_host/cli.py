@@ -56,6 +56,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "report",
         "session report: one self-contained HTML page with trend plots and alarm tables",
     ),
+    "flash": (
+        "flash",
+        "compile the firmware to .mpy and install it on a Pico in maintenance mode (mpremote)",
+    ),
 }
 
 

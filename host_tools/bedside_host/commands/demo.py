@@ -20,12 +20,18 @@ from pathlib import Path
 from typing import IO, Any
 
 from bedside_host.commands import monitor
+from bedside_host.sim.patient import DEFAULT_SCENARIO, SCENARIOS
 
 HELP = "run the SIL firmware against a simulated patient with the live monitor (make demo)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--scenario", default="desat", help="patient course for the simulator")
+    p.add_argument(
+        "--scenario",
+        default=DEFAULT_SCENARIO,
+        choices=sorted(SCENARIOS),
+        help="patient course for the simulator (default: %(default)s)",
+    )
     p.add_argument("--oximeter-format", default="nonin2", help="oximeter wire format")
     p.add_argument("--duration", type=float, default=0.0, help="stop after S seconds (0: never)")
     p.add_argument("--json", action="store_true", help="print device messages as JSON lines")

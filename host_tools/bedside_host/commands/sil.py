@@ -9,7 +9,9 @@ files live in --state-dir; SIGINT/SIGTERM stop it cleanly.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
+import os
 import queue
 import shutil
 import signal
@@ -18,7 +20,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from bedside_host import ensure_firmware_on_path
 from bedside_host.sil.capture import CaptureWriter, CapturingStream
@@ -59,6 +61,7 @@ BUTTONS = tuple(PRESSES)
 RELEASE_MS = 100  # keys released between two presses
 KEY_QUEUE = 16  # words waiting; more are dropped (and counted): a flood never stalls the loop
 RUNNING_MARK = "sil.running"  # present while running: found at start = unclean stop
+LOCK_FILE = "sil.lock"  # flock()ed while running: one `bedside sil` per state directory
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -68,7 +71,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nibp", metavar="PORT", help="NIBP module port or URL (default: a pty)")
     p.add_argument("--host", metavar="PORT", help="host link port or URL (default: a pty)")
     p.add_argument(
-        "--annunciator-log", metavar="FILE", help="sounder/LED JSON-lines log (- = stdout)"
+        "--annunciator-log",
+        metavar="FILE",
+        help="sounder/LED JSON-lines log, appended (- = stdout)",
     )
     p.add_argument(
         "--state-dir", metavar="DIR", help="flash files (default: a temporary directory)"
@@ -128,25 +133,27 @@ class Clock:
         return int((self._start_tick + int(self.tick_ms)) & MASK)
 
 
+def _fail(msg: str) -> NoReturn:
+    """A start-up problem: one line on stderr, exit 2 (docs/sil.md)."""
+    print(f"bedside sil: {msg}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
 def _parse_overrides(items: list[str], args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
         name, sep, text = item.partition("=")
         if not sep or name not in fw_settings.SPEC:
-            raise SystemExit(
-                f"bedside sil: --set wants NAME=VALUE with a known setting, not {item!r}"
-            )
+            _fail(f"--set wants NAME=VALUE with a known setting, not {item!r}")
         value: Any = text
         if not fw_settings.is_choice(name):
             try:
                 value = int(text)
             except ValueError:
-                raise SystemExit(
-                    f"bedside sil: {name} wants a whole number, not {text!r}"
-                ) from None
+                _fail(f"{name} wants a whole number, not {text!r}")
         err = fw_settings.check(name, value)
         if err:
-            raise SystemExit(f"bedside sil: {err}")
+            _fail(err)
         out[name] = value
     if args.oximeter_format:
         out["oxi_format"] = args.oximeter_format
@@ -222,8 +229,44 @@ def _log(msg: str) -> None:
     print(msg, flush=True)
 
 
+def _lock_state_dir(state_dir: Path) -> int:
+    """An exclusive flock on the state directory's lock file, held until the process ends.
+    A read-only directory (it runs with STORAGE_FAULT) is locked through the lock file if it
+    exists there, else through the directory itself."""
+    fd = -1
+    for path, flags in (
+        (state_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT),
+        (state_dir / LOCK_FILE, os.O_RDONLY),
+        (state_dir, os.O_RDONLY),
+    ):
+        try:
+            fd = os.open(path, flags | os.O_CLOEXEC, 0o644)
+            break
+        except OSError:
+            continue
+    if fd < 0:
+        _fail(f"cannot use --state-dir {state_dir}: it cannot be opened")
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        _fail(f"--state-dir {state_dir} is in use by another bedside sil (one per directory)")
+    return fd
+
+
+def _open_append(path: str, option: str) -> TextIO:
+    """A log file opened for appending (a rerun never truncates it), or exit 2."""
+    try:
+        return open(path, "a", encoding="utf-8")
+    except OSError as e:
+        _fail(f"cannot write {option} {path}: {e.strerror or e}")
+
+
 def run(args: argparse.Namespace) -> int:
     overrides = _parse_overrides(args.set, args)
+    ann_path = None if args.annunciator_log in (None, "-") else args.annunciator_log
+    log_file = _open_append(ann_path, "--annunciator-log") if ann_path else None
+    display_file = _open_append(args.display_file, "--display-file") if args.display_file else None
     temp_dir = None if args.state_dir else tempfile.mkdtemp(prefix="bedside-sil-")
     state_dir = Path(args.state_dir) if args.state_dir else Path(str(temp_dir))
     if state_dir.exists() and not state_dir.is_dir():
@@ -234,6 +277,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:
         print(f"bedside sil: cannot use --state-dir {state_dir}: {e}", file=sys.stderr)
         return 2
+    _lock_state_dir(state_dir)  # released by the kernel when the process ends, however
     mark = state_dir / RUNNING_MARK
     reset_cause = "unclean" if mark.exists() else "power_on"
     warning = None
@@ -269,16 +313,8 @@ def run(args: argparse.Namespace) -> int:
     clock = Clock(args.clock_start_ms & MASK)
     if capture is not None:
         capture.clock = clock
-    log_file: TextIO | None = None
-    if args.annunciator_log == "-":
-        log_out: TextIO | None = sys.stdout
-    elif args.annunciator_log:
-        log_file = open(args.annunciator_log, "w", encoding="utf-8")
-        log_out = log_file
-    else:
-        log_out = None
+    log_out = sys.stdout if args.annunciator_log == "-" else log_file
     alog = AnnunciatorLog(log_out, clock)
-    display_file = open(args.display_file, "w", encoding="utf-8") if args.display_file else None
     screen = DisplayLog(display_file, clock) if display_file is not None else None
 
     stop = threading.Event()
