@@ -25,6 +25,11 @@ if not MODULES:
 
 try:
     from gc import collect as _collect
+    from gc import threshold as _threshold
+
+    # collect after every 8 KB allocated, as a long-running firmware would configure: freed
+    # blocks are reused before the allocator walks on, so long-lived objects stay packed
+    _threshold(8192)
 except ImportError:  # pragma: no cover
     _collect = None
 
