@@ -108,7 +108,13 @@ class Commands:
         for _ in range(_LOG_PER_TICK):
             if sent >= limit or dev.link.room() < 8:
                 break
-            rec = reader.next()
+            try:
+                rec = reader.next()
+            except OSError as e:  # the flash failed mid-read: end this request, say so
+                self._log = None
+                dev.storage_error(e)
+                dev.reply("log", rid, "flash read failed")
+                return
             if rec is None:
                 if reader.done:
                     limit = sent  # the log has no more
