@@ -43,7 +43,7 @@ def _pulses(sil: Sil) -> list[float]:
 
 def test_disk_full_during_high_alarm_keeps_alarming(state_mount: Path, tmp_path: Path) -> None:
     """REQ-CORE-14: the state directory's filesystem fills up during a HIGH alarm: the SIL keeps
-    running and sounding, raises STORAGE_FAULT and reports the storage fault."""
+    running and sounding, raises STORAGE_FAULT and reports the failed writes."""
     _mount(state_mount, "size=64k")
     sil = Sil(tmp_path)
     try:
@@ -64,7 +64,10 @@ def test_disk_full_during_high_alarm_keeps_alarming(state_mount: Path, tmp_path:
         assert sil.proc.poll() is None, "bedside sil died on a full disk"
         raised = {m["condition"] for m in sil.messages if m["type"] == "alarm"}
         assert {"SPO2_DESAT", "STORAGE_FAULT"} <= raised
-        assert any(m["type"] == "fault" and m["where"] == "storage" for m in sil.messages)
+        # reported: the heartbeat counts the failed flash operations (every second, so a host
+        # that missed the one-off `fault` line still sees it)
+        hb = [m for m in sil.messages if m["type"] == "heartbeat"]
+        assert hb and hb[-1]["storage_errors"] > 0
         pulses = _pulses(sil)
         late = [t for t in pulses if t > pulses[0] + 5000]
         assert late, "the HIGH alarm stopped sounding on a full disk"
