@@ -22,7 +22,7 @@ from bedside.persist import Persist
 from bedside.readings import NONE, NibpReading, OxiReading
 from bedside.selftest import SelfTest
 from bedside.sensors import EV_FRAME, EV_READING, load_oximeter
-from bedside.settings import ORG, SETTINGS_FILE, encode, read_settings
+from bedside.settings import SETTINGS_FILE, encode, read_settings
 from bedside.ticks import Age, elapsed
 
 TICK_MS = const(10)  # main-loop period the board aims for
@@ -482,10 +482,6 @@ class Device:
         """Queue the settings file (written behind; settings.saved() once it is on flash)."""
         if self.persist is not None:
             self.persist.save(SETTINGS_FILE, encode(self.settings.values))
-
-    def set_setting_org(self, name, value):
-        """Responsible-organisation change (SIL --set, provisioning)."""
-        return self.change_setting(name, value, ORG, None)[0]
 
     def set_audio_off(self, on, lease_s, reason):
         a = self.alarms

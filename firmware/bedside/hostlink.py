@@ -274,7 +274,7 @@ class HostLink:
             if not w:
                 return False
             budget -= w
-            self.tx_bytes = _inc(self.tx_bytes)
+            self.tx_bytes = (self.tx_bytes + w) & _COUNT_MAX  # bytes written (wraps)
             self._pos += w
             if self._pos >= n:
                 self._done(self._out.pop(0))
@@ -310,11 +310,6 @@ class HostLink:
             if handled >= max_lines:
                 break
         return got
-
-    def feed(self, buf, n, handle):
-        """Split n bytes of buf into lines; handle every complete one (tests, replay tools)."""
-        for i in range(n):
-            self._byte(buf[i], handle)
 
     def _split(self, handle, budget):
         rx = self._rx

@@ -75,7 +75,7 @@ def alarm_list(dev, now):
     """Every condition with a signal: highest priority first, then the oldest onset."""
     a = dev.alarms
     idx = [i for i in range(COUNT) if a.state[i]]
-    idx.sort(key=lambda i: (-a.prio[i], a.age_ms(i, now) * -1))
+    idx.sort(key=lambda i: (-a.prio[i], -a.age_ms(i, now)))
     return [
         {
             "condition": IDS[i],

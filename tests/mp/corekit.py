@@ -2,37 +2,10 @@
 # a flash that fails, a Bench that keeps only the messages a test reads, a command helper.
 import json
 
-from fakes import Events, MemStore
+from fakes import Events
 from scenario import Bench
 
 DAY = 24 * 3600 * 1000
-
-
-class FailingStore(MemStore):
-    """A flash that fails: every read, write and append raises OSError (or only writes)."""
-
-    def __init__(self, reads=True):
-        MemStore.__init__(self)
-        self.fail_reads = reads
-        self.fail = True
-        self.calls = 0
-
-    def read(self, name):
-        if self.fail and self.fail_reads:
-            raise OSError(5)
-        return MemStore.read(self, name)
-
-    def write(self, name, data):
-        self.calls += 1
-        if self.fail:
-            raise OSError(28)  # ENOSPC
-        MemStore.write(self, name, data)
-
-    def append(self, name, data):
-        self.calls += 1
-        if self.fail:
-            raise OSError(28)
-        MemStore.append(self, name, data)
 
 
 def cmd(b, obj):

@@ -1,7 +1,7 @@
 # test_core_faults.py: no exception, flash fault or key flood stops local alarming (CPython and
 # MicroPython). Clocks start just below the 2**30 ms wrap.
 
-from corekit import FailingStore, bench, cmd
+from corekit import bench, cmd
 from fakes import MemStore
 from scenario import Bench
 
@@ -9,7 +9,9 @@ from scenario import Bench
 def test_failing_store_at_boot_and_during_alarms():
     """REQ-CORE-01: a flash that fails every operation (from boot on) never stops the device:
     it starts, alarms and sounds, and raises STORAGE_FAULT instead of raising an exception."""
-    store = FailingStore()
+    store = MemStore()  # a flash that fails every read, write and append (its fault injection)
+    store.fail_read = OSError(5)
+    store.fail_write = store.fail_append = OSError(28)  # ENOSPC
     b = bench(store=store)
     b.run(3000, 72, 97)
     assert b.alarms("STORAGE_FAULT")
@@ -22,7 +24,8 @@ def test_failing_store_at_boot_and_during_alarms():
     assert b.dev.settings["spo2_low"] == 91 and b.dev.persist.errors > 0
     faults = [m for m in b.messages if m["type"] == "fault" and m["where"] == "storage"]
     assert faults and "OSError" in faults[0]["error"]
-    store.fail = False  # the flash recovers: the fault ends with the next good write
+    store.fail_read = store.fail_write = store.fail_append = None  # the flash recovers: the
+    # fault ends with the next good write
     assert cmd(b, {"cmd": "set", "name": "spo2_low", "value": 92})["ok"]
     b.run(3000, 72, 80)
     ends = [m for m in b.alarms("STORAGE_FAULT") if m["event"] == "end"]
