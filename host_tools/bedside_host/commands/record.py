@@ -10,18 +10,23 @@ record for review, never an alarm path (the bedside device alarms on its own).
 
 The serial port has one reader: to watch a device and record it at once, use ``bedside monitor
 --db FILE``.
+
+``--raw DIR`` also keeps the raw bytes of each port, both directions, with host receive times,
+in a host-link capture file per port and run (DIR/<port>-<UTC start>.capture; the format of
+bedside_host.sil.capture, docs/records.md "Raw capture"); a new run never overwrites one.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Protocol
+from typing import Any, Protocol
 
 from bedside_host.store import Item, Store, StoreError
 
@@ -54,6 +59,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--duration", type=float, default=0.0, metavar="S", help="stop after S seconds (0: never)"
     )
     p.add_argument("--quiet", action="store_true", help="no status line every 10 s")
+    p.add_argument(
+        "--raw",
+        type=Path,
+        metavar="DIR",
+        help="also keep the raw bytes of each port (both directions, host receive times) in "
+        "DIR/<port>-<UTC start>.capture (`bedside replay FILE` prints its timeline)",
+    )
 
 
 class Recorder:
@@ -141,6 +153,38 @@ def _open_link(url: str) -> LinkLike:
     return DeviceLink(url)
 
 
+def raw_path(raw_dir: Path, port: str, start: float) -> Path:
+    """DIR/<port name>-<UTC start>.capture (port name: its last path part, URL-safe)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", port.rstrip("/").rsplit("/", 1)[-1]) or "port"
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(start))
+    path = raw_dir / f"{name}-{stamp}.capture"
+    n = 1
+    while path.exists():  # two runs in one second, or two ports with one name
+        n += 1
+        path = raw_dir / f"{name}-{stamp}-{n}.capture"
+    return path
+
+
+def _open_raw(raw_dir: Path, links: dict[str, LinkLike]) -> list[Any]:
+    """A LinkCaptureWriter per port, hooked to its link's bytes (UsageError if unwritable)."""
+    from bedside_host.sil.capture import LinkCaptureWriter
+
+    if raw_dir.exists() and not raw_dir.is_dir():
+        raise UsageError(f"--raw {raw_dir} is not a directory")
+    writers = []
+    try:
+        raw_dir.mkdir(parents=True, exist_ok=True)
+        for port, link in links.items():
+            w = LinkCaptureWriter(raw_path(raw_dir, port, time.time()), port)
+            link.on_bytes = w.data  # type: ignore[attr-defined]
+            writers.append(w)
+    except OSError as e:
+        for w in writers:
+            w.close()
+        raise UsageError(f"cannot write --raw {raw_dir}: {e.strerror or e}") from None
+    return writers
+
+
 def run(args: argparse.Namespace, open_link: Callable[[str], LinkLike] = _open_link) -> int:
     ports: list[str] = args.port
     try:
@@ -154,7 +198,18 @@ def run(args: argparse.Namespace, open_link: Callable[[str], LinkLike] = _open_l
     except UsageError as e:
         print(f"bedside record: error: {e}", file=sys.stderr)
         return 2
-    rec = Recorder(store, {p: open_link(p) for p in ports})
+    links = {p: open_link(p) for p in ports}
+    raw: list[Any] = []
+    if getattr(args, "raw", None) is not None:
+        try:
+            raw = _open_raw(args.raw, links)
+        except UsageError as e:
+            print(f"bedside record: error: {e}", file=sys.stderr)
+            for link in links.values():
+                link.close()
+            store.close()
+            return 2
+    rec = Recorder(store, links)
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         rec.stopping = True
@@ -171,6 +226,11 @@ def run(args: argparse.Namespace, open_link: Callable[[str], LinkLike] = _open_l
             rec.close()
         except StoreError as e:
             error = str(e)
+        for w in raw:
+            w.close()
+    for w in raw:
+        lost = f", {w.errors} records NOT WRITTEN" if w.errors else ""
+        print(f"raw capture {w.path}: {w.bytes} bytes{lost}", file=sys.stderr)
     print(rec.status(), file=sys.stderr)
     if error:
         print(f"bedside record: error: {error}", file=sys.stderr)

@@ -1,10 +1,14 @@
 """``bedside replay``: run a firmware build over a sensor capture and print its alarm timeline.
 
 A capture (``bedside sil --capture FILE``; format in bedside_host.sil.capture) holds the raw
-bytes the device read from its oximeter and NIBP ports. Each build runs in its own process
+bytes the device read from its oximeter, NIBP and host ports and the keys pressed, so a
+replay reproduces the operator's actions as well as the patient's signals. Each build runs
+in its own process
 (bedside_host.sil.replayer, BEDSIDE_FIRMWARE = the build's firmware/ directory) in virtual
 time, so two builds can be compared over the same bytes. Exit 0 (compare: identical
 timelines), 1 (compare: they differ), 2 (bad capture, firmware directory or settings).
+A host-link capture (``bedside record --raw DIR``) holds what crossed the USB port, not the
+sensor bytes: replaying it prints the timeline it recorded (no firmware build runs).
 """
 
 from __future__ import annotations
@@ -19,14 +23,19 @@ from pathlib import Path
 from typing import Any
 
 from bedside_host import FIRMWARE_DIR
-from bedside_host.sil.capture import CaptureError, read_capture
+from bedside_host.sil.capture import Capture, CaptureError, read_capture
 
 HELP = "replay a sensor capture through a firmware build (or two, compared) in virtual time"
 COLUMNS = ("condition", "priority", "event", "value", "limit")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("capture", metavar="CAPTURE", help="capture file from `bedside sil --capture`")
+    p.add_argument(
+        "capture",
+        metavar="CAPTURE",
+        help="capture file from `bedside sil --capture` (or `bedside record --raw`: its "
+        "recorded timeline only)",
+    )
     p.add_argument(
         "--firmware",
         metavar="DIR",
@@ -91,6 +100,10 @@ def line(ev: dict[str, Any]) -> str:
         return "-" if v is None else str(v)
 
     t = ev["t_ms"] / 1000
+    kind = ev.get("kind", "alarm")
+    if kind != "alarm":  # operator actions (key, command) and device changes
+        mark = "operator" if kind in ("key", "command") else "device"
+        return f"{t:10.2f} s  {mark + ':':<9} {ev.get('text')}"
     return (
         f"{t:10.2f} s  {cell(ev['condition']):<20} {cell(ev['priority']):<7} "
         f"{cell(ev['event']):<10} value {cell(ev['value']):>5}  limit {cell(ev['limit']):>5}"
@@ -120,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     cap = read_capture(args.capture)  # one clear line if it is bad, before any build runs
+    if cap.source == "link":
+        return _link(args, cap)
     a_dir = firmware_dir(args.firmware) if args.firmware else FIRMWARE_DIR.resolve()
     b_dir = firmware_dir(args.compare) if args.compare else None
     dirs = [a_dir] if b_dir is None else [a_dir, b_dir]
@@ -174,3 +189,25 @@ def _run(args: argparse.Namespace) -> int:
     print(f"A: {speed(a)}")
     print(f"B: {speed(b)}")
     return 1 if diff else 0
+
+
+def _link(args: argparse.Namespace, cap: Capture) -> int:
+    """A host-link capture: the timeline it recorded; no build can run over it."""
+    from bedside_host.sil.replayer import link_timeline
+
+    if args.firmware or args.compare:
+        raise ReplayError(
+            f"{args.capture}: a host-link capture (bedside record --raw) holds no sensor "
+            "bytes, so no firmware build can run over it; replay a `bedside sil --capture` file"
+        )
+    rows = link_timeline(cap)
+    if args.json:
+        print(json.dumps({"source": "link", "url": cap.header.get("url"), "timeline": rows}))
+        return 0
+    end = "" if cap.complete else " (no end line: the capture was cut short)"
+    print(f"host-link capture of {cap.header.get('url')} {args.capture}{end}")
+    for ev in rows:
+        print(line(ev))
+    if not rows:
+        print("no alarm events or operator actions")
+    return 0

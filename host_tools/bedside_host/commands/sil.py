@@ -104,8 +104,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--capture",
         metavar="FILE",
-        help="write the raw bytes read from the oximeter and NIBP ports, with times, to FILE "
-        "(JSON lines; `bedside replay FILE` runs a firmware build over it)",
+        help="write the raw bytes read from the oximeter, NIBP and host ports and the key "
+        "presses, with times, to FILE (JSON lines; `bedside replay FILE` runs a firmware "
+        "build over it)",
     )
     p.add_argument(
         "--clock-start-ms",
@@ -179,6 +180,7 @@ class KeyPresser:
 
     def __init__(self) -> None:
         self.levels = 0
+        self.word: str | None = None  # the word of the press now held (None: released)
         self._until = 0.0
 
     def step(self, t_ms: float, words: queue.Queue[str | None]) -> int:
@@ -186,6 +188,7 @@ class KeyPresser:
             return self.levels
         if self.levels:  # a press ended: release before the next one
             self.levels = 0
+            self.word = None
             self._until = t_ms + RELEASE_MS
             return 0
         try:
@@ -199,6 +202,7 @@ class KeyPresser:
             _log(f"sil: unknown button {word!r}; use one of {', '.join(BUTTONS)}")
             return 0
         _log(f"sil: button {word}")
+        self.word = word
         self.levels, held = press
         self._until = t_ms + held
         return self.levels
@@ -295,6 +299,7 @@ def run(args: argparse.Namespace) -> int:
     baud, bits, parity = oximeter_link(settings)
     oxi: PtyStream | SerialStream | CapturingStream  # --capture: wrapped below
     nibp: PtyStream | SerialStream | CapturingStream
+    host: PtyStream | SerialStream | CapturingStream
     try:
         oxi = open_stream(args.oximeter, baud, bytesize=bits, parity=parity)
         nibp = open_stream(args.nibp, NIBP_BAUD)
@@ -305,6 +310,7 @@ def run(args: argparse.Namespace) -> int:
     capture = _start_capture(args, settings, reset_cause) if args.capture else None
     if capture is not None:  # the device reads through the recording wrappers
         oxi, nibp = capture.wrap(oxi, "oximeter"), capture.wrap(nibp, "nibp")
+        host = capture.wrap(host, "host")  # the operator's commands, as the device reads them
     streams: list[Stream] = [oxi, nibp, host]
     print(json.dumps({"oximeter": oxi.path, "nibp": nibp.path, "host": host.path}), flush=True)
     if warning:
@@ -349,10 +355,15 @@ def run(args: argparse.Namespace) -> int:
     next_t = time.monotonic()
     loop = MainLoop(dev, screen)
     presser = KeyPresser()
+    held = 0
     try:
         while not stop.is_set():
             now = clock.tick()
             levels = presser.step(clock.tick_ms, buttons)
+            if levels != held:
+                held = levels
+                if capture is not None:
+                    capture.keys(levels, presser.word)
             loop.step(now, levels)
             next_t += period
             delay = next_t - time.monotonic()

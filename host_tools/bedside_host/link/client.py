@@ -158,6 +158,9 @@ class DeviceLink:
         self.hello: dict[str, Any] | None = None  # the device's last hello
         self.last_error = ""  # the last link problem, readable
         self.state_since = clock()
+        # byte hook (``bedside record --raw``): called with ("device", bytes read, host receive
+        # time) for every read and ("host", line, send time) for every command written
+        self.on_bytes: Callable[[str, bytes, float], None] | None = None
         self.state_log: deque[tuple[float, str, str]] = deque(maxlen=64)  # (clock, from, to)
         self._prev_state = "disconnected"
         self._clock = clock
@@ -262,11 +265,14 @@ class DeviceLink:
         body: dict[str, Any] = {"cmd": cmd, "id": rid, **fields}
         if self.operator and cmd in BY_COMMANDS and "by" not in fields:
             body["by"] = self.operator
+        data = (json.dumps(body, separators=(",", ":")) + "\n").encode()
         try:
-            self._transport.write((json.dumps(body, separators=(",", ":")) + "\n").encode())
+            self._transport.write(data)
         except PortGone as e:
             self._lost(str(e))
             raise LinkDown(str(e)) from None
+        if self.on_bytes is not None:
+            self.on_bytes("host", data, self._wall())
         self._last_tx = self._clock()
         return rid
 
@@ -385,7 +391,10 @@ class DeviceLink:
                 continue
             now = self._clock()
             if data:
-                self._feed(data, self._wall(), now)
+                rx = self._wall()
+                if self.on_bytes is not None:
+                    self.on_bytes("device", data, rx)
+                self._feed(data, rx, now)
             if self._transport.is_open:
                 self._timers(now)
             if self._transport.is_open:

@@ -4,10 +4,14 @@ Run as ``python -m bedside_host.sil.replayer CAPTURE [--all-settings]`` with BED
 naming the firmware/ directory of the build (so each build is imported in its own process).
 The device is the real core (bedside.device.Device driven by bedside.mainloop.MainLoop, the
 loop body the Pico and the SIL run); the clock is virtual, advanced in TICK_MS steps from the
-capture's clock_start_ms; the captured bytes are fed to the oximeter and NIBP ports at their
-captured times; the sounder, LEDs and host link are quiet fakes; no flash store.
+capture's clock_start_ms; the captured bytes are fed to the oximeter, NIBP and host ports at
+their captured times and the captured key levels are pressed at theirs (operator actions:
+ACK, reset, check, NIBP keys, set / audio_off / nibp commands); the sounder and LEDs are quiet
+fakes; what the device writes to the host is read for the timeline; no flash store.
 Output (stdout, one JSON object): firmware, version, settings_applied, settings_skipped,
-virtual_ms, wall_s, ticks, timeline [{t_ms, condition, priority, event, state, value, limit}].
+virtual_ms, wall_s, ticks, timeline: rows in time order, each {t_ms, kind, ...}: kind "alarm"
+{condition, priority, event, state, value, limit}; "key" / "command" (operator actions) and
+"device" (setting changes, AUDIO OFF, refused commands) {text}.
 Errors: one line on stderr, exit 2.
 """
 
@@ -19,7 +23,14 @@ import time
 from typing import Any
 
 from bedside_host import FIRMWARE_DIR, ensure_firmware_on_path
-from bedside_host.sil.capture import Capture, CaptureError, read_capture
+from bedside_host.sil.capture import (
+    Capture,
+    CaptureError,
+    command_row,
+    message_row,
+    read_capture,
+    split_lines,
+)
 
 
 class FeedPort:
@@ -70,8 +81,41 @@ class QuietLeds:
             self.state[color] = bool(on)
 
 
+def link_timeline(cap: Capture) -> list[dict[str, Any]]:
+    """The timeline recorded in a link capture (``bedside record --raw``): the device's own
+    messages and the host's commands, as they crossed the port (no firmware runs)."""
+    rows: list[dict[str, Any]] = []
+    bufs = {"device": bytearray(), "host": bytearray()}
+    seen: set[tuple[Any, Any]] = set()  # (boot, seq): a line replayed on request is not new
+    for t, port, data in cap.records:
+        for raw in split_lines(bufs[port], data):
+            if port == "host":
+                row = command_row(t, raw)
+            else:
+                try:
+                    msg = json.loads(raw)
+                except ValueError:
+                    continue
+                if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
+                    continue
+                if msg.get("seq") is not None:
+                    key = (msg.get("boot"), msg.get("seq"))
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                row = message_row(t, msg["type"], msg)
+            if row is not None:
+                rows.append(row)
+    return rows
+
+
 def replay(cap: Capture, all_settings: bool = False) -> dict[str, Any]:
     """The alarm timeline of the firmware on sys.path over `cap` (see the module doc)."""
+    if cap.source != "sil":
+        raise CaptureError(
+            "a host-link capture (bedside record --raw) holds no sensor bytes: "
+            "no firmware build can run over it (bedside replay FILE prints its timeline)"
+        )
     ensure_firmware_on_path()
     from bedside import VERSION
     from bedside import settings as fw_settings
@@ -90,13 +134,13 @@ def replay(cap: Capture, all_settings: bool = False) -> dict[str, Any]:
         raise CaptureError(f"the captured settings are not valid for this firmware: {err}")
 
     start = int(cap.header.get("clock_start_ms", 0)) & MASK
-    ports = {"oximeter": FeedPort(), "nibp": FeedPort()}
+    ports = {"oximeter": FeedPort(), "nibp": FeedPort(), "host": FeedPort()}
     t = 0
     timeline: list[dict[str, Any]] = []
     dev = Device(
         start,
         ports["oximeter"],
-        FeedPort(),
+        ports["host"],
         QuietSounder(),
         QuietLeds(),
         store=None,
@@ -107,26 +151,39 @@ def replay(cap: Capture, all_settings: bool = False) -> dict[str, Any]:
     send = dev.send
 
     def _send(mtype: str, fields: dict[str, Any]) -> Any:
-        if mtype == "alarm":
-            rec: dict[str, Any] = {"t_ms": t}
-            for k in ("condition", "priority", "event", "state", "value", "limit"):
-                rec[k] = fields.get(k)
-            timeline.append(rec)
+        row = message_row(t, mtype, fields)
+        if row is not None:
+            timeline.append(row)
         return send(mtype, fields)
 
-    dev.send = _send  # every alarm event the device reports to the host
+    dev.send = _send  # every message the device reports to the host
     loop = MainLoop(dev, None)
     records = cap.records
-    i = 0
+    keys = cap.keys
+    i = k = 0
     n = len(records)
+    nk = len(keys)
+    levels = 0
+    host_buf = bytearray()
     end = cap.end_ms
     ticks = 0
     t0 = time.perf_counter()
     while t <= end:
         while i < n and records[i][0] <= t:
-            ports[records[i][1]].push(records[i][2])
+            _rt, port, data = records[i]
+            ports[port].push(data)
+            if port == "host":  # an operator's command: in the timeline where it arrived
+                for raw in split_lines(host_buf, data):
+                    row = command_row(t, raw)
+                    if row is not None:
+                        timeline.append(row)
             i += 1
-        loop.step((start + t) & MASK, 0)
+        while k < nk and keys[k][0] <= t:
+            levels = keys[k][1]
+            if keys[k][2]:
+                timeline.append({"t_ms": t, "kind": "key", "text": f"key {keys[k][2]}"})
+            k += 1
+        loop.step((start + t) & MASK, levels)
         ticks += 1
         t += TICK_MS
     wall = time.perf_counter() - t0
