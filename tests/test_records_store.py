@@ -94,7 +94,10 @@ def test_clinic_tables_filled_from_the_stream(tmp_path: Path) -> None:
     flash-log records merge with the live events they repeat and old boots get their own
     session."""
     items: list[Any] = list(session_stream(boot=7, seconds=600))
-    items.append(Gap(PORT, 7, 900, 905, "lost in transit; alarm log had none", 1.0e9))
+    top = max(i.msg["seq"] for i in items if isinstance(i, Received) and i.msg["boot"] == 7)
+    # a gap after the stream's last line (a gap over stored seqs is not stored: see
+    # test_gap_over_stored_lines_keeps_only_the_missing_seqs)
+    items.append(Gap(PORT, 7, top + 5, top + 10, "lost in transit; alarm log had none", 1.0e9))
     st = _fill(tmp_path / "c.db", items)
     c = st.counts()
     assert c["vitals"] == 600 and c["nibp"] == 1 and c["link_gaps"] == 1
@@ -119,7 +122,7 @@ def test_clinic_tables_filled_from_the_stream(tmp_path: Path) -> None:
         ("PR_HIGH", "raise", "log"),
         ("PR_HIGH", "end", "log"),
     ]
-    assert st.gaps(s7)[0]["first_seq"] == 900
+    assert st.gaps(s7)[0]["first_seq"] == top + 5
 
 
 def test_log_record_merges_with_live_alarm_within_window(tmp_path: Path) -> None:
@@ -179,6 +182,30 @@ def test_gaps_stored_once(tmp_path: Path) -> None:
     st = _fill(tmp_path / "g.db", [g1, g2, g1, g2])
     assert [(g["first_seq"], g["last_seq"]) for g in st.gaps()] == [(10, 12), (40, -1)]
     assert [s.boot for s in st.sessions()] == [2]
+
+
+def test_gap_over_stored_lines_keeps_only_the_missing_seqs(tmp_path: Path) -> None:
+    """REQ-HOST-34: a recorder restarted on a file reports as a gap what the device no longer
+    holds, though an earlier run stored part of it: only the seqs the file holds neither as
+    lines nor in an earlier gap are stored as gaps (an unknown end stays unknown)."""
+    lines = [i for i in session_stream(boot=3, seconds=60) if i.msg["boot"] == 3]
+    seqs = sorted(i.msg["seq"] for i in lines)
+    keep = [i for i in lines if i.msg["seq"] not in (10, 11, 12, 30)]
+    g_old = Gap(PORT, 3, 11, 11, "lost in transit", 1.0)
+    g_new = Gap(PORT, 3, 1, seqs[-1] + 3, "before the host attached", 2.0)
+    g_tail = Gap(PORT, 3, 5, -1, "the device restarted", 3.0)
+    st = _fill(tmp_path / "t.db", [*keep, g_old, g_new, g_tail])
+    got = [(g["first_seq"], g["last_seq"], g["reason"][:6]) for g in st.gaps()]
+    top = seqs[-1]
+    assert got == [
+        (10, 10, "before"),
+        (11, 11, "lost i"),
+        (12, 12, "before"),
+        (30, 30, "before"),
+        (top + 1, top + 3, "before"),
+        (top + 4, -1, "the de"),
+    ]
+    assert st.stats.gaps == 6
 
 
 def test_boot_zero_restarts_are_separate_runs(tmp_path: Path) -> None:

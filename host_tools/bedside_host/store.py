@@ -929,18 +929,57 @@ class Store:
             self._setting(rec, raw_id, key, u, wall, rx, "log")
 
     def _add_gap(self, g: GapItem) -> None:
+        """Store the part of the gap the file does not already hold: a recorder restarted on
+        this file reports as lost what it could not fetch, though an earlier run stored it;
+        seqs already stored or already in a recorded gap are left out (no stretch is both
+        stored and a gap, and no seq lies in two gaps)."""
         boot = int(g.boot)
         epoch = 0
         if boot == 0:
             run = self._runs.get(g.port)
             epoch = run.epoch if run is not None else 0
-        self.stats.gaps += 1
         self._ensure_boot((g.port, boot, epoch), float(g.rx_time))
-        self.conn.execute(
-            "INSERT INTO link_gaps (device, boot, epoch, first_seq, last_seq, reason, rx_time)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            (g.port, boot, epoch, int(g.first_seq), int(g.last_seq), str(g.reason), g.rx_time),
-        )
+        for first, last in self._missing(g.port, boot, epoch, int(g.first_seq), int(g.last_seq)):
+            cur = self.conn.execute(
+                "INSERT INTO link_gaps (device, boot, epoch, first_seq, last_seq, reason,"
+                " rx_time) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (g.port, boot, epoch, first, last, str(g.reason), g.rx_time),
+            )
+            self.stats.gaps += cur.rowcount
+
+    def _missing(
+        self, device: str, boot: int, epoch: int, first: int, last: int
+    ) -> list[tuple[int, int]]:
+        """The stretches of seqs first..last (last -1: to the boot's unknown end) that are
+        neither stored lines nor inside a recorded gap, as (first, last) with -1 kept."""
+        hi = _INT_MAX if last < 0 else last
+        held: list[tuple[int, int]] = [
+            (f, _INT_MAX if e < 0 else e)
+            for f, e in self.conn.execute(
+                "SELECT first_seq, last_seq FROM link_gaps WHERE device = ? AND boot = ?"
+                " AND epoch = ? AND first_seq <= ? AND (last_seq < 0 OR last_seq >= ?)",
+                (device, boot, epoch, hi, first),
+            )
+        ]
+        held += [
+            (q, q)
+            for (q,) in self.conn.execute(
+                "SELECT seq FROM raw_lines WHERE device = ? AND boot = ? AND epoch = ?"
+                " AND seq BETWEEN ? AND ?",
+                (device, boot, epoch, first, hi),
+            )
+        ]
+        out: list[tuple[int, int]] = []
+        at = first
+        for f, e in sorted(held):
+            if f > at:
+                out.append((at, f - 1))
+            at = max(at, e + 1)
+            if at > hi:
+                break
+        if at <= hi:
+            out.append((at, last))
+        return [(a, -1 if b >= _INT_MAX else b) for a, b in out]
 
     # --- queries (export, report) -------------------------------------------------------------
     def sessions(self) -> list[Session]:

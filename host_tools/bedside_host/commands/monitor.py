@@ -193,6 +193,8 @@ class View:
         m = item.msg
         t = m.get("type")
         when = item.wall_time if item.wall_time is not None else item.rx_time
+        if item.known:  # a flash-log record read to fill a gap that holds no news
+            return
         if item.replayed:  # history: the events list only, never over the present
             if t == "alarm":
                 self.note(when, "(earlier) " + _alarm_text(m))

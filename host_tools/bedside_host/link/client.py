@@ -15,9 +15,10 @@ are not delivered twice). Every stretch of seqs that could not be recovered is r
 flash store, the seq going back) is a restart: the rest of the old boot is reported as a gap
 with an unknown end and its alarm events are read from the flash log.
 
-Each line is delivered at most once, in arrival order. Lines the client reads only to fill a
-gap (flash-log records that turned out to be already known) are not delivered, so the seqs of
-the delivered lines are not contiguous: continuity is what the Gap records say.
+Each line is delivered exactly once: a seq is delivered or lies in a Gap. Lines the client
+reads only to fill a gap (flash-log records) are held until their command's reply and then
+delivered: those that fill the gap as recovered history, the others with ``known=True`` (no
+news for a view; a recorder stores them, so every device message is kept once).
 
 Wall time: per boot, ``offset = min(rx_time - t_ms / 1000)`` over live lines (the first live
 line sets it, later ones refine it: transport delay only ever adds), ``wall_time = t_ms / 1000
@@ -31,7 +32,7 @@ import json
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeGuard
 
 from transitions import Machine
@@ -117,6 +118,7 @@ class _Cmd:
     retries: int = 0
     lossy: bool = False  # a replay command gave up with lines still lost in transit
     held: list[tuple[Received, dict[str, Any]]] = field(default_factory=list)
+    given: set[int] = field(default_factory=set)  # ids of held items delivered as recovered
 
 
 @dataclass
@@ -352,7 +354,7 @@ class DeviceLink:
         self.last_error = reason
         self._transport.close()
         self._replay = None  # the pass starts again after the reconnect
-        self._logcmd = None  # a fill job goes on after the reconnect; a request gets LinkDown
+        self._drop_logcmd()  # a fill job goes on after the reconnect; a request gets LinkDown
         if self.state in ("syncing", "live", "stale"):
             self._fsm.trigger("lost")
         now = self._clock()
@@ -441,7 +443,7 @@ class DeviceLink:
                 self._resolve_holes(self._last_seq + 1, None, "replay not answered", True)
         lc = self._logcmd
         if lc is not None and not lc.user and now - lc.sent >= CMD_TIMEOUT_S:
-            self._logcmd = None
+            self._drop_logcmd()
             if self._fills:
                 job = self._fills[0]
                 job.tries += 1
@@ -547,7 +549,7 @@ class DeviceLink:
         self.stats.restarts += 1
         self._replay = None
         if self._logcmd is not None and not self._logcmd.user:
-            self._logcmd = None  # the old boot will not answer it: ask again
+            self._drop_logcmd()  # the old boot will not answer it: ask again
         gaps: list[tuple[int, int, str]] = []
         t_lo = self._t_last
         for h in self._holes:
@@ -767,8 +769,28 @@ class DeviceLink:
             for k in sorted(self._recs)[:1024]:
                 del self._recs[k]
 
+    def _drop_logcmd(self) -> None:
+        """Forget the running log command; the lines it held are delivered (known)."""
+        lc, self._logcmd = self._logcmd, None
+        if lc is not None:
+            self._release(lc)
+
+    def _release(self, lc: _Cmd) -> None:
+        """Deliver the held flash-log lines not delivered as recovered, marked known."""
+        for item, _rec in lc.held:
+            if id(item) not in lc.given:
+                self._deliver(replace(item, known=True))
+        lc.held.clear()
+        lc.given.clear()
+
     def _on_log_reply(self, lc: _Cmd, msg: dict[str, Any]) -> None:
         self._logcmd = None
+        try:
+            self._on_log_reply_fill(lc, msg)
+        finally:
+            self._release(lc)
+
+    def _on_log_reply_fill(self, lc: _Cmd, msg: dict[str, Any]) -> None:
         if _int(msg.get("first")):
             self._log_first = msg["first"]
         if _int(msg.get("end")):
@@ -809,6 +831,7 @@ class DeviceLink:
             if (b, u) >= lo and not self._known_alarm(b, u, rec):
                 self._seen_alarm(b, u, rec)
                 self._deliver(item)
+                lc.given.add(id(item))
                 self.stats.recovered += 1
                 job.recovered += 1
         nxt = msg.get("next")

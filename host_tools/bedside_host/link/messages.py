@@ -25,6 +25,10 @@ class Received:
     rx_time: float  # host receive time, UTC epoch seconds (time.time())
     wall_time: float | None  # device t_ms mapped to UTC epoch seconds (log: the record's time)
     replayed: bool  # came from replay or the flash log (history, not current state)
+    # a flash-log record the client read while looking for a gap's alarm events that holds
+    # no news (an event already delivered, or outside the gap): delivered so a recorder keeps
+    # every device message once; a view skips it
+    known: bool = False
 
 
 @dataclass(frozen=True)
