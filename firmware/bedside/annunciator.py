@@ -58,6 +58,13 @@ class Annunciator:
             return left if left > 0 else 0
         return QUIET_MAX
 
+    def playing(self):
+        """What is being played, for a view of the signal rather than of the pin (the SIL's
+        annunciator log): (auditory pattern priority P_*, visual priority shown P_*, AUDIO OFF
+        in force). The auditory priority stays set through a burst's pauses."""
+        v = self._vprio
+        return self._prio, (v if v > 0 else 0), self._off
+
     def invalidate(self):
         """Something else drove the sounder and LEDs (the self-test): apply everything again."""
         for c in range(4):

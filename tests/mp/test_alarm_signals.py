@@ -269,3 +269,21 @@ def test_annunciator_step_allocates_nothing():
     if a is None:
         skip("heap allocation is measured on MicroPython only")
     assert a == 0, a
+
+
+def test_playing_names_the_pattern_not_the_pin():
+    """REQ-HOST-37: Annunciator.playing() gives the auditory pattern and visual priority in
+    force, through the silent parts of a burst, and AUDIO OFF; it follows the priorities."""
+    rec = Rec()
+    ann = Annunciator(rec, rec, Settings())
+    _run(ann, rec, 50, P_NONE, P_NONE)
+    assert ann.playing() == (P_NONE, P_NONE, False)
+    _run(ann, rec, 800, P_HIGH, P_HIGH)  # between pulses 3 and 4 of the first burst
+    assert not ann.tone_on
+    assert ann.playing() == (P_HIGH, P_HIGH, False)
+    _run(ann, rec, 6000, P_MEDIUM, P_MEDIUM)
+    assert ann.playing() == (P_MEDIUM, P_MEDIUM, False)
+    _run(ann, rec, 100, P_NONE, P_MEDIUM)  # acknowledged: no sound, still shown
+    assert ann.playing() == (P_NONE, P_MEDIUM, False)
+    _run(ann, rec, 100, P_NONE, P_LOW, True)
+    assert ann.playing() == (P_NONE, P_LOW, True)

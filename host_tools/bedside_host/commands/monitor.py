@@ -37,6 +37,7 @@ from bedside_host.config import ConfigError
 from bedside_host.link.client import DeviceLink
 from bedside_host.link.messages import UNKNOWN_END, Gap, LinkStats, Received
 from bedside_host.link.transport import BAUD
+from bedside_host.signal_text import signal_text
 
 ensure_firmware_on_path()
 
@@ -182,6 +183,7 @@ class View:
     audio_off: bool | None = None
     buzzer: bool = False
     leds: dict[str, bool] = field(default_factory=dict)
+    signal: dict[str, Any] | None = None  # the SIL's last "signal" record (pattern in force)
 
     def apply(self, item: Received | Gap) -> None:
         if isinstance(item, Gap):
@@ -264,7 +266,9 @@ class View:
         self.link = link
 
     def apply_annunciator(self, rec: dict[str, Any]) -> None:
-        if rec.get("dev") == "buzzer":
+        if rec.get("dev") == "signal":
+            self.signal = rec
+        elif rec.get("dev") == "buzzer":
             self.buzzer = bool(rec.get("on"))
         elif rec.get("dev") == "led":
             self.leds[str(rec.get("color"))] = bool(rec.get("on"))
@@ -355,7 +359,12 @@ def render(view: View, now: float) -> Group:
     vitals.add_row(_nibp_text(view, now, live, hb), Text(""))
 
     status = _sounding(hb, hb_age, hb_stale, now)
-    if view.leds or view.buzzer:
+    if view.signal is not None:  # what the annunciator plays, not the pin's on/off
+        paused = hb.get("audio_paused_s")
+        left = paused - (hb_age or 0.0) if isinstance(paused, int | float) else None
+        status.append("\nSIL signal: ", style="dim")
+        status.append(signal_text(view.signal, left), style="bold")
+    elif view.leds or view.buzzer:  # an annunciator log without signal records
         status.append("   sounder ")
         status.append("ON" if view.buzzer else "off", style="bold red" if view.buzzer else "dim")
         lit = [c for c, on in view.leds.items() if on]

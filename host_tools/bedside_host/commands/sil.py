@@ -39,6 +39,7 @@ from bedside_host.sil.pcboard import (
 ensure_firmware_on_path()
 
 from bedside import settings as fw_settings  # noqa: E402
+from bedside.alarms.conditions import PRIORITY_NAMES  # noqa: E402
 from bedside.buttons import K_ACK, K_CHECK, K_NIBP  # noqa: E402
 from bedside.device import TICK_MS, Device  # noqa: E402
 from bedside.hostlink import HOST_BAUD  # noqa: E402
@@ -356,6 +357,7 @@ def run(args: argparse.Namespace) -> int:
     loop = MainLoop(dev, screen)
     presser = KeyPresser()
     held = 0
+    playing: Any = None
     try:
         while not stop.is_set():
             now = clock.tick()
@@ -365,6 +367,19 @@ def run(args: argparse.Namespace) -> int:
                 if capture is not None:
                     capture.keys(levels, presser.word)
             loop.step(now, levels)
+            sig = dev.annunciator.playing()
+            if sig != playing:  # the pattern in force changed: one "signal" record
+                playing = sig
+                alog.write(
+                    {
+                        "dev": "signal",
+                        "on": bool(sig[0] or sig[1] or sig[2]),
+                        "auditory": PRIORITY_NAMES[sig[0]],
+                        "visual": PRIORITY_NAMES[sig[1]],
+                        "audio_off": bool(sig[2]),
+                        "reminder_min": settings["audio_off_reminder_min"],
+                    }
+                )
             next_t += period
             delay = next_t - time.monotonic()
             if delay > 0:
