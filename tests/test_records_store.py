@@ -425,6 +425,27 @@ def test_bench_store_meets_target() -> None:
     assert bench_store(5000) > 5000
 
 
+def test_bench_writes_the_records_part(tmp_path: Path) -> None:
+    """REQ-HOST-39: `tools/bench_records.py` (run by `make bench`) writes its figure as a
+    bench part: section "records", one figure of messages stored per second with its unit,
+    the 20000/s target and how it was measured."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import bench_records
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    assert bench_records.PART == ROOT / "bench" / "parts" / "records.json"
+    out = tmp_path / "parts" / "records.json"
+    assert bench_records.main(["-n", "3000", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["section"] == "records" and len(doc["figures"]) == 1
+    (fig,) = doc["figures"]
+    assert set(fig) == {"name", "value", "unit", "target", "method"}
+    assert isinstance(fig["value"], int) and fig["value"] > 1000
+    assert fig["unit"] == "messages/s" and fig["target"] == ">= 20000"
+    assert "3000" in fig["method"] and "WAL" in fig["method"]
+
+
 def test_write_failure_keeps_items_for_retry(tmp_path: Path) -> None:
     """REQ-REC-06: when the file cannot be written (here: locked by another program) flush
     raises StoreError with the reason and keeps every item; the next flush stores them once."""

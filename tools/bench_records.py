@@ -3,10 +3,13 @@
 A realistic mix (1 Hz oxi and heartbeat, alarm events, NIBP, key events, replies) is built in
 memory first, then timed through Store.add and the final flush into a new file on disk (WAL,
 synchronous=NORMAL, the default batch size). Target: >= 20,000 messages/s.
+Prints one line and writes bench/parts/records.json (``--out``) in the `make bench` part shape
+``{"section", "figures": [{"name", "value", "unit", "target", "method"}]}``.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import tempfile
@@ -21,6 +24,13 @@ sys.path.insert(0, str(ROOT / "host_tools"))
 from bedside_host.store import Store  # noqa: E402
 
 TARGET = 20_000
+PART = ROOT / "bench" / "parts" / "records.json"
+METHOD = (
+    "tools/bench_records.py: {n} generated device messages (1 Hz oxi and heartbeat, alarm "
+    "events, NIBP, key events, replies) built in memory, then timed through Store.add and the "
+    "final flush into a new SQLite file on disk (WAL, synchronous=NORMAL, default batch of "
+    "{batch} items); CPython on this PC, one run"
+)
 
 
 @dataclass(frozen=True)
@@ -103,13 +113,39 @@ def bench_store(n: int = 50_000) -> float:
     return n / dt
 
 
-def main() -> int:
-    n = 50_000
+def part(rate: float, n: int) -> dict[str, Any]:
+    """The bench part for `make bench` (merged into bench/results.json)."""
+    from bedside_host.store import BATCH_ITEMS
+
+    return {
+        "section": "records",
+        "figures": [
+            {
+                "name": "recorder messages stored per second",
+                "value": round(rate),
+                "unit": "messages/s",
+                "target": f">= {TARGET}",
+                "method": METHOD.format(n=n, batch=BATCH_ITEMS),
+            }
+        ],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-n", type=int, default=50_000, help="messages to store (default 50000)")
+    ap.add_argument("--out", type=Path, default=PART, help=f"part file (default {PART})")
+    args = ap.parse_args(argv)
+    n = args.n
     rate = bench_store(n)
     verdict = "meets" if rate >= TARGET else "BELOW"
     print(
         f"record store: {rate:,.0f} messages/s ({n} messages; {verdict} the {TARGET:,}/s target)"
     )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(part(rate, n), indent=2) + "\n")
+    tmp.replace(args.out)
     return 0
 
 
