@@ -478,3 +478,22 @@ def test_audio_off_renews_the_lease_until_interrupted(tmp_path: Path) -> None:
         assert dev.audio_off_until is None
         assert not [m for m in dev.sent_of("audio_off") if m["reason"] == "lease_expired"]
         assert "AUDIO OFF ended" in out
+
+
+def test_log_line_names_only_the_values_an_event_has() -> None:
+    """REQ-HOST-40: `bedside log` shows an alarm event's value and limit only where the
+    event has them (a communication loss has a timeout limit and no value: no "None")."""
+    from bedside_host.commands.log import describe
+
+    comm = {
+        "condition": "OXI_COMM_LOST",
+        "priority": "medium",
+        "event": "raise",
+        "state": "active",
+        "value": None,
+        "limit": 5,
+    }
+    assert describe(comm) == "OXI_COMM_LOST medium raise -> active  limit 5"
+    low = dict(comm, condition="SPO2_LOW", value=86, limit=90)
+    assert describe(low).endswith("  value 86 limit 90")
+    assert "None" not in describe(dict(comm, limit=None))

@@ -61,8 +61,10 @@ def local_time(wall: float | None) -> str:
 def describe(rec: dict[str, Any]) -> str:
     if "condition" in rec:
         text = f"{rec['condition']} {rec.get('priority')} {rec.get('event')} -> {rec.get('state')}"
-        if rec.get("value") is not None or rec.get("limit") is not None:
-            text += f"  value {rec.get('value')} limit {rec.get('limit')}"
+        # only what the event has (a communication loss: a timeout limit, no value)
+        vals = [f"{k} {rec[k]}" for k in ("value", "limit") if rec.get(k) is not None]
+        if vals:
+            text += "  " + " ".join(vals)
         return text
     event = str(rec.get("event", "?"))
     if event == "setting":

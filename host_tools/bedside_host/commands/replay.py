@@ -101,12 +101,16 @@ def line(ev: dict[str, Any]) -> str:
 
     t = ev["t_ms"] / 1000
     kind = ev.get("kind", "alarm")
+    dev = ""
+    if ev.get("uptime_ms") is not None:  # a link capture: the device's own time too
+        dev = f"  [boot {ev.get('boot')} +{ev['uptime_ms'] / 1000:.2f} s]"
     if kind != "alarm":  # operator actions (key, command) and device changes
         mark = "operator" if kind in ("key", "command") else "device"
-        return f"{t:10.2f} s  {mark + ':':<9} {ev.get('text')}"
+        return f"{t:10.2f} s  {mark + ':':<9} {ev.get('text')}{dev}"
     return (
         f"{t:10.2f} s  {cell(ev['condition']):<20} {cell(ev['priority']):<7} "
         f"{cell(ev['event']):<10} value {cell(ev['value']):>5}  limit {cell(ev['limit']):>5}"
+        + dev
     )
 
 

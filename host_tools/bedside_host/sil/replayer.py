@@ -83,7 +83,8 @@ class QuietLeds:
 
 def link_timeline(cap: Capture) -> list[dict[str, Any]]:
     """The timeline recorded in a link capture (``bedside record --raw``): the device's own
-    messages and the host's commands, as they crossed the port (no firmware runs)."""
+    messages (with their ``boot`` and ``uptime_ms``: replayed history arrives late) and the
+    host's commands, at the time they crossed the port (no firmware runs)."""
     rows: list[dict[str, Any]] = []
     bufs = {"device": bytearray(), "host": bytearray()}
     seen: set[tuple[Any, Any]] = set()  # (boot, seq): a line replayed on request is not new
@@ -104,6 +105,8 @@ def link_timeline(cap: Capture) -> list[dict[str, Any]]:
                         continue
                     seen.add(key)
                 row = message_row(t, msg["type"], msg)
+                if row is not None:  # the device's own time: history arrives in a bunch
+                    row["boot"], row["uptime_ms"] = msg.get("boot"), msg.get("t_ms")
             if row is not None:
                 rows.append(row)
     return rows
