@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import select
 import signal
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 from bedside_host.commands import record
 from bedside_host.link.messages import Gap
+from bedside_host.sil.capture import read_capture
 from bedside_host.store import Store
 from recordsim import PORT, DeviceSim, alarm, session_stream, with_replays
 
@@ -185,3 +187,49 @@ def test_signal_stops_cleanly_keeping_every_line(tmp_path: Path, sig: int) -> No
     assert sorted(lines) == sorted(it.line for it in items)
     assert st.counts()["vitals"] == 15 and st.counts()["alarms"] == 1
     st.close()
+
+
+def test_raw_capture_per_port_never_overwritten(tmp_path: Path) -> None:
+    """REQ-HOST-38: `record --raw DIR` writes one host-link capture per port and run, named
+    after the port and the UTC start, never over an existing one; each holds what the link's
+    byte hook was given (the device's bytes with their receive times, the host's commands)
+    and ends with its end line; a --raw that is not a directory is exit 2 with one line."""
+
+    class HookLink(FakeLink):
+        on_bytes: Any = None
+
+        def poll(self, timeout: float = 0.0) -> list[Any]:
+            out = super().poll(timeout)
+            for item in out:
+                self.on_bytes("device", (item.line + "\n").encode(), item.rx_time)
+            if out:
+                self.on_bytes("host", b'{"cmd":"ping","id":1}\n', 1.0)
+            return out
+
+    raw = tmp_path / "raw"
+    stream = session_stream(boot=3, seconds=20)
+    for _run in range(2):
+        link = HookLink(stream)
+        args = argparse.Namespace(
+            port=["loop://ttyACM0"], db=tmp_path / "r.db", duration=0.5, quiet=True, raw=raw
+        )
+        assert record.run(args, lambda _url, link=link: link) == 0  # type: ignore[misc]
+        assert link.closed
+    caps = sorted(raw.glob("ttyACM0-*.capture"))
+    assert len(caps) == 2  # the second run did not overwrite the first
+    for path in caps:
+        cap = read_capture(path)
+        assert cap.complete and cap.source == "link" and cap.header["url"] == "loop://ttyACM0"
+        dev = [
+            (d, rx) for (_t, p, d), rx in zip(cap.records, cap.rx, strict=True) if p == "device"
+        ]
+        assert b"".join(d for d, _rx in dev) == b"".join((i.line + "\n").encode() for i in stream)
+        assert [rx for _d, rx in dev] == [round(i.rx_time, 3) for i in stream]
+        assert any(p == "host" for _t, p, _d in cap.records)
+    notdir = tmp_path / "file"
+    notdir.write_text("x")
+    res = _bedside(
+        "record", "--port", "loop://", "--db", str(tmp_path / "x.db"), "--raw", str(notdir)
+    )
+    assert res.returncode == 2 and "is not a directory" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
