@@ -60,13 +60,14 @@ def raises(events: list[dict[str, Any]]) -> set[tuple[str, str]]:
 
 
 def test_capture_file_format(live: tuple[Path, list[dict[str, Any]]]) -> None:
-    """REQ-REP-01: the capture keeps each port's raw bytes with times, under a header naming
-    the format version, the oximeter format and the settings in force; it ends with an end
-    line when the SIL stops."""
+    """REQ-REP-01, REQ-HOST-30: the capture keeps each port's raw bytes with times, under a
+    header naming the format version (2, source "sil"), the oximeter format and the settings
+    in force; it ends with an end line when the SIL stops."""
     cap_path, _ = live
     lines = [json.loads(x) for x in cap_path.read_text().splitlines()]
     head = lines[0]
-    assert head["format"] == FORMAT and head["version"] == VERSION
+    assert head["format"] == FORMAT and head["version"] == VERSION == 2
+    assert head["source"] == "sil"
     assert head["oximeter_format"] == "nonin2"
     assert head["settings"]["spo2_low_delay_s"] == 2
     assert head["changed"] == {"spo2_low_delay_s": 2}
@@ -159,8 +160,9 @@ def test_compare_reports_a_changed_default_limit(
     ],
 )
 def test_bad_capture_is_exit_2_with_one_line(tmp_path: Path, content: str, why: str) -> None:
-    """REQ-REP-04: a bad capture file (or a missing one, or a bad --firmware directory) is
-    exit 2 with one clear line naming the file and the line, no traceback."""
+    """REQ-REP-04, REQ-HOST-30: a bad capture file (or a missing one, or a bad --firmware
+    directory) is exit 2 with one clear line naming the file and the line, no traceback;
+    version 1 files are read by version 1's rules (no host port)."""
     bad = tmp_path / "bad.capture"
     bad.write_text(content)
     r = bedside("replay", str(bad))

@@ -134,11 +134,12 @@ def check_exactly_once(db: Path, boot: int) -> tuple[set[int], list[tuple[int, i
 
 
 def test_kill_the_recorder_at_random_instants(sil: Sil, tmp_path: Path) -> None:
-    """REQ-HOST-33: SIGKILL `bedside record` at random instants during a burst of alarms and
-    restart it on the same file (one restart after a long outage in which the device sends
-    more than it keeps for replay): every message is stored once, every other seq of the boot
-    lies in exactly one recorded gap, every line the raw captures saw is stored verbatim, and
-    every alarm event of the device's flash alarm log is in the alarms table exactly once."""
+    """REQ-HOST-33, REQ-HOST-38: SIGKILL `bedside record` at random instants during a burst
+    of alarms and restart it on the same file (one restart after a long outage in which the
+    device sends more than it keeps for replay): every message is stored once, every other
+    seq of the boot lies in exactly one recorded gap, every line the raw captures saw is
+    stored verbatim, and every alarm event of the device's flash alarm log is in the alarms
+    table exactly once."""
     db, raw = tmp_path / "rec.sqlite", tmp_path / "raw"
     port = sil.ports["host"]
     rng = random.Random(int(os.environ.get("BEDSIDE_TEST_SEED", "10")))
