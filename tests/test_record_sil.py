@@ -252,7 +252,7 @@ def test_frozen_device_mid_burst_then_thawed(sil: Sil, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)["timeline"]
     raised = [x for x in rows if x.get("condition") == "SPO2_DESAT" and x["event"] == "raise"]
-    assert len(raised) >= 2
+    assert len(raised) >= 2 and all(x["boot"] == boot and x["uptime_ms"] > 0 for x in raised)
     r = subprocess.run(
         [*BEDSIDE, "replay", str(cap_path), "--compare", str(ROOT)],
         capture_output=True,

@@ -92,6 +92,7 @@ def test_replay_reproduces_operator_actions(
     rows = json.loads(r.stdout)["timeline"]
     texts = [r.get("text") for r in rows]
     assert "key ack" in texts
+    assert "button ack (1 affected)" in texts  # the device handled the key as live
     assert "set name=spo2_low value=88 by alice" in texts
     assert "setting spo2_low 90 -> 88 by alice" in texts
     live_alarms = [m | {"kind": "alarm"} for m in messages if m["type"] == "alarm"]

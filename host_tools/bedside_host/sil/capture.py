@@ -234,7 +234,8 @@ def command_row(t_ms: int, line: bytes) -> dict[str, Any] | None:
 
 def message_row(t_ms: int, mtype: str, m: dict[str, Any]) -> dict[str, Any] | None:
     """The timeline row of one device message: alarm events (condition, priority, event,
-    state, value, limit), setting changes, AUDIO OFF changes and refused commands."""
+    state, value, limit), key events handled, setting changes, AUDIO OFF changes and refused
+    commands."""
     if mtype == "alarm":
         rec: dict[str, Any] = {"t_ms": t_ms, "kind": "alarm"}
         for k in ("condition", "priority", "event", "state", "value", "limit"):
@@ -243,6 +244,8 @@ def message_row(t_ms: int, mtype: str, m: dict[str, Any]) -> dict[str, Any] | No
     if mtype == "setting":
         by = f" by {m['by']}" if m.get("by") else ""
         text = f"setting {m.get('name')} {m.get('old')} -> {m.get('value')}{by}"
+    elif mtype == "button":  # a key event the device handled (what a link capture sees)
+        text = f"button {m.get('button')} ({m.get('affected')} affected)"
     elif mtype == "audio_off":
         why = f" ({m['reason']})" if m.get("reason") else ""
         text = ("AUDIO OFF on" if m.get("on") else "AUDIO OFF off") + why
