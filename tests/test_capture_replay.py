@@ -102,6 +102,26 @@ def test_replay_reproduces_the_live_raise_events(
     assert "h of capture per second" in text.stdout
 
 
+def test_version_1_capture_still_replays(
+    live: tuple[Path, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    """REQ-HOST-30: a version 1 capture (sensor ports only, no "source") written before the
+    host port and keys were captured replays to the same alarm timeline."""
+    cap_path, _ = live
+    lines = cap_path.read_text().splitlines()
+    head = json.loads(lines[0])
+    recs = [json.loads(x) for x in lines[1:]]
+    assert all(r.get("port") in (None, "oximeter", "nibp") and "keys" not in r for r in recs)
+    del head["source"]
+    head["version"] = 1
+    old = tmp_path / "v1.capture"
+    old.write_text("\n".join([json.dumps(head), *lines[1:]]) + "\n")
+    a = bedside("replay", str(cap_path), "--json")
+    b = bedside("replay", str(old), "--json")
+    assert a.returncode == b.returncode == 0, b.stderr
+    assert json.loads(a.stdout)["timeline"] == json.loads(b.stdout)["timeline"]
+
+
 def test_compare_reports_a_changed_default_limit(
     live: tuple[Path, list[dict[str, Any]]], tmp_path: Path
 ) -> None:
