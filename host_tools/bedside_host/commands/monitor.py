@@ -491,8 +491,10 @@ def json_line(item: Received | Gap) -> str:
                 "reason": item.reason,
             }
         )
-    if item.replayed:
-        return json.dumps({**item.msg, "replayed": True})
+    if item.replayed:  # known: a flash-log record read to fill a gap, already delivered
+        return json.dumps(
+            {**item.msg, "replayed": True, **({"known": True} if item.known else {})}
+        )
     return item.line
 
 
