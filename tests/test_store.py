@@ -45,7 +45,10 @@ def rp2040(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     framebuf = types.ModuleType("framebuf")
     framebuf.FrameBuffer = _Dummy  # type: ignore[attr-defined]
     framebuf.MONO_VLSB = 0  # type: ignore[attr-defined]
-    for name, mod in (("machine", machine), ("framebuf", framebuf)):
+    micropython = types.ModuleType("micropython")
+    micropython.kbd_intr = lambda c: None  # type: ignore[attr-defined]
+    micropython.const = lambda x: x  # type: ignore[attr-defined]
+    for name, mod in (("machine", machine), ("framebuf", framebuf), ("micropython", micropython)):
         monkeypatch.setitem(sys.modules, name, mod)
     monkeypatch.delitem(sys.modules, "board.rp2040", raising=False)
     import board.rp2040 as mod
