@@ -48,6 +48,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "record",
         "record devices into a SQLite record file (every message once, gaps explicit)",
     ),
+    "gateway": (
+        "gateway",
+        "publish one chair's device to an MQTT broker (outbox: no alarm event lost)",
+    ),
     "export": (
         "export",
         "export recorded sessions as JSON, CSV tables or VitalDB .vital files",
