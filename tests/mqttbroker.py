@@ -14,8 +14,23 @@ import sys
 import time
 from pathlib import Path
 
-MOSQUITTO = shutil.which("mosquitto") or (
-    "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+ROOT = Path(__file__).resolve().parents[1]
+# BEDSIDE_TEST_BROKER=amqtt runs the tests on the fallback broker even where Mosquitto is
+# installed; BEDSIDE_AMQTT_DIR is where tools/ensure_broker.sh put it (.venv/amqtt-broker).
+FORCE_AMQTT = os.environ.get("BEDSIDE_TEST_BROKER") == "amqtt"
+MOSQUITTO = (
+    None
+    if FORCE_AMQTT
+    else shutil.which("mosquitto")
+    or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+)
+AMQTT_DIR = Path(os.environ.get("BEDSIDE_AMQTT_DIR", ROOT / ".venv" / "amqtt-broker"))
+
+
+# runs amqtt's broker from its own directory (its dependencies stay out of the app's venv)
+_AMQTT_MAIN = (
+    "import sys; sys.path.insert(0, sys.argv[1]); from amqtt.scripts.broker_script import main;"
+    " sys.argv = ['amqtt', '-c', sys.argv[2]]; main()"
 )
 
 
@@ -26,8 +41,9 @@ def free_port() -> int:
 
 
 def _amqtt() -> str | None:
-    exe = Path(sys.executable).with_name("amqtt")
-    return str(exe) if exe.exists() else shutil.which("amqtt")
+    if (AMQTT_DIR / "amqtt" / "__init__.py").exists():
+        return str(AMQTT_DIR)
+    return None
 
 
 def available() -> str | None:
@@ -76,9 +92,8 @@ class Broker:
             "plugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n"
             "    allow_anonymous: true\n"
         )
-        exe = _amqtt()
-        assert exe is not None
-        return [exe, "-c", str(conf)]
+        assert _amqtt() is not None
+        return [sys.executable, "-c", _AMQTT_MAIN, str(AMQTT_DIR), str(conf)]
 
     def start(self, timeout: float = 10.0) -> Broker:
         out = open(self.dir / "broker.out", "ab")

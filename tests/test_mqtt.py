@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from bedside_host.link.messages import Gap, Received
 from bedside_host.mqtt import topics
 from bedside_host.mqtt.connection import Connection, Will
@@ -129,11 +130,12 @@ def test_broker_killed_during_alarm_burst_loses_nothing(broker: Broker, tmp_path
     chair offline while the broker is gone and online again after, each alarm once. (The
     broker keeps the recorder's persistent session in its persistence file, as the clinic
     configuration does: the test waits until the broker has saved it.)"""
+    if not broker.persistent:
+        pytest.skip("the amqtt fallback keeps no sessions across a restart: needs Mosquitto")
     rec = MqttRecorder(Store(tmp_path / "central.db"), broker.url, site="clinic1").start()
     feed = Feed(broker.url)  # a station with a persistent session
     assert rec.sub.wait_connected(10) and feed.sub.wait_connected(10)
-    if broker.persistent:  # a SIGKILL keeps what the broker saved: the recorder's session
-        assert broker.wait_saved(time.time() + 0.1)
+    assert broker.wait_saved(time.time() + 0.1)  # the recorder's session is on disk
     link = LineSource(DeviceSim(boot=5), count=900, per_poll=6)
     stop = threading.Event()
     gws: list[Gateway] = []
