@@ -54,7 +54,8 @@ def available() -> str | None:
 
 
 class Broker:
-    def __init__(self, tmp: Path, port: int | None = None) -> None:
+    def __init__(self, tmp: Path, port: int | None = None, conf: str | None = None) -> None:
+        """``conf``: a whole Mosquitto configuration to run instead of the test default."""
         self.dir = tmp
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -63,8 +64,14 @@ class Broker:
         self.persistent = self.kind == "mosquitto"  # sessions survive a restart
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = self.dir / "broker.log"
+        self.conf = conf
 
     def _command(self) -> list[str]:
+        if self.conf is not None:
+            assert MOSQUITTO is not None
+            path = self.dir / "given.conf"
+            path.write_text(self.conf)
+            return [MOSQUITTO, "-c", str(path)]
         if self.kind == "mosquitto":
             conf = self.dir / "mosquitto.conf"
             lines = [
@@ -145,3 +152,15 @@ class Broker:
         self.stop(kill)
         time.sleep(down_s)
         self.start()
+
+
+def rewrite(conf: str, values: dict[str, str], extra: list[str] | None = None) -> str:
+    """A repository configuration with the value of each ``key`` line replaced (paths and
+    ports of the test); every other line is kept as written."""
+    out = []
+    for line in conf.splitlines():
+        key = line.split(" ", 1)[0]
+        out.append(f"{key} {values[key]}" if key in values and not line.startswith("#") else line)
+    if os.geteuid() == 0:
+        out.append("user root")  # the test's files are root's
+    return "\n".join(out + (extra or [])) + "\n"

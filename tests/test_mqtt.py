@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import mqttbroker
 import pytest
 from bedside_host.link.messages import Gap, Received
 from bedside_host.mqtt import topics
@@ -21,6 +22,7 @@ from bedside_host.store import Store
 from mqttbroker import Broker
 from recordsim import DeviceSim, alarm
 
+ROOT = Path(__file__).resolve().parents[1]
 CONDS = [("SPO2_LOW", "high"), ("PR_HIGH", "medium"), ("NIBP_SYS_HIGH", "medium")]
 
 
@@ -193,3 +195,260 @@ def test_broker_killed_during_alarm_burst_loses_nothing(broker: Broker, tmp_path
     assert states[:3] == [True, False, True], states
     rec.close()
     feed.sub.stop()
+
+
+def test_topics_payloads_and_names() -> None:
+    """REQ-MQ-01: the topic tree is bedside/v1/<site>/<chair>/<leaf>; alarm, NIBP, session,
+    events and gaps are QoS 1, the 1 Hz vitals and heartbeat QoS 0; a payload carries the
+    device line verbatim and decodes back to it; bad broker URLs and site or chair names
+    (wildcards, '/', empty) are refused with a readable error."""
+    assert topics.topic("clinic1", "c1", "alarm") == "bedside/v1/clinic1/c1/alarm"
+    assert topics.split("bedside/v1/clinic1/c1/alarm") == ("clinic1", "c1", "alarm")
+    assert topics.split("other/v1/a/b/c") is None
+    assert topics.subscription(None) == "bedside/v1/+/+/+"
+    leaf_qos = {t: topics.QOS[topics.LEAVES[t]] for t in ("alarm", "nibp", "session", "setting")}
+    assert leaf_qos == {"alarm": 1, "nibp": 1, "session": 1, "setting": 1}
+    assert topics.QOS["vitals"] == topics.QOS["heartbeat"] == 0 and topics.QOS["gap"] == 1
+    assert topics.leaf_of({"type": "reply"}) is None and topics.leaf_of({"type": "new"}) == "event"
+    line = '{"v":2,"seq":5,"boot":3,"type":"alarm","t_ms":10,"condition":"SPO2_LOW"}'
+    p = topics.decode(topics.device_payload("gw", line, 1.5, 1.25, False, "/dev/ttyACM0"))
+    assert p["line"] == line and p["msg"]["condition"] == "SPO2_LOW" and p["rx"] == 1.5
+    for bad in (b"not json", b'{"pv": 99}', b'{"pv": 1, "line": "[1]", "rx": 1}'):
+        with pytest.raises(topics.PayloadError):
+            topics.decode(bad)
+    u = topics.parse_url("mqtts://gw%201:p%40ss@broker.lan")
+    assert (u.host, u.port, u.tls, u.username, u.password) == (
+        "broker.lan",
+        8883,
+        True,
+        "gw 1",
+        "p@ss",
+    )
+    assert "p@ss" not in str(u)
+    for url in ("http://x", "mqtt://", "mqtt://h:99999", "mqtt://h/path"):
+        with pytest.raises(topics.ConfigError):
+            topics.parse_url(url)
+    for name in ("", "a/b", "a+", "#", "x" * 33):
+        with pytest.raises(topics.ConfigError):
+            topics.check_name("chair", name)
+
+
+def test_outbox_survives_a_gateway_restart(broker: Broker, tmp_path: Path) -> None:
+    """REQ-MQ-03: alarm events a gateway could not publish (broker unreachable) stay in the
+    outbox table of its record file across a gateway restart, and the next gateway on that
+    file publishes them; the outbox is empty once the broker acknowledged them."""
+    dead = Broker(tmp_path / "nobroker")  # a port nothing listens on
+    link = LineSource(DeviceSim(boot=9), count=30, per_poll=10)
+    gw = _gateway(dead, link, tmp_path, chair="c3")
+    for _ in range(5):
+        gw.step(0.01)
+    assert link.left == 0 and not gw.conn.connected
+    gw.close()
+    alarms = [i for i in link.sent if isinstance(i, Received) and i.msg["type"] == "alarm"]
+    assert len(Outbox(tmp_path / "gw-c3.db")) == len(alarms) == 20
+    feed = Feed(broker.url)
+    assert feed.sub.wait_connected(10)
+    gw2 = _gateway(broker, LineSource(DeviceSim(boot=9), count=0), tmp_path, chair="c3")
+    try:
+        assert _until(lambda: len(gw2.outbox) == 0, 20, lambda: gw2.step(0.02))
+        assert _until(lambda: len(feed.alarms()) == 20, 10)
+    finally:
+        gw2.close()
+        feed.sub.stop()
+    assert sorted(feed.alarms()) == [(9, i.msg["seq"]) for i in alarms]
+
+
+def test_late_station_gets_retained_state(broker: Broker, tmp_path: Path) -> None:
+    """REQ-MQ-04: a station that subscribes after the gateway started gets each chair at
+    once from the retained state: online, the link state, the last vitals; a cleanly stopped
+    gateway leaves the retained status "offline"."""
+    link = LineSource(DeviceSim(boot=2), count=12, per_poll=4)
+    gw = _gateway(broker, link, tmp_path, chair="c4", db=False)
+    assert _until(lambda: gw.conn.connected and link.left == 0, 10, lambda: gw.step(0.02))
+    for _ in range(30):
+        gw.step(0.05)  # the retained state is published (at most once a second)
+    feed = Feed(broker.url)
+    try:
+        assert _until(lambda: feed.gateway_states("clinic1/c4") == [True], 10)
+        with feed.lock:
+            kinds = {m.get("type") for c, m, _ in feed.got if c == "clinic1/c4"}
+            gws = [m for c, m, _ in feed.got if m.get("type") == "gateway"]
+        assert "oxi" in kinds and gws[-1]["link"] == "live" and gws[-1]["gw"] == "test-c4"
+        gw.close()
+        assert _until(lambda: feed.gateway_states("clinic1/c4") == [True, False], 10)
+    finally:
+        feed.sub.stop()
+
+
+def _tls_files(d: Path) -> None:
+    """A test CA, a broker certificate for 127.0.0.1 and a password file."""
+    import subprocess
+
+    def run(*a: str) -> None:
+        subprocess.run(a, cwd=d, check=True, capture_output=True)
+
+    run(
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=bedside-test-ca",
+    )
+    run(
+        "openssl",
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "broker.key",
+        "-out",
+        "broker.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    )
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run(
+        "openssl",
+        "x509",
+        "-req",
+        "-in",
+        "broker.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "broker.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+    )
+    run("mosquitto_passwd", "-c", "-b", "passwd", "c5", "gw-secret")
+    run("mosquitto_passwd", "-b", "passwd", "station", "st-secret")
+
+
+def test_clinic_config_tls_and_passwords(broker: Broker, tmp_path: Path) -> None:
+    """REQ-MQ-07: the repository's clinic configuration (docs/mosquitto/clinic.conf and
+    bedside.acl) runs on Mosquitto with TLS and passwords: a gateway over mqtts:// with its
+    chair's user and the CA file reaches the station user; a wrong password and an
+    anonymous client are refused; the ACL keeps a gateway to its own chair's topics."""
+    import shutil
+
+    if broker.kind != "mosquitto" or not shutil.which("openssl"):
+        pytest.skip("needs Mosquitto (mosquitto_passwd) and openssl")
+    d = tmp_path / "clinic"
+    d.mkdir()
+    _tls_files(d)
+    conf = (ROOT / "docs/mosquitto/clinic.conf").read_text()
+    shutil.copy(ROOT / "docs/mosquitto/bedside.acl", d / "bedside.acl")
+    port = mqttbroker.free_port()
+    text = mqttbroker.rewrite(
+        conf,
+        {
+            "listener": f"{port} 127.0.0.1",
+            "cafile": str(d / "ca.crt"),
+            "certfile": str(d / "broker.crt"),
+            "keyfile": str(d / "broker.key"),
+            "password_file": str(d / "passwd"),
+            "acl_file": str(d / "bedside.acl"),
+            "persistence_location": f"{d}/",
+            "log_dest": f"file {d / 'broker.log'}",
+        },
+    )
+    clinic = Broker(d / "run", port=port, conf=text).start()
+    try:
+        base = f"127.0.0.1:{port}"
+        got: list[tuple[str, dict[str, Any]]] = []
+        url = topics.parse_url(f"mqtts://station:st-secret@{base}")
+        sub = Connection(
+            url,
+            "st",
+            subscriptions=(("bedside/v1/#", 1),),
+            ca_file=str(d / "ca.crt"),
+            on_message=lambda m: got.append((m.topic, {})),
+        )
+        for bad in (f"mqtts://station:wrong@{base}", f"mqtts://{base}"):
+            c = Connection(topics.parse_url(bad), "bad", ca_file=str(d / "ca.crt"))
+            assert not _until(lambda c=c: c.connected, 2, c.step)
+            assert "refused" in c.last_error or "disconnected" in c.last_error, c.last_error
+            c.close()
+        assert _until(lambda: sub.connected, 10, sub.step)
+        link = LineSource(DeviceSim(boot=4), count=6, per_poll=3)
+        gurl = topics.parse_url(f"mqtts://c5:gw-secret@{base}")
+        gw = Gateway(
+            link,
+            lambda will: Connection(gurl, "gw-c5", will=will, ca_file=str(d / "ca.crt")),
+            site="clinic1",
+            chair="c5",
+            port="/dev/ttyACM0",
+            store=None,
+            outbox=Outbox(None),
+        )
+        assert _until(lambda: len(got) >= 6 and len(gw.outbox) == 0, 15, lambda: gw.step(0.02))
+        # the ACL: user c5 may not write another chair's topics (the broker drops it)
+        gw.conn.publish("bedside/v1/clinic1/c6/alarm", b"x", 1)
+        _until(lambda: False, 1.0, lambda: gw.step(0.02))
+        gw.close()
+        assert _until(lambda: any(t.endswith("c5/status") for t, _ in got), 5)
+        assert all("/c5/" in t for t, _ in got), {t for t, _ in got}
+        sub.close()
+    finally:
+        clinic.stop()
+
+
+def test_bridge_clinic_to_hospital(broker: Broker, tmp_path: Path) -> None:
+    """REQ-MQ-08: with the repository's bridge configuration
+    (docs/mosquitto/bridge-to-hospital.conf, address rewritten) a clinic broker forwards its
+    chairs to the hospital broker: a station subscribed at the hospital sees the clinic's
+    gateway online and its alarm events."""
+    if broker.kind != "mosquitto":
+        pytest.skip("the bridge is a Mosquitto feature")
+    bridge = (ROOT / "docs/mosquitto/bridge-to-hospital.conf").read_text()
+    port = mqttbroker.free_port()
+    d = tmp_path / "clinicbroker"
+    d.mkdir()
+    text = mqttbroker.rewrite(
+        bridge,
+        {"address": f"127.0.0.1:{broker.port}"},
+        extra=[
+            f"listener {port} 127.0.0.1",
+            "allow_anonymous true",
+            f"log_dest file {d / 'broker.log'}",
+        ],
+    )
+    # the hospital test broker takes anonymous clients without TLS: no credentials or CA
+    text = (
+        "\n".join(
+            line
+            for line in text.splitlines()
+            if not line.startswith(("remote_username", "remote_password", "bridge_cafile"))
+        )
+        + "\n"
+    )
+    clinic = Broker(d / "run", port=port, conf=text).start()
+    hospital_feed = Feed(broker.url)
+    try:
+        assert hospital_feed.sub.wait_connected(10)
+        link = LineSource(DeviceSim(boot=6), count=15, per_poll=5)
+        clinic_url = Broker(d / "x", port=port)  # only for its url
+        gw = _gateway(clinic_url, link, tmp_path, chair="c8", db=False)
+        assert _until(lambda: len(hospital_feed.alarms()) == 10, 20, lambda: gw.step(0.02)), (
+            clinic.output()
+        )
+        assert hospital_feed.gateway_states("clinic1/c8")[:1] == [True]
+        gw.close()
+    finally:
+        hospital_feed.sub.stop()
+        clinic.stop()
