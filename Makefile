@@ -53,6 +53,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) tools/bench.py --heap $(MP_HEAP)
 	$(PY) tools/bench_records.py
+	$(PY) tools/bench_mqtt.py
 
 hardware: $(STAMP)
 	$(PY) hardware/build.py

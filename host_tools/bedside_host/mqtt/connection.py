@@ -13,6 +13,7 @@ what it still holds (the gateway's outbox). PUBACKs arrive on :attr:`acks` as
 from __future__ import annotations
 
 import queue
+import socket
 import ssl
 import threading
 import time
@@ -125,6 +126,12 @@ class Connection:
                 self.last_error = f"broker refused the connection: {rc}"
                 self._down = True
                 return
+            sock = client.socket()
+            if isinstance(sock, socket.socket):  # small messages leave at once (no Nagle)
+                try:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                except OSError:
+                    pass
             for t, q in self.subscriptions:
                 client.subscribe(t, q)
             with self._lock:
