@@ -74,7 +74,6 @@ class Connection:
         self._lock = threading.Lock()
         self._up = False
         self._down = False
-        self._gen_pending = 0
         self._started = 0.0
         self._retry_at = 0.0
         self._backoff = BACKOFF_MIN_S
@@ -101,8 +100,7 @@ class Connection:
             self._start(now)
 
     def _start(self, now: float) -> None:
-        self._gen_pending = self.generation + 1
-        gen = self._gen_pending
+        gen = self.generation + 1
         c = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
