@@ -189,10 +189,10 @@ def test_pcd04_alarm_events() -> None:
 
 
 def test_bridge_sends_over_mllp(listener: MllpListener, tmp_path: Path) -> None:
-    """REQ-HL7-04, REQ-HL7-03: the bridge, fed with the station's on_message calls, sends a PCD-01 at
-    once on an NIBP result, a PCD-04 for each alarm state change (start and end sharing one
-    occurrence id) and a periodic PCD-01 per chair; the listener validates each with hl7apy
-    and answers AA; nothing is dead-lettered."""
+    """REQ-HL7-04, REQ-HL7-03: the bridge, fed with the station's on_message calls, sends a
+    PCD-01 at once on an NIBP result, a PCD-04 for each alarm state change (start and end
+    sharing one occurrence id) and a periodic PCD-01 per chair; the listener validates each
+    with hl7apy and answers AA; nothing is dead-lettered."""
     sender = Sender(listener.url, tmp_path / "dead.jsonl", backoff_min=0.05)
     bridge = Hl7Bridge(sender, period_s=0.5).start()
     try:
