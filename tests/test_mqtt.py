@@ -39,11 +39,12 @@ class LineSource:
         self.n = 0
         self.sent: list[Received | Gap] = []
         self.closed = False
+        self.paused = False
 
     def poll(self, timeout: float = 0.0) -> list[Received | Gap]:
         time.sleep(timeout)
         out: list[Received | Gap] = []
-        for _ in range(min(self.per_poll, self.left)):
+        for _ in range(0 if self.paused else min(self.per_poll, self.left)):
             self.left -= 1
             self.n += 1
             self.t_ms += 50
@@ -139,6 +140,7 @@ def test_broker_killed_during_alarm_burst_loses_nothing(broker: Broker, tmp_path
     assert rec.sub.wait_connected(10) and feed.sub.wait_connected(10)
     assert broker.wait_saved(time.time() + 0.1)  # the recorder's session is on disk
     link = LineSource(DeviceSim(boot=5), count=900, per_poll=6)
+    link.paused = True  # the burst starts once the station shows the chair online
     stop = threading.Event()
     gws: list[Gateway] = []
 
@@ -156,8 +158,9 @@ def test_broker_killed_during_alarm_burst_loses_nothing(broker: Broker, tmp_path
     assert _until(lambda: bool(gws), 10)
     gw = gws[0]
     try:
+        assert _until(lambda: feed.gateway_states("clinic1/c1") == [True], 10)
+        link.paused = False
         assert _until(lambda: link.n >= 300, 30, lambda: rec.step(0.02))
-        assert _until(lambda: feed.gateway_states("clinic1/c1") == [True], 5)
         broker.stop(kill=True)
         _until(lambda: False, 1.0, lambda: rec.step(0.02))
         assert 300 <= link.n < 900  # the burst goes on while the broker is away
