@@ -262,25 +262,44 @@ def test_outbox_survives_a_gateway_restart(broker: Broker, tmp_path: Path) -> No
 
 
 def test_late_station_gets_retained_state(broker: Broker, tmp_path: Path) -> None:
-    """REQ-MQ-04: a station that subscribes after the gateway started gets each chair at
-    once from the retained state: online, the link state, the last vitals; a cleanly stopped
-    gateway leaves the retained status "offline"."""
+    """REQ-MQ-04, REQ-MQ-05: a station that subscribes after the gateway started gets each
+    chair at once from the retained state: online, the link state (on_link_state), the last
+    vitals with the time the gateway received them; a cleanly stopped gateway leaves the
+    retained status "offline"."""
     link = LineSource(DeviceSim(boot=2), count=12, per_poll=4)
     gw = _gateway(broker, link, tmp_path, chair="c4", db=False)
     assert _until(lambda: gw.conn.connected and link.left == 0, 10, lambda: gw.step(0.02))
     for _ in range(30):
         gw.step(0.05)  # the retained state is published (at most once a second)
+    last_rx = max(i.rx_time for i in link.sent)
     feed = Feed(broker.url)
+    links: list[tuple[str, str, str]] = []
+    model: list[tuple[str, dict[str, Any], float]] = []
+    station = start_feed(
+        broker.url,
+        lambda c, m, r: model.append((c, m, r)),
+        site="clinic1",
+        on_link_state=lambda c, st, why: links.append((c, st, why)),
+    )
     try:
         assert _until(lambda: feed.gateway_states("clinic1/c4") == [True], 10)
         with feed.lock:
             kinds = {m.get("type") for c, m, _ in feed.got if c == "clinic1/c4"}
             gws = [m for c, m, _ in feed.got if m.get("type") == "gateway"]
         assert "oxi" in kinds and gws[-1]["link"] == "live" and gws[-1]["gw"] == "test-c4"
+        # the station model's view: link live; the snapshot's vitals carry the time the
+        # gateway received them, never the time the station subscribed (nothing looks fresh)
+        assert _until(lambda: ("clinic1/c4", "live") in [(c, s) for c, s, _ in links], 10)
+        oxi = [r for c, m, r in model if m.get("type") == "oxi"]
+        assert oxi and all(r <= last_rx for r in oxi)
+        assert all(m.get("type") != "gateway" for _, m, _ in model)
         gw.close()
         assert _until(lambda: feed.gateway_states("clinic1/c4") == [True, False], 10)
+        assert _until(lambda: links[-1][:2] == ("clinic1/c4", "offline"), 10)
+        assert "offline" in links[-1][2]
     finally:
         feed.sub.stop()
+        station.stop()
 
 
 def _tls_files(d: Path) -> None:

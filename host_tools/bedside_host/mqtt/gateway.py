@@ -124,6 +124,7 @@ class Gateway:
         mtype = msg.get("type")
         if mtype in _STATE_TYPES and not r.replayed:
             self._state[str(mtype)] = msg
+            self._state.setdefault("rx_of", {})[str(mtype)] = r.rx_time
             self._state["rx"] = r.rx_time
             self._state_dirty = True
 

@@ -7,7 +7,8 @@ for every chair message, once (deduplicated by chair, boot, seq and line), with
 client delivers it) and ``rx_wall`` this PC's receive time (UTC epoch seconds). Besides the
 device messages it hands out two messages of its own:
 
-* ``{"type": "gateway", "online": bool, "gw": str|None, "link": str|None}`` when the chair's
+* ``{"type": "gateway", "online": bool, "gw": str|None, "link": str|None}`` (offline: with a
+  readable ``reason``) when the chair's
   retained ``status`` (the gateway's last will) or ``state`` changes: ``online`` false means
   the gateway (the chair's PC) is gone, or this subscriber lost the broker (then every chair
   is offline until the broker is back); ``link`` is the gateway's device link state
@@ -46,6 +47,13 @@ DEDUP_KEEP = 65536  # message keys remembered for deduplication
 STEP_S = 0.05
 _STATE_ORDER = ("hello", "session", "nibp", "heartbeat", "oxi")
 _ids = itertools.count(1)
+_RX_KEY = "__rx"  # (internal) the receive time of a message unpacked from a retained state
+
+
+def _with_rx(msg: dict[str, Any], rx: float) -> dict[str, Any]:
+    out = dict(msg)
+    out[_RX_KEY] = rx
+    return out
 
 
 @dataclass(frozen=True)
@@ -194,7 +202,9 @@ class Deduplicator:
                 "link": last.get("link") if online else None,
             }
             self._gw[cid] = gw
-            return [gw]
+            if online:
+                return [gw]
+            return [{**gw, "reason": f"gateway {gw['gw'] or ''} offline (stopped or last will)"}]
         if d.leaf == topics.STATE:
             out: list[dict[str, Any]] = []
             gw = {
@@ -206,10 +216,15 @@ class Deduplicator:
             if self._gw.get(cid) != gw:
                 self._gw[cid] = gw
                 out.append(gw)
+            got_rx = p.get("rx_of")
+            rx_of: dict[str, Any] = got_rx if isinstance(got_rx, dict) else {}
             for name in _STATE_ORDER:
                 msg = p.get(name)
                 if isinstance(msg, dict) and self._first(self._key(cid, msg)):
-                    out.append(msg)
+                    rx = rx_of.get(name)
+                    # received by the gateway then, not now: an old snapshot never looks fresh
+                    at = min(float(rx), d.rx_local) if isinstance(rx, int | float) else 0.0
+                    out.append(_with_rx(msg, at))
             return out
         if "gap" in p:
             g = p["gap"]
@@ -232,8 +247,14 @@ class Deduplicator:
             last = self._gw.get(cid, {})
             gw = {"type": "gateway", "online": False, "gw": last.get("gw"), "link": None}
             self._gw[cid] = gw
-            out.append((cid, gw))
+            out.append((cid, {**gw, "reason": "this station lost the broker"}))
         return out
+
+    @staticmethod
+    def rx_of(msg: dict[str, Any], default: float) -> tuple[dict[str, Any], float]:
+        """(the message, its receive time): a snapshot message carries its own."""
+        at = msg.pop(_RX_KEY, None)
+        return msg, (default if at is None else float(at))
 
     @staticmethod
     def _key(cid: str, msg: dict[str, Any]) -> tuple[Any, ...]:
@@ -247,6 +268,8 @@ def start_feed(
     site: str | None = None,
     loop: asyncio.AbstractEventLoop | None = None,
     client_id: str | None = None,
+    on_link_state: Callable[[str, str, str], None] | None = None,
+    gaps: bool = False,
 ) -> Subscriber:
     """THE STATION'S ENTRY POINT (``bedside station --mqtt URL [--site S]``): subscribe and
     call ``on_message(chair_id, msg, rx_wall)`` for every chair message, once. With ``loop``
@@ -254,19 +277,40 @@ def start_feed(
     station) the session is persistent: the broker keeps the QoS 1 messages (alarms, NIBP,
     session) published while this station is away, and hands them over when it is back;
     without, a restarted broker or station starts from the retained state of each chair.
+    With ``on_link_state(chair_id, state, detail)`` (the station model's method) the
+    ``gateway`` messages go there instead: state ``offline`` (the gateway's last will, or this
+    station lost the broker) or the gateway's device link state (``live``, ``stale``,
+    ``disconnected`` ...). ``gaps``: also hand out ``gap`` messages (off: the recorder keeps
+    them; their ``boot`` is the boot of the lost lines, not the current one).
     Returns the running Subscriber; call ``.stop()`` at shutdown. Raises topics.ConfigError
     for a bad URL or site."""
     dedup = Deduplicator()
     lock = threading.Lock()
 
+    def call(fn: Callable[..., None], *args: Any) -> None:
+        if loop is None:
+            fn(*args)
+        else:
+            loop.call_soon_threadsafe(fn, *args)
+
+    def hand_out(cid: str, msg: dict[str, Any], rx: float) -> None:
+        mtype = msg.get("type")
+        if mtype == "gap" and not gaps:
+            return
+        if mtype == "gateway" and on_link_state is not None:
+            if not msg["online"]:
+                call(on_link_state, cid, "offline", str(msg.get("reason") or "offline"))
+            else:
+                call(on_link_state, cid, str(msg.get("link") or "live"), f"via {msg.get('gw')}")
+            return
+        call(on_message, cid, msg, rx)
+
     def deliver(d: Delivery) -> None:
         with lock:
             msgs = dedup.messages(d)
-        for msg in msgs:
-            if loop is None:
-                on_message(d.chair_id, msg, d.rx_local)
-            else:
-                loop.call_soon_threadsafe(on_message, d.chair_id, msg, d.rx_local)
+        for m in msgs:
+            msg, rx = Deduplicator.rx_of(m, d.rx_local)
+            hand_out(d.chair_id, msg, rx)
 
     def connection(up: bool) -> None:
         if up:
@@ -274,11 +318,7 @@ def start_feed(
         with lock:
             lost = dedup.broker_lost()
         for cid, msg in lost:
-            rx = time.time()
-            if loop is None:
-                on_message(cid, msg, rx)
-            else:
-                loop.call_soon_threadsafe(on_message, cid, msg, rx)
+            hand_out(cid, msg, time.time())
 
     return Subscriber(
         url,
