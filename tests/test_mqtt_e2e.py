@@ -82,7 +82,7 @@ def test_gateway_recorder_hl7_station_end_to_end(broker: Broker, tmp_path: Path)
     gateway's own record does; `bedside hl7 --mqtt` delivers valid PCD-01 and PCD-04 to the
     MLLP listener; the station feed shows the chair online, offline after the gateway
     process is killed (the broker publishes its last will) and online again after it is
-    restarted."""
+    restarted; a device gone silent behind a running gateway shows its link stale."""
     (tmp_path / "sil").mkdir()
     sil = Sil(tmp_path / "sil")
     oxi = Oximeter(sil)
@@ -163,6 +163,15 @@ def test_gateway_recorder_hl7_station_end_to_end(broker: Broker, tmp_path: Path)
         procs["gw"] = _bedside(*gw_args, log=tmp_path / "gw.log")
         assert _until(lambda: online()[:3] == [True, False, True], 30), online()
         time.sleep(2.0)
+        oxi.stopping.set()
+        sil.kill()  # the device itself goes silent: the gateway stays, its link does not
+
+        def link_lost() -> bool:
+            with lock:
+                gws = [m for c, m in got if c == CHAIR and m["type"] == "gateway"]
+            return gws[-1]["online"] and gws[-1]["link"] in ("stale", "disconnected")
+
+        assert _until(link_lost, 20)
         assert _stop(procs["gw"]) == 0
         assert _until(lambda: online()[:4] == [True, False, True, False], 10), online()
         time.sleep(1.0)
