@@ -474,3 +474,51 @@ def test_bridge_clinic_to_hospital(broker: Broker, tmp_path: Path) -> None:
     finally:
         hospital_feed.sub.stop()
         clinic.stop()
+
+
+def test_faults_in_consumers_and_files_lose_nothing(broker: Broker, tmp_path: Path) -> None:
+    """REQ-MQ-09: a station callback that raises does not stop the feed (the error is
+    counted, later messages arrive); an outbox that cannot be written (the record file locked
+    by another program) stops nothing: the gateway keeps the messages, says so in its status
+    line, and publishes them once the file can be written."""
+    import sqlite3
+
+    got: list[int] = []
+
+    def fragile(chair_id: str, msg: dict[str, Any], rx: float) -> None:
+        if msg.get("type") == "alarm" and msg["seq"] % 2:
+            raise ValueError("a bug in the station")
+        if msg.get("type") == "alarm":
+            got.append(msg["seq"])
+
+    sub = start_feed(broker.url, fragile, site="clinic1")
+    assert sub.wait_connected(10)
+    path = tmp_path / "gw-c9.db"
+    Store(path).close()
+    url = topics.parse_url(broker.url)
+    link = LineSource(DeviceSim(boot=1), count=0, per_poll=9)
+    gw = Gateway(
+        link,
+        lambda will: Connection(url, "gw-c9", will=will),
+        site="clinic1",
+        chair="c9",
+        port="/dev/ttyACM0",
+        store=None,
+        outbox=Outbox(path, busy_timeout_ms=50),
+    )
+    try:
+        assert _until(lambda: gw.conn.connected, 10, lambda: gw.step(0.02))
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another program holds the write lock
+        link.left = 9
+        for _ in range(5):
+            gw.step(0.02)
+        assert link.left == 0 and "NOT WRITTEN YET" in gw.status() and not got
+        other.execute("ROLLBACK")
+        other.close()
+        assert _until(lambda: len(got) == 3 and len(gw.outbox) == 0, 10, lambda: gw.step(0.02))
+    finally:
+        gw.close()
+        sub.stop()
+    assert "NOT WRITTEN" not in gw.status()
+    assert sub.conn.callback_errors == 3 and "a bug" in sub.conn.last_callback_error

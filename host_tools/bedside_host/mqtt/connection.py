@@ -69,6 +69,8 @@ class Connection:
         self.generation = 0
         self.connects = 0
         self.last_error = ""
+        self.callback_errors = 0  # exceptions raised by the on_message callback (caught)
+        self.last_callback_error = ""
         self._clock = clock
         self._client: mqtt.Client | None = None
         self._lock = threading.Lock()
@@ -151,8 +153,13 @@ class Connection:
             self.acks.put((gen, mid))
 
         def on_message(client: mqtt.Client, ud: Any, m: mqtt.MQTTMessage) -> None:
-            if self.on_message is not None:
+            if self.on_message is None:
+                return
+            try:
                 self.on_message(m)
+            except Exception as e:  # a consumer's bug must not kill paho's network thread
+                self.callback_errors += 1
+                self.last_callback_error = f"{type(e).__name__}: {e}"[:200]
 
         c.on_connect = on_connect
         c.on_disconnect = on_disconnect

@@ -18,6 +18,7 @@ stays the primary alarm: this is a distributed alarm system without confirmed de
 from __future__ import annotations
 
 import socket
+import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -72,6 +73,7 @@ class Gateway:
         self.conn = connection_factory(Will(self.status_topic, b"offline", 1, True))
         self.stopping = False
         self.store_error = ""
+        self.outbox_error = ""
         self.published = 0
         self.acked = 0
         self._clock = clock
@@ -135,7 +137,7 @@ class Gateway:
         for item in items:
             self._take(item, qos0)
         self._drain_acks()
-        new_rows = self.outbox.commit()  # durable before it is published
+        new_rows = self._commit_outbox()  # durable before it is published
         if self.store is not None:
             try:
                 self.store.maybe_flush()
@@ -164,6 +166,17 @@ class Gateway:
             self._publish_state(now)
         return len(items)
 
+    def _commit_outbox(self) -> list[Row]:
+        """Commit the outbox; if the file cannot be written the rows stay buffered (and
+        unpublished) for the next step, and the problem shows in the status line."""
+        try:
+            rows = self.outbox.commit()
+        except sqlite3.Error as e:
+            self.outbox_error = f"outbox: {e}; {self.outbox.pending} messages kept to retry"
+            return []
+        self.outbox_error = ""
+        return rows
+
     def _publish_row(self, row: Row) -> None:
         mid = self.conn.publish(row.topic, row.payload, 1)
         if mid is not None:
@@ -179,7 +192,7 @@ class Gateway:
             for at, r in self._recent:
                 if at >= since:
                     self.outbox.add(r.device, r.boot, r.seq, r.topic, r.payload)
-        self.outbox.commit()  # (also deletes the rows acknowledged before the drop)
+        self._commit_outbox()  # (also deletes the rows acknowledged before the drop)
         self._recent.clear()
         self._down_since = None
         self.conn.publish(self.status_topic, b"online", 1, retain=True)
@@ -235,7 +248,8 @@ class Gateway:
 
     def status(self) -> str:
         state = "connected" if self.conn.connected else f"NOT CONNECTED ({self.conn.last_error})"
-        problem = f"; NOT WRITTEN YET: {self.store_error}" if self.store_error else ""
+        errors = "; ".join(e for e in (self.store_error, self.outbox_error) if e)
+        problem = f"; NOT WRITTEN YET: {errors}" if errors else ""
         return (
             f"{topics.chair_id(self.site, self.chair)}: broker {state}, link"
             f" {self._link_state or '?'}, {self.published} published, {self.acked} acknowledged,"

@@ -29,13 +29,19 @@ class Row:
 
 
 class Outbox:
-    def __init__(self, path: str | Path | None, *, wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        path: str | Path | None,
+        *,
+        wall: Callable[[], float] = time.time,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+    ) -> None:
         self._wall = wall
         try:
             self.conn = sqlite3.connect(
                 ":memory:" if path is None else str(path), isolation_level=None, timeout=0
             )
-            self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self.conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             if path is not None:
                 self.conn.execute("PRAGMA journal_mode = WAL")
                 self.conn.execute("PRAGMA synchronous = NORMAL")
@@ -60,8 +66,8 @@ class Outbox:
         deleted, self._deleted = self._deleted, []
         out = []
         c = self.conn
-        c.execute("BEGIN IMMEDIATE")
         try:
+            c.execute("BEGIN IMMEDIATE")  # (a locked file: nothing is lost, see below)
             for device, boot, seq, topic, payload in pending:
                 cur = c.execute(
                     "INSERT INTO mqtt_outbox (device, boot, seq, topic, payload, created)"
@@ -82,6 +88,11 @@ class Outbox:
             raise
         self._count += len(out) - gone
         return out
+
+    @property
+    def pending(self) -> int:
+        """Rows written by add() and not yet committed."""
+        return len(self._pending)
 
     def acked(self, row_id: int) -> None:
         self._deleted.append(row_id)
