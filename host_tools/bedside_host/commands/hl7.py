@@ -158,6 +158,8 @@ def _status(bridge: object) -> str:
     assert isinstance(bridge, Hl7Bridge)
     s = bridge.sender
     err = f"; last problem: {s.last_error}" if s.last_error else ""
+    if bridge.build_errors:
+        err += f"; {bridge.build_errors} messages could not be built ({bridge.last_build_error})"
     return (
         f"HL7: {bridge.sent['pcd01']} PCD-01 and {bridge.sent['pcd04']} PCD-04 delivered,"
         f" {bridge.pending()} queued, {s.retries} retries, {s.dead.count} dead-lettered"

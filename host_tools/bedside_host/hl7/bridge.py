@@ -95,9 +95,9 @@ class Hl7Bridge:
     def _build(self, make: Callable[[], str | None], kind: str) -> None:
         try:
             text = make()
-        except messages.Hl7BuildError as e:
+        except Exception as e:  # (hl7apy's own errors too): counted, shown, never raised
             self.build_errors += 1
-            self.last_build_error = str(e)
+            self.last_build_error = f"{type(e).__name__}: {e}"[:300]
             return
         if text is None:
             return
