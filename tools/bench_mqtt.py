@@ -174,7 +174,7 @@ def main() -> int:
     broker.stop()
     method = (
         f"tools/bench_mqtt.py: {args.chairs} gateways (threads, 1 Hz vitals + heartbeat, "
-        f"{args.alarm_hz} alarm events/s each) -> Mosquitto {broker.kind} on 127.0.0.1 -> "
+        f"{args.alarm_hz} alarm events/s each) -> broker ({broker.kind}) on 127.0.0.1 -> "
         f"one subscriber, {args.seconds:.0f} s; latency = subscriber receive - gateway line "
         "receive (same clock)"
     )
@@ -185,12 +185,11 @@ def main() -> int:
             val = _pct(v, q)
             figures.append(
                 {
-                    "name": f"MQTT gateway -> broker -> subscriber latency {name}, {label}"
-                    f" (n={len(v)})",
+                    "name": f"MQTT gateway -> broker -> subscriber latency {name}, {label}",
                     "value": None if val is None else round(val, 2),
                     "unit": "ms",
                     "target": f"p99 < {TARGET_P99_MS:.0f} ms" if name == "p99" else None,
-                    "method": method,
+                    "method": f"{method}; n={len(v)}",
                 }
             )
     part = {"section": "mqtt", "figures": figures}
