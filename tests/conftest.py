@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Generator
 
+import mqttbroker
 import pytest
 from mputil import Skipped
+from mqttbroker import Broker
 
 
 @pytest.hookimpl(wrapper=True)
@@ -14,3 +16,16 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, o
         return (yield)
     except Skipped as e:
         pytest.skip(f"{pyfuncitem.nodeid}: {e}")
+
+
+@pytest.fixture
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Generator[Broker, None, None]:
+    """A real MQTT broker of its own (tests/mqttbroker.py), stopped by its process id."""
+    why = mqttbroker.available()
+    if why:
+        pytest.skip(why)
+    b = Broker(tmp_path_factory.mktemp("broker")).start()
+    try:
+        yield b
+    finally:
+        b.stop()

@@ -21,8 +21,8 @@ from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-REQ = re.compile(r"\bREQ-[A-Z]+-\d+\b")
-ROW = re.compile(r"^\|\s*(REQ-[A-Z]+-\d+)\s*\|(.*)\|\s*$")
+REQ = re.compile(r"\bREQ-[A-Z][A-Z0-9]*-\d+\b")
+ROW = re.compile(r"^\|\s*(REQ-[A-Z][A-Z0-9]*-\d+)\s*\|(.*)\|\s*$")
 TEST_REF = re.compile(r"^tests/(?:[\w.-]+/)*test_\w+\.py::(?:Test\w+::)?test_\w+$")
 
 

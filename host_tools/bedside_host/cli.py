@@ -48,6 +48,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "record",
         "record devices into a SQLite record file (every message once, gaps explicit)",
     ),
+    "gateway": (
+        "gateway",
+        "publish one chair's device to an MQTT broker (outbox: no alarm event lost)",
+    ),
+    "hl7": (
+        "hl7",
+        "send IHE PCD-01/PCD-04 HL7 messages over MLLP from MQTT or a record file",
+    ),
     "export": (
         "export",
         "export recorded sessions as JSON, CSV tables or VitalDB .vital files",

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BATCH_ITEMS = 64  # never more than the device keeps for replay (docs/protocol.md)
 BATCH_MS = 500.0
 BUSY_TIMEOUT_MS = 5000
@@ -240,8 +240,32 @@ def _create_v1(conn: sqlite3.Connection) -> None:
     _script(conn, _V1)
 
 
+def _migrate_mqtt_outbox(conn: sqlite3.Connection) -> None:
+    """The MQTT gateway's outbox (docs/mqtt.md): QoS 1 publications not yet acknowledged by
+    the broker, in (boot, seq) order; a row is deleted on its PUBACK."""
+    _script(
+        conn,
+        """
+        CREATE TABLE mqtt_outbox (
+            id INTEGER PRIMARY KEY,
+            device TEXT NOT NULL,
+            boot INTEGER NOT NULL,
+            seq INTEGER NOT NULL,            -- the device seq (a gap: its first seq)
+            topic TEXT NOT NULL,
+            payload BLOB NOT NULL,
+            created REAL NOT NULL            -- host time the row was written
+        );
+        CREATE INDEX mqtt_outbox_key ON mqtt_outbox(device, boot, seq);
+        """,
+    )
+
+
 # MIGRATIONS[i] takes a file from user_version i to i + 1.
-MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (_create_v1, _migrate_1_to_2)
+MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (
+    _create_v1,
+    _migrate_1_to_2,
+    _migrate_mqtt_outbox,
+)
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

@@ -49,11 +49,16 @@ class UsageError(Exception):
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--port",
-        required=True,
         action="append",
         metavar="P",
         help="device port or pyserial URL (repeat for more devices)",
     )
+    p.add_argument(
+        "--mqtt",
+        metavar="URL",
+        help="instead of ports: record every chair from an MQTT broker (docs/mqtt.md)",
+    )
+    p.add_argument("--site", help="with --mqtt: only this site's chairs")
     p.add_argument("--db", required=True, type=Path, metavar="FILE", help="record file")
     p.add_argument(
         "--duration", type=float, default=0.0, metavar="S", help="stop after S seconds (0: never)"
@@ -186,8 +191,12 @@ def _open_raw(raw_dir: Path, links: dict[str, LinkLike]) -> list[Any]:
 
 
 def run(args: argparse.Namespace, open_link: Callable[[str], LinkLike] = _open_link) -> int:
-    ports: list[str] = args.port
+    if args.mqtt is not None or args.site is not None:
+        return _run_mqtt(args)
+    ports: list[str] = args.port or []
     try:
+        if not ports:
+            raise UsageError("give --port (one per device) or --mqtt URL")
         _check_ports(ports)
         if args.duration < 0:
             raise UsageError("--duration must be >= 0")
@@ -231,6 +240,50 @@ def run(args: argparse.Namespace, open_link: Callable[[str], LinkLike] = _open_l
     for w in raw:
         lost = f", {w.errors} records NOT WRITTEN" if w.errors else ""
         print(f"raw capture {w.path}: {w.bytes} bytes{lost}", file=sys.stderr)
+    print(rec.status(), file=sys.stderr)
+    if error:
+        print(f"bedside record: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _run_mqtt(args: argparse.Namespace) -> int:
+    """The recorder subscriber (bedside_host.mqtt.recorder)."""
+    from bedside_host.mqtt import topics
+
+    try:
+        if args.port:
+            raise UsageError("--port and --mqtt exclude each other")
+        if args.mqtt is None:
+            raise UsageError("--site needs --mqtt")
+        if args.duration < 0:
+            raise UsageError("--duration must be >= 0")
+        topics.parse_url(args.mqtt)
+        if args.site is not None:
+            topics.check_name("site", args.site)
+        store = Store(args.db)
+    except (UsageError, topics.ConfigError, StoreError) as e:
+        print(f"bedside record: error: {e}", file=sys.stderr)
+        return 2
+    from bedside_host.mqtt.recorder import MqttRecorder
+
+    rec = MqttRecorder(store, args.mqtt, site=args.site).start()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        rec.stopping = True
+
+    old = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    error = ""
+    try:
+        status = None if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
+        rec.run(args.duration, status)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        try:
+            rec.close()
+        except StoreError as e:
+            error = str(e)
     print(rec.status(), file=sys.stderr)
     if error:
         print(f"bedside record: error: {error}", file=sys.stderr)
