@@ -48,6 +48,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "record",
         "record devices into a SQLite record file (every message once, gaps explicit)",
     ),
+    "station": (
+        "station",
+        "central station: every chair on one page in the browser, recorded (FastAPI, WebSocket)",
+    ),
     "export": (
         "export",
         "export recorded sessions as JSON, CSV tables or VitalDB .vital files",
