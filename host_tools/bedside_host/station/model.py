@@ -154,7 +154,7 @@ class Chair:
     session_rx: float | None = None
     bedside_audio: dict[str, Any] = field(default_factory=dict)
     alarms: dict[str, Alarm] = field(default_factory=dict)
-    stale: bool = False
+    stale: bool = True  # nothing heard yet: never shown as normal
     fw: str | None = None
 
 
