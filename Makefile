@@ -56,6 +56,7 @@ demo-station: $(STAMP)
 bench: $(STAMP)
 	$(PY) tools/bench.py --heap $(MP_HEAP)
 	$(PY) tools/bench_records.py
+	$(PY) tools/bench_station.py
 
 hardware: $(STAMP)
 	$(PY) hardware/build.py

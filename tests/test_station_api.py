@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
-
 from bedside_host.commands import station as station_cmd
 from bedside_host.link.messages import Received
 from bedside_host.station import history
 from bedside_host.station.app import Hub, create_app
 from bedside_host.station.model import StationModel
 from bedside_host.store import SCHEMA_VERSION, Store
+from fastapi.testclient import TestClient
 
 
 def _line(mtype: str, seq: int, **f: Any) -> dict[str, Any]:
@@ -66,7 +65,7 @@ def test_page_is_served_locally(station: tuple[TestClient, StationModel, Path]) 
 
 
 def test_websocket_snapshot_then_deltas(station: tuple[TestClient, StationModel, Path]) -> None:
-    """REQ-STA-06: a browser gets a snapshot of every chair, then frames that carry only the
+    """REQ-STA-06, REQ-STA-03: a browser gets a snapshot of every chair, then frames that carry only the
     chairs that changed (several messages of one chair within a frame: one tile, the latest),
     with the alarm list when it changed, ordered by priority then onset."""
     client, model, _ = station
@@ -89,21 +88,56 @@ def test_websocket_snapshot_then_deltas(station: tuple[TestClient, StationModel,
         tiles = {t["id"]: t for t in frame["tiles"]}
         assert list(tiles) == ["bay2"]
         assert (tiles["bay2"]["spo2"], tiles["bay2"]["seq"], tiles["bay2"]["offline"]) == (
-            95, 5, False)
+            95,
+            5,
+            False,
+        )
         client.portal.call(model.on_link_state, "bay1", "live")
-        _feed(client, model, "bay1", _line("heartbeat", 7, alarms=[
-            {"condition": "PR_HIGH", "priority": "medium", "state": "active",
-             "kind": "physiological", "value": 149, "limit": 130, "age_s": 30}]))
-        _feed(client, model, "bay2", _line("alarm", 8, condition="SPO2_DESAT", priority="high",
-                                           state="active", event="raise", kind="physiological",
-                                           value=84, limit=85))
+        _feed(
+            client,
+            model,
+            "bay1",
+            _line(
+                "heartbeat",
+                7,
+                alarms=[
+                    {
+                        "condition": "PR_HIGH",
+                        "priority": "medium",
+                        "state": "active",
+                        "kind": "physiological",
+                        "value": 149,
+                        "limit": 130,
+                        "age_s": 30,
+                    }
+                ],
+            ),
+        )
+        _feed(
+            client,
+            model,
+            "bay2",
+            _line(
+                "alarm",
+                8,
+                condition="SPO2_DESAT",
+                priority="high",
+                state="active",
+                event="raise",
+                kind="physiological",
+                value=84,
+                limit=85,
+            ),
+        )
         deadline = time.monotonic() + 5
         alarms: list[dict[str, Any]] = []
         while time.monotonic() < deadline and len(alarms) < 2:
             f = ws.receive_json()
             alarms = f.get("alarms", alarms)
         assert [(a["chair"], a["value_text"]) for a in alarms] == [
-            ("bay2", "SpO2 84<85"), ("bay1", "PR 149>130")]
+            ("bay2", "SpO2 84<85"),
+            ("bay1", "PR 149>130"),
+        ]
 
 
 def test_audio_off_needs_a_named_user_and_is_audited(
@@ -118,8 +152,12 @@ def test_audio_off_needs_a_named_user_and_is_audited(
         r = client.post("/api/audio/off", json=body)
         assert r.status_code == 400 and "user name" in r.json()["error"]
     assert client.post("/api/audio/off", json={"user": 5}).status_code == 422
-    assert client.post("/api/audio/off", content=b"not json",
-                       headers={"content-type": "application/json"}).status_code == 422
+    assert (
+        client.post(
+            "/api/audio/off", content=b"not json", headers={"content-type": "application/json"}
+        ).status_code
+        == 422
+    )
     assert model.audio_state()["mode"] == "on" and client.get("/api/audit").json() == []
     with client.websocket_connect("/ws") as ws:
         ws.receive_json()
@@ -135,8 +173,11 @@ def test_audio_off_needs_a_named_user_and_is_audited(
     p = client.post("/api/audio/pause", json={})
     assert p.status_code == 200 and p.json()["mode"] == "paused"
     rows = [(a["user"], a["action"], a["detail"]) for a in client.get("/api/audit").json()]
-    assert rows[:3][::-1] == [("Charge RN Kim", "audio_off", "drill"), ("RN Lee", "audio_on", None),
-                              ("", "audio_pause", rows[0][2])]
+    assert rows[:3][::-1] == [
+        ("Charge RN Kim", "audio_off", "drill"),
+        ("RN Lee", "audio_on", None),
+        ("", "audio_pause", rows[0][2]),
+    ]
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert conn.execute("SELECT count(*) FROM station_audit").fetchone()[0] == 3
@@ -152,21 +193,45 @@ def test_history_of_a_chair_from_the_record_file(
     now = time.time()
     with Store(db) as st:
         for i in range(30):
-            st.add(_item("/dev/ttyACM0", _line("oxi", i + 1, spo2=97 - (i > 20) * 10, pr=70),
-                         now - 30 + i))
-        st.add(_item("/dev/ttyACM0", _line("nibp", 40, sys=131, dia=84, map=100, pr=72,
-                                           age_s=2), now - 5))
-        st.add(_item("/dev/ttyACM0", _line("alarm", 41, condition="SPO2_DESAT",
-                                           priority="high", state="active", event="raise",
-                                           kind="physiological", value=87, limit=88),
-                     now - 8))
+            st.add(
+                _item(
+                    "/dev/ttyACM0",
+                    _line("oxi", i + 1, spo2=97 - (i > 20) * 10, pr=70),
+                    now - 30 + i,
+                )
+            )
+        st.add(
+            _item(
+                "/dev/ttyACM0",
+                _line("nibp", 40, sys=131, dia=84, map=100, pr=72, age_s=2),
+                now - 5,
+            )
+        )
+        st.add(
+            _item(
+                "/dev/ttyACM0",
+                _line(
+                    "alarm",
+                    41,
+                    condition="SPO2_DESAT",
+                    priority="high",
+                    state="active",
+                    event="raise",
+                    kind="physiological",
+                    value=87,
+                    limit=88,
+                ),
+                now - 8,
+            )
+        )
         st.add(_item("/dev/ttyACM1", _line("oxi", 1, spo2=99, pr=60), now - 3))
     h = client.get("/api/chairs/bay1/history", params={"minutes": 10}).json()
     assert h["label"] == "Bay 1" and len(h["vitals"]) == 30
     assert [v["spo2"] for v in h["vitals"]][-1] == 87 and h["vitals"][0]["pr"] == 70
     assert [(n["sys"], n["dia"]) for n in h["nibp"]] == [(131, 84)]
     assert [(a["condition"], a["event"], a["value"]) for a in h["alarms"]] == [
-        ("SPO2_DESAT", "raise", 87)]
+        ("SPO2_DESAT", "raise", 87)
+    ]
     assert len(client.get("/api/chairs/bay2/history").json()["vitals"]) == 1
     r = client.get("/api/chairs/nobody/history")
     assert r.status_code == 404 and "nobody" in r.json()["error"]
@@ -221,8 +286,11 @@ def test_one_process_station_records_and_pushes(tmp_path: Path) -> None:
 
     async def main() -> int:
         stop = asyncio.Event()
-        task = asyncio.create_task(station_cmd.serve(
-            chairs, db, "127.0.0.1", 0, open_link=open_link, announce=said.append, stop=stop))
+        task = asyncio.create_task(
+            station_cmd.serve(
+                chairs, db, "127.0.0.1", 0, open_link=open_link, announce=said.append, stop=stop
+            )
+        )
         while not said:
             await asyncio.sleep(0.02)
         url = re.search(r"http://([^/]+)/", said[0])

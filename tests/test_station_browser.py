@@ -49,7 +49,7 @@ class Feeder(threading.Thread):
     def __init__(self, sils: dict[str, Sil]) -> None:
         super().__init__(daemon=True)
         self.sils = sils
-        self.values = {k: (72, 97) for k in sils}
+        self.values = dict.fromkeys(sils, (72, 97))
         self.stopping = threading.Event()
 
     def run(self) -> None:
@@ -81,12 +81,29 @@ def running(tmp_path: Path) -> Iterator[dict[str, Any]]:
         feeder.start()
         env = dict(os.environ, PYTHONPATH=str(ROOT / "host_tools"))
         st = subprocess.Popen(
-            [sys.executable, "-m", "bedside_host.cli", "station",
-             "--port", sils["A"].ports["host"], "--chair", "Chair A",
-             "--port", sils["B"].ports["host"], "--chair", "Chair B",
-             "--db", str(tmp_path / "station.db"), "--http", "127.0.0.1:0"],
-            stdout=subprocess.PIPE, stderr=open(tmp_path / "station.log", "w"), text=True,
-            env=env, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "bedside_host.cli",
+                "station",
+                "--port",
+                sils["A"].ports["host"],
+                "--chair",
+                "Chair A",
+                "--port",
+                sils["B"].ports["host"],
+                "--chair",
+                "Chair B",
+                "--db",
+                str(tmp_path / "station.db"),
+                "--http",
+                "127.0.0.1:0",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=open(tmp_path / "station.log", "w"),
+            text=True,
+            env=env,
+            start_new_session=True,
         )
         procs.append(st)
         assert st.stdout is not None
@@ -99,8 +116,14 @@ def running(tmp_path: Path) -> Iterator[dict[str, Any]]:
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(url)
-            yield {"page": page, "sils": sils, "feeder": feeder, "tmp": tmp_path,
-                   "errors": errors, "station": st}
+            yield {
+                "page": page,
+                "sils": sils,
+                "feeder": feeder,
+                "tmp": tmp_path,
+                "errors": errors,
+                "station": st,
+            }
             browser.close()
     finally:
         if feeder is not None:
@@ -139,8 +162,11 @@ def test_desaturation_turns_tile_red_and_leads_the_list(running: dict[str, Any])
     page, feeder = running["page"], running["feeder"]
     for chair in ("Chair A", "Chair B"):
         page.wait_for_function(
-            "c => { const e = document.querySelector(`[data-chair=\"${c}\"]`);"
-            " return e && e.dataset.colour !== 'offline'; }", arg=chair, timeout=15_000)
+            'c => { const e = document.querySelector(`[data-chair="${c}"]`);'
+            " return e && e.dataset.colour !== 'offline'; }",
+            arg=chair,
+            timeout=15_000,
+        )
     assert _tile(page, "Chair A").locator(".spo2 .num").inner_text() in ("96", "97", "98")
     feeder.values["A"] = (88, 80)
     _tile(page, "Chair A").and_(page.locator('[data-colour="high"]')).wait_for(timeout=10_000)
@@ -156,7 +182,8 @@ def test_desaturation_turns_tile_red_and_leads_the_list(running: dict[str, Any])
     _tile(page, "Chair A").click()
     page.locator("#detail").wait_for(state="visible")
     page.wait_for_function(
-        "() => document.querySelectorAll('#detail-alarms tbody tr').length > 0", timeout=12_000)
+        "() => document.querySelectorAll('#detail-alarms tbody tr').length > 0", timeout=12_000
+    )
     assert "SPO2_DESAT" in page.locator("#detail-alarms").inner_text()
     _shot(page, running["tmp"], "station-trends")
     assert running["errors"] == []
@@ -170,7 +197,9 @@ def test_stopped_chair_shows_offline(running: dict[str, Any]) -> None:
     tile_b = _tile(page, "Chair B")
     page.wait_for_function(
         "() => { const e = document.querySelector('[data-chair=\"Chair B\"]');"
-        " return e && e.dataset.colour !== 'offline'; }", timeout=15_000)
+        " return e && e.dataset.colour !== 'offline'; }",
+        timeout=15_000,
+    )
     os.kill(sils["B"].proc.pid, signal.SIGSTOP)
     tile_b.and_(page.locator('[data-colour="offline"]')).wait_for(timeout=15_000)
     assert tile_b.locator(".spo2 .num").inner_text() == "—"
@@ -182,5 +211,6 @@ def test_stopped_chair_shows_offline(running: dict[str, Any]) -> None:
     os.kill(sils["B"].proc.pid, signal.SIGCONT)
     page.wait_for_function(
         "() => document.querySelector('[data-chair=\"Chair B\"]').dataset.colour !== 'offline'",
-        timeout=20_000)
+        timeout=20_000,
+    )
     assert running["errors"] == []

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from bedside_host.station.model import (
     AUDIO_PAUSE_S,
     STALE_AFTER_S,
@@ -39,10 +38,24 @@ def msg(mtype: str, seq: int = 1, **fields: Any) -> dict[str, Any]:
     return {"v": 2, "seq": seq, "boot": 1, "type": mtype, "t_ms": seq * 1000, **fields}
 
 
-def row(cond: str, prio: str, state: str = "active", kind: str = "physiological",
-        value: Any = None, limit: Any = None, age_s: float = 0) -> dict[str, Any]:
-    return {"condition": cond, "priority": prio, "state": state, "kind": kind, "value": value,
-            "limit": limit, "age_s": age_s}
+def row(
+    cond: str,
+    prio: str,
+    state: str = "active",
+    kind: str = "physiological",
+    value: Any = None,
+    limit: Any = None,
+    age_s: float = 0,
+) -> dict[str, Any]:
+    return {
+        "condition": cond,
+        "priority": prio,
+        "state": state,
+        "kind": kind,
+        "value": value,
+        "limit": limit,
+        "age_s": age_s,
+    }
 
 
 def heartbeat(seq: int, alarms: list[dict[str, Any]], **kw: Any) -> dict[str, Any]:
@@ -62,21 +75,34 @@ def test_tile_fields_from_device_messages() -> None:
     with the time it was taken, the session phase with its start, the time of the infusion stop
     and the next check due (absolute station times: the page computes the ages); '—' (None)
     where the device reports nothing."""
-    m, clock = _model()
+    m, _clock = _model()
     t = m.tile("c1")
     assert (t["spo2"], t["pr"], t["nibp"], t["session"], t["phase"]) == (None,) * 5
-    m.on_message("c1", msg("oxi", 5, spo2=96, pr=71, spo2_age_s=0, flags=[], quality="good"),
-                 T0)
+    m.on_message("c1", msg("oxi", 5, spo2=96, pr=71, spo2_age_s=0, flags=[], quality="good"), T0)
     m.on_message("c1", msg("nibp", 6, sys=122, dia=78, map=93, pr=70, age_s=4), T0 + 0.5)
-    state = {"id": 7, "patient": "P-0042", "course_day": 2, "course_total": 10,
-             "phase": "recovery", "phase_s": 300, "infusion_s": 2700, "recovery_s": 300,
-             "check_due_s": -20, "dose": {"rate": 5, "units": "ug/kg/h"},
-             "last_check": {"score": 4, "ago_s": 600}}
+    state = {
+        "id": 7,
+        "patient": "P-0042",
+        "course_day": 2,
+        "course_total": 10,
+        "phase": "recovery",
+        "phase_s": 300,
+        "infusion_s": 2700,
+        "recovery_s": 300,
+        "check_due_s": -20,
+        "dose": {"rate": 5, "units": "ug/kg/h"},
+        "last_check": {"score": 4, "ago_s": 600},
+    }
     m.on_message("c1", msg("session", 7, event="check", by="RN Lee", session=state), T0 + 1)
     t = m.tile("c1")
     assert (t["spo2"], t["pr"], t["oxi_rx"]) == (96, 71, T0)
-    assert t["nibp"] == {"sys": 122, "dia": 78, "map": 93, "pr": 70,
-                         "taken_at": pytest.approx(T0 + 0.5 - 4)}
+    assert t["nibp"] == {
+        "sys": 122,
+        "dia": 78,
+        "map": 93,
+        "pr": 70,
+        "taken_at": pytest.approx(T0 + 0.5 - 4),
+    }
     s = t["session"]
     assert s["phase"] == "recovery" and t["phase"] == "recovery"
     assert s["phase_since"] == pytest.approx(T0 + 1 - 300)
@@ -84,8 +110,9 @@ def test_tile_fields_from_device_messages() -> None:
     assert s["check_due_at"] == pytest.approx(T0 + 1 - 20)  # overdue by 20 s
     assert s["dose"] == {"rate": 5, "units": "ug/kg/h"} and s["last_score"] == 4
     # a sensor-off second: SpO2 and pulse are null, the last valid SpO2's age is kept
-    m.on_message("c1", msg("oxi", 8, spo2=None, pr=None, spo2_age_s=3, flags=["sensor_off"]),
-                 T0 + 3)
+    m.on_message(
+        "c1", msg("oxi", 8, spo2=None, pr=None, spo2_age_s=3, flags=["sensor_off"]), T0 + 3
+    )
     t = m.tile("c1")
     assert (t["spo2"], t["pr"]) == (None, None)
     assert t["spo2_valid_at"] == pytest.approx(T0)
@@ -127,14 +154,31 @@ def test_alarm_list_sorted_by_priority_then_onset() -> None:
     oldest onset, with chair, condition text, value against limit ('SpO2 86<90', 'PR 149>130')
     and state."""
     m, clock = _model()
-    m.on_message("c1", heartbeat(3, [row("PR_HIGH", "medium", value=149, limit=130, age_s=50)]),
-                 T0)
-    m.on_message("c2", heartbeat(3, [row("SPO2_LOW", "medium", "audio_paused", value=86,
-                                         limit=90, age_s=80)]), T0)
+    m.on_message(
+        "c1", heartbeat(3, [row("PR_HIGH", "medium", value=149, limit=130, age_s=50)]), T0
+    )
+    m.on_message(
+        "c2",
+        heartbeat(3, [row("SPO2_LOW", "medium", "audio_paused", value=86, limit=90, age_s=80)]),
+        T0,
+    )
     m.on_message("c3", heartbeat(3, [row("OXI_SIGNAL_POOR", "low", kind="technical")]), T0)
     clock.t += 5
-    m.on_message("c3", msg("alarm", 4, condition="SPO2_DESAT", priority="high", state="active",
-                           event="raise", kind="physiological", value=83, limit=85), clock.t)
+    m.on_message(
+        "c3",
+        msg(
+            "alarm",
+            4,
+            condition="SPO2_DESAT",
+            priority="high",
+            state="active",
+            event="raise",
+            kind="physiological",
+            value=83,
+            limit=85,
+        ),
+        clock.t,
+    )
     lst = m.alarm_list()
     assert [(a["chair"], a["condition"]) for a in lst] == [
         ("c3", "SPO2_DESAT"),
@@ -147,12 +191,26 @@ def test_alarm_list_sorted_by_priority_then_onset() -> None:
     assert lst[0]["text"] == "SpO2 DESAT" and lst[0]["label"] == "Chair 3"
     assert lst[1]["onset"] == pytest.approx(T0 - 80)
     # the onset stays put while the alarm lasts (a later heartbeat does not move it)
-    m.on_message("c2", heartbeat(5, [row("SPO2_LOW", "medium", value=85, limit=90, age_s=86)]),
-                 T0 + 7)
+    m.on_message(
+        "c2", heartbeat(5, [row("SPO2_LOW", "medium", value=85, limit=90, age_s=86)]), T0 + 7
+    )
     assert m.alarm_list()[1]["onset"] == pytest.approx(T0 - 80)
     # an end event removes it at once
-    m.on_message("c3", msg("alarm", 6, condition="SPO2_DESAT", priority="high", state="inactive",
-                           event="end", kind="physiological", value=None, limit=85), T0 + 8)
+    m.on_message(
+        "c3",
+        msg(
+            "alarm",
+            6,
+            condition="SPO2_DESAT",
+            priority="high",
+            state="inactive",
+            event="end",
+            kind="physiological",
+            value=None,
+            limit=85,
+        ),
+        T0 + 8,
+    )
     assert [a["condition"] for a in m.alarm_list()][:1] == ["SPO2_LOW"]
     assert value_text("NIBP_SYS_HIGH", 182, None) == "SYS 182"
     assert value_text("OXI_SENSOR_OFF", None, None) == ""
@@ -215,7 +273,11 @@ def test_station_audio_pause_and_off() -> None:
     m.audio_off("Charge RN Kim", "fire drill")
     a = m.audio_state()
     assert (a["mode"], a["play"], a["off_by"], a["off_reason"]) == (
-        "off", "none", "Charge RN Kim", "fire drill")
+        "off",
+        "none",
+        "Charge RN Kim",
+        "fire drill",
+    )
     with pytest.raises(ValueError):
         m.audio_on("")
     m.audio_on("Charge RN Kim")
@@ -226,7 +288,7 @@ def test_deltas_coalesce_per_chair() -> None:
     """REQ-STA-06: changes are collected per chair between frames: many messages of one chair
     make one tile in the next frame; unchanged chairs are not sent; the alarm list and the audio
     state go out only when they changed; a restart (new boot) clears the chair's alarms."""
-    m, clock = _model()
+    m, _clock = _model()
     for c in ("c1", "c2", "c3"):
         m.on_message(c, heartbeat(2, []), T0)  # first data: no longer stale
     m.take_dirty()

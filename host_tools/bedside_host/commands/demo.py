@@ -99,7 +99,12 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 
 def _start_chair(
-    work: Path, n: int, scenario: str, fmt: str, errlog: IO[str], procs: list[subprocess.Popen[str]]
+    work: Path,
+    n: int,
+    scenario: str,
+    fmt: str,
+    errlog: IO[str],
+    procs: list[subprocess.Popen[str]],
 ) -> tuple[str, threading.Thread] | None:
     """One SIL with its simulated patient; returns its host port and the SIL's log drain."""
     cdir = work / f"chair{n}"

@@ -132,6 +132,7 @@ async def serve(
     from bedside_host.station.app import Hub, create_app
     from bedside_host.station.links import LinkThread, StoreThread
     from bedside_host.station.model import StationModel
+
     model = StationModel()
     for c in chairs:
         model.add_chair(c.id, c.label, device=c.port)
@@ -145,16 +146,24 @@ async def serve(
     app = create_app(hub)
     loop = asyncio.get_running_loop()
 
-    def deliver(chair: str, msgs: list[tuple[dict[str, Any], float]], state: str | None,
-                detail: str) -> None:
+    def deliver(
+        chair: str, msgs: list[tuple[dict[str, Any], float]], state: str | None, detail: str
+    ) -> None:
         if state is not None:
             model.on_link_state(chair, state, detail)
         for msg, rx in msgs:
             model.on_message(chair, msg, rx)
 
     threads = [LinkThread(c.id, open_link(c.port), loop, deliver, store_thread) for c in chairs]
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on",
-                            ws_ping_interval=20.0, ws_ping_timeout=20.0)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="on",
+        ws_ping_interval=20.0,
+        ws_ping_timeout=20.0,
+    )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
     stop = stop or asyncio.Event()
@@ -172,8 +181,9 @@ async def serve(
         announce(
             f"Bedside station: http://{shown}:{bound}/ ({len(chairs)} chairs, record file {db})"
         )
-        await asyncio.to_thread(history.audit, db, "", "start", {"chairs": [c.id for c in chairs]},
-                                hub.name)
+        await asyncio.to_thread(
+            history.audit, db, "", "start", {"chairs": [c.id for c in chairs]}, hub.name
+        )
         for t in threads:
             t.start()
         waits = [serving, asyncio.create_task(stop.wait())]

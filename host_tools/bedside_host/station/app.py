@@ -194,8 +194,9 @@ def create_app(hub: Hub) -> FastAPI:
         finally:
             await hub.stop()
 
-    app = FastAPI(title="Bedside central station", lifespan=lifespan, docs_url=None,
-                  redoc_url=None)
+    app = FastAPI(
+        title="Bedside central station", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.hub = hub
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     model = hub.model

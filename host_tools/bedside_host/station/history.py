@@ -34,7 +34,9 @@ def ensure_schema(db: Path) -> None:
         conn.close()
 
 
-def chair_history(db: Path, device: str, minutes: float, now: float | None = None) -> dict[str, Any]:
+def chair_history(
+    db: Path, device: str, minutes: float, now: float | None = None
+) -> dict[str, Any]:
     """SpO2/pulse trend (averaged into at most MAX_POINTS buckets), NIBP points and alarm
     events of `device` over the last `minutes`, oldest first. Times are UTC epoch seconds
     (the device's mapped wall time where known, else the host receive time)."""
@@ -99,7 +101,8 @@ def audit(db: Path, user: str, action: str, detail: Any = None, station: str = "
     conn = _connect(db)
     try:
         cur = conn.execute(
-            "INSERT INTO station_audit (time, user, action, detail, station) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO station_audit (time, user, action, detail, station)"
+            " VALUES (?, ?, ?, ?, ?)",
             (time.time(), user, action, text, station),
         )
         return int(cur.lastrowid or 0)

@@ -45,9 +45,7 @@ NO_DATA = "NO_DATA"  # the station's own technical condition: a chair that stopp
 NO_DATA_PRIORITY = "medium"
 
 # condition id -> (kind, label), from the firmware's table (one source of truth)
-CONDITION_INFO: dict[str, tuple[str, str]] = {
-    c[0]: (KIND_NAMES[c[1]], c[6]) for c in CONDITIONS
-}
+CONDITION_INFO: dict[str, tuple[str, str]] = {c[0]: (KIND_NAMES[c[1]], c[6]) for c in CONDITIONS}
 CONDITION_INFO[NO_DATA] = ("technical", "NO DATA FROM CHAIR")
 # limit conditions: id prefix -> quantity shown in "SpO2 86<90"
 _QUANTITY = (
@@ -190,7 +188,9 @@ class StationModel:
         self.messages = 0
 
     # --- feeding ------------------------------------------------------------------------
-    def add_chair(self, chair_id: str, label: str | None = None, device: str | None = None) -> None:
+    def add_chair(
+        self, chair_id: str, label: str | None = None, device: str | None = None
+    ) -> None:
         if chair_id not in self.chairs:
             self.chairs[chair_id] = Chair(chair_id, label or chair_id, device)
             self._changed(chair_id, alarms=True)
@@ -356,11 +356,14 @@ class StationModel:
         out: list[dict[str, Any]] = []
         for ch in self.chairs.values():
             out.extend(self._chair_alarms(ch))
-        out.sort(key=lambda a: (-RANK.get(a["priority"], 0), a["onset"], a["chair"], a["condition"]))
+        out.sort(
+            key=lambda a: (-RANK.get(a["priority"], 0), a["onset"], a["chair"], a["condition"])
+        )
         return out
 
-    def frame(self, chairs: Iterable[str] | None = None, *, alarms: bool = True,
-              audio: bool = True) -> dict[str, Any]:
+    def frame(
+        self, chairs: Iterable[str] | None = None, *, alarms: bool = True, audio: bool = True
+    ) -> dict[str, Any]:
         """A WebSocket frame: the tiles of `chairs` (None: every chair), the whole alarm list
         and the audio state when asked; `removed` lists chairs that no longer exist."""
         ids = list(self.chairs) if chairs is None else list(chairs)
@@ -519,7 +522,7 @@ class StationModel:
         }
 
     def _chair_alarms(self, ch: Chair) -> list[dict[str, Any]]:
-        out = []
+        out: list[dict[str, Any]] = []
         for a in ch.alarms.values():
             kind, label = CONDITION_INFO.get(a.condition, (a.kind, a.condition))
             out.append(
