@@ -65,9 +65,9 @@ def test_page_is_served_locally(station: tuple[TestClient, StationModel, Path]) 
 
 
 def test_websocket_snapshot_then_deltas(station: tuple[TestClient, StationModel, Path]) -> None:
-    """REQ-STA-06, REQ-STA-03: a browser gets a snapshot of every chair, then frames that carry only the
-    chairs that changed (several messages of one chair within a frame: one tile, the latest),
-    with the alarm list when it changed, ordered by priority then onset."""
+    """REQ-STA-06, REQ-STA-03: a browser gets a snapshot of every chair, then frames that carry
+    only the chairs that changed (several messages of one chair within a frame: one tile, the
+    latest), with the alarm list when it changed, ordered by priority then onset."""
     client, model, _ = station
     with client.websocket_connect("/ws") as ws:
         snap = ws.receive_json()
