@@ -368,3 +368,23 @@ def test_link_thread_hands_states_to_the_loop() -> None:
     assert got[0][1] == "live"
     dead = next(g for g in got if g[1] == "disconnected")
     assert dead[2] == "the device went away"
+
+
+def test_busy_address_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """REQ-STA-09: an address the station cannot serve on is exit 1 with one line naming it (no
+    traceback), and nothing is started."""
+    import socket
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    try:
+        rc = station_cmd.run(
+            _args(port=["loop://"], db=tmp_path / "b.db", http=f"127.0.0.1:{port}"),
+            open_link=FakeLink,
+        )
+    finally:
+        busy.close()
+    err = capsys.readouterr().err
+    assert rc == 1 and f"cannot serve on 127.0.0.1:{port}" in err and "Traceback" not in err

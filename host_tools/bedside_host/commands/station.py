@@ -108,6 +108,21 @@ def chair_specs(ports: Sequence[str], names: Sequence[str]) -> list[ChairSpec]:
     return out
 
 
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that a busy address is a clear error (OSError)."""
+    family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
 def _open_link(url: str) -> Any:
     from bedside_host.link.client import DeviceLink
 
@@ -133,6 +148,11 @@ async def serve(
     from bedside_host.station.links import LinkThread, StoreThread
     from bedside_host.station.model import StationModel
 
+    try:
+        sock = bind(host, port)
+    except OSError as e:
+        print(f"bedside station: error: cannot serve on {host}:{port}: {e}", file=sys.stderr)
+        return 1
     model = StationModel()
     for c in chairs:
         model.add_chair(c.id, c.label, device=c.port)
@@ -165,7 +185,7 @@ async def serve(
         ws_ping_timeout=20.0,
     )
     server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
     stop = stop or asyncio.Event()
     rc = 0
     try:
