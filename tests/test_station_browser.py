@@ -4,6 +4,8 @@ kept under the test's tmp dir and copied to build/artifacts/."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import shutil
 import signal
@@ -214,3 +216,218 @@ def test_stopped_chair_shows_offline(running: dict[str, Any]) -> None:
         timeout=20_000,
     )
     assert running["errors"] == []
+
+
+class ScriptedLink:
+    """A DeviceLink stand-in for layout tests: live, oxi + heartbeat every 0.5 s, some chairs
+    with an alarm (what a real chair reports, without 16 SIL processes)."""
+
+    ALARMS: tuple[dict[str, Any] | None, ...] = (
+        {
+            "condition": "SPO2_DESAT",
+            "priority": "high",
+            "kind": "physiological",
+            "value": 83,
+            "limit": 85,
+        },
+        {
+            "condition": "PR_HIGH",
+            "priority": "medium",
+            "kind": "physiological",
+            "value": 149,
+            "limit": 130,
+        },
+        {
+            "condition": "OXI_SENSOR_OFF",
+            "priority": "medium",
+            "kind": "technical",
+            "value": None,
+            "limit": None,
+        },
+        {
+            "condition": "BP_RISE",
+            "priority": "low",
+            "kind": "physiological",
+            "value": 168,
+            "limit": 160,
+        },
+        None,
+        None,
+        None,
+        None,
+    )
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.n = int(url.rsplit("/", 1)[1])
+        self.state = "live"
+        self.last_error = ""
+        self.seq = 0
+        self.next_at = 0.0
+
+    def poll(self, timeout: float = 0.0) -> list[Any]:
+        from bedside_host.link.messages import Received
+
+        time.sleep(timeout)
+        now = time.time()
+        if now < self.next_at:
+            return []
+        self.next_at = now + 0.5
+        alarm = self.ALARMS[self.n % len(self.ALARMS)]
+        rows = [] if alarm is None else [dict(alarm, state="active", age_s=40 + self.n)]
+        out = []
+        for mtype, f in (
+            (
+                "oxi",
+                {
+                    "spo2": 83 if self.n % 8 == 0 else 97,
+                    "pr": 60 + self.n,
+                    "spo2_age_s": 0,
+                    "flags": [],
+                    "quality": "good",
+                },
+            ),
+            ("nibp", {"sys": 118 + self.n, "dia": 76, "map": 90, "pr": 70, "age_s": 30}),
+            (
+                "heartbeat",
+                {
+                    "priority": alarm["priority"] if alarm else "none",
+                    "alarms": rows,
+                    "phase": "MONITOR",
+                    "audio_paused_s": 0,
+                    "audio_off": False,
+                },
+            ),
+        ):
+            self.seq += 1
+            m = {"v": 2, "seq": self.seq, "boot": 1, "type": mtype, "t_ms": self.seq * 100, **f}
+            out.append(Received(self.url, json.dumps(m), m, now, now, False))
+        return out
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def sixteen(tmp_path: Path) -> Iterator[str]:
+    """`bedside station` (in-process, its own thread and event loop) with 16 scripted chairs."""
+    from bedside_host.commands import station
+
+    chairs = station.chair_specs([f"fake://chair/{i}" for i in range(16)], [])
+    said: list[str] = []
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        async def main() -> None:
+            box["loop"] = asyncio.get_running_loop()
+            box["stop"] = asyncio.Event()
+            await station.serve(
+                chairs,
+                tmp_path / "st.db",
+                "127.0.0.1",
+                0,
+                open_link=ScriptedLink,
+                announce=said.append,
+                stop=box["stop"],
+            )
+
+        asyncio.run(main())
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    end = time.monotonic() + 10
+    while not said and time.monotonic() < end:
+        time.sleep(0.05)
+    assert said, "the station did not start"
+    try:
+        yield said[0].split()[2]
+    finally:
+        box["loop"].call_soon_threadsafe(box["stop"].set)
+        t.join(timeout=15)
+
+
+def test_sixteen_chairs_fit_a_1080p_screen(sixteen: str, tmp_path: Path) -> None:
+    """REQ-STA-12: 16 chairs fit one 1920x1080 screen beside the alarm list: every tile wholly
+    visible, none overlapping, the SpO2 figures at least 24 px high; the alarm list leads with
+    the HIGH alarm."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = _chromium()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=LAUNCH_ARGS)
+        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+        page.goto(sixteen)
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('[data-testid=tile]')]"
+            ".filter(e => e.dataset.colour !== 'offline').length === 16",
+            timeout=15_000,
+        )
+        boxes = [page.locator("[data-testid=tile]").nth(i).bounding_box() for i in range(16)]
+        for b in boxes:
+            assert b is not None and b["x"] >= 0 and b["y"] >= 0
+            assert b["x"] + b["width"] <= 1920 and b["y"] + b["height"] <= 1080
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1 :]:
+                assert a is not None and b is not None
+                apart = (
+                    a["x"] + a["width"] <= b["x"]
+                    or b["x"] + b["width"] <= a["x"]
+                    or a["y"] + a["height"] <= b["y"]
+                    or b["y"] + b["height"] <= a["y"]
+                )
+                assert apart
+        clipped = page.evaluate(
+            "() => [...document.querySelectorAll('[data-testid=tile] .vitals')]"
+            ".filter(e => e.scrollWidth > e.clientWidth + 1).length"
+        )
+        assert clipped == 0  # every figure wholly shown
+        size = page.locator("[data-testid=tile] .spo2 .num").first.evaluate(
+            "e => parseFloat(getComputedStyle(e).fontSize)"
+        )
+        assert size >= 24
+        colours = [
+            page.locator("[data-testid=tile]").nth(i).get_attribute("data-colour")
+            for i in range(16)
+        ]
+        assert colours.count("high") == 2 and colours.count("tech-medium") == 2
+        first = page.locator("[data-testid=alarm-list] tbody tr").first
+        assert first.get_attribute("data-priority") == "high"
+        _shot(page, tmp_path, "station-16-chairs")
+        browser.close()
+
+
+def test_audio_off_in_the_page_needs_a_name(sixteen: str, tmp_path: Path) -> None:
+    """REQ-STA-05: in the page, station audio off without a name is refused with the reason
+    shown; with a name the header shows who switched it off, and the station stops playing;
+    switching it on again needs a name too."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = _chromium()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=LAUNCH_ARGS)
+        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+        page.goto(sixteen)
+        page.wait_for_function("() => window.station.audio().playing === 'high'", timeout=15_000)
+        page.click("#audio-off")
+        page.fill("#dialog-user", "   ")
+        page.click("#dialog-ok")
+        page.wait_for_function(
+            "() => document.querySelector('#dialog-error').textContent.includes('user name')",
+            timeout=5_000,
+        )
+        assert page.locator("#audio-state").inner_text().startswith("station audio on")
+        page.fill("#dialog-user", "Charge RN Kim")
+        page.fill("#dialog-reason", "drill")
+        page.click("#dialog-ok")
+        page.wait_for_function(
+            "() => document.querySelector('#audio-state').textContent"
+            ".includes('STATION AUDIO OFF by Charge RN Kim')",
+            timeout=5_000,
+        )
+        page.wait_for_function("() => window.station.audio().playing === 'none'", timeout=5_000)
+        _shot(page, tmp_path, "station-audio-off")
+        page.click("#audio-on")
+        page.fill("#dialog-user", "RN Lee")
+        page.click("#dialog-ok")
+        page.wait_for_function("() => window.station.audio().playing === 'high'", timeout=5_000)
+        browser.close()

@@ -214,7 +214,7 @@ class StationModel:
     def on_message(self, chair_id: str, msg: Mapping[str, Any], rx_wall: float) -> None:
         """One device message (docs/protocol.md) as received at `rx_wall`. Replayed and
         flash-log lines update nothing live (they are history); bad fields are ignored."""
-        if msg.get("replayed") or not isinstance(msg, Mapping):
+        if not isinstance(msg, Mapping) or msg.get("replayed"):
             return
         ch = self._chair(chair_id)
         self.messages += 1

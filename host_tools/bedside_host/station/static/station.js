@@ -63,6 +63,7 @@ function onMessage(m) {
     S.tiles.clear();
     for (const t of m.tiles) S.tiles.set(t.id, t);
     buildGrid();
+    everySecond();
   } else if (m.type === "frame") {
     for (const t of m.tiles || []) {
       if (!S.tiles.has(t.id)) S.order.push(t.id);
@@ -127,7 +128,7 @@ function buildGrid() {
       <div class="phase"></div>
       <div class="vitals">
         <div class="v spo2"><span class="lab">SpO2 %</span><span class="num">—</span><span class="age"></span></div>
-        <div class="v pr"><span class="lab">Pulse /min</span><span class="num">—</span><span class="age"></span></div>
+        <div class="v pr"><span class="lab">PR /min</span><span class="num">—</span><span class="age"></span></div>
         <div class="v nibp"><span class="lab">NIBP mmHg</span><span class="num nibpv">—</span><span class="age"></span></div>
       </div>
       <div class="line session"></div>
