@@ -388,3 +388,54 @@ def test_busy_address_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFix
         busy.close()
     err = capsys.readouterr().err
     assert rc == 1 and f"cannot serve on 127.0.0.1:{port}" in err and "Traceback" not in err
+
+
+def test_station_sends_only_allowed_commands_through_the_link_thread() -> None:
+    """REQ-STA-13: the station sends a device command only through the chair's link thread
+    (DeviceLink.request, never a second writer) and only from its allow-list: acknowledge,
+    reset, audio off, NIBP, settings and self-test are refused before anything is sent; a
+    link problem comes back to the caller."""
+    from bedside_host.link.messages import LinkTimeout
+    from bedside_host.station.links import LinkThread
+
+    class Answering(FakeLink):
+        def __init__(self, url: str) -> None:
+            super().__init__(url)
+            self.requests: list[tuple[str, dict[str, Any], int]] = []
+
+        def request(self, cmd: str, timeout: float = 3.0, **fields: Any) -> dict[str, Any]:
+            self.requests.append((cmd, fields, threading.get_ident()))
+            if fields.get("slow"):
+                raise LinkTimeout(f"no reply to {cmd} within {timeout:g} s")
+            return {"type": "reply", "cmd": cmd, "ok": True, "session": {"phase": "idle"}}
+
+    link = Answering("loop://")
+    got: dict[str, Any] = {}
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        hub = Hub(StationModel(), None)
+        t = LinkThread("c", link, loop, lambda *a: None, None)
+        hub.commanders["c"] = t.submit
+        t.start()
+        try:
+            got["reply"] = await hub.command("c", "get_session", {})
+            for cmd in ("ack", "reset", "audio_off", "nibp", "set", "selftest", "session"):
+                with pytest.raises(PermissionError):
+                    await hub.command("c", cmd, {"on": True})
+            with pytest.raises(LinkTimeout):
+                await hub.command("c", "get_session", {"slow": True})
+            with pytest.raises(KeyError):
+                await hub.command("nobody", "get_session", {})
+        finally:
+            t.stop()
+            await asyncio.to_thread(t.join, 5)
+        got["thread"] = t.ident
+
+    asyncio.run(main())
+    assert got["reply"]["session"] == {"phase": "idle"}
+    assert [(c, f) for c, f, _ in link.requests] == [
+        ("get_session", {}),
+        ("get_session", {"slow": True}),
+    ]
+    assert {ident for *_, ident in link.requests} == {got["thread"]}

@@ -21,6 +21,7 @@ import pytest
 from mputil import nonin2_packet
 from silharness import Sil
 
+pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "build" / "artifacts"
 CHROMIUM = ("/usr/lib/chromium/chromium", "/usr/bin/chromium")

@@ -175,6 +175,8 @@ async def serve(
             model.on_message(chair, msg, rx)
 
     threads = [LinkThread(c.id, open_link(c.port), loop, deliver, store_thread) for c in chairs]
+    for t in threads:
+        hub.commanders[t.chair] = t.submit
     config = uvicorn.Config(
         app,
         host=host,

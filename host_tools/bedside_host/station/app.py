@@ -17,7 +17,8 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,14 @@ FRAME_S = 0.02  # changes within one frame go out together (a tile once per fram
 TICK_S = 1.0  # stale detection and the keep-alive tick
 SEND_TIMEOUT_S = 5.0  # a browser that does not take a frame this long is dropped
 HISTORY_MAX_MIN = 24 * 60
+# The only device commands the station may send (Hub.command). Never ack, reset, audio_off,
+# nibp, set or selftest: the station does not acknowledge, silence or change a bedside. The
+# infusion-session forms add "session" here when they come (docs/station.md).
+STATION_COMMANDS: frozenset[str] = frozenset({"get_session"})
+COMMAND_TIMEOUT_S = 3.0
+
+# chair -> submit(cmd, fields, timeout) -> Future of the reply (LinkThread.submit)
+Commander = Callable[[str, dict[str, Any], float], "Future[dict[str, Any]]"]
 
 
 class Client:
@@ -92,7 +101,20 @@ class Hub:
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.frames = 0
+        self.commanders: dict[str, Commander] = {}
+        self.allowed: frozenset[str] = STATION_COMMANDS
         model.listeners.append(self._changed.set)
+
+    async def command(
+        self, chair: str, cmd: str, fields: dict[str, Any], timeout: float = COMMAND_TIMEOUT_S
+    ) -> dict[str, Any]:
+        """Send one allowed command to a chair's device through its link thread and await the
+        reply. PermissionError for a command the station may not send, KeyError for a chair
+        without a link here, the link's LinkProblem (down, timeout, refused) otherwise."""
+        if cmd not in self.allowed:
+            raise PermissionError(f"the station does not send {cmd!r} to a bedside")
+        submit = self.commanders[chair]
+        return await asyncio.wrap_future(submit(cmd, fields, timeout))
 
     async def start(self) -> None:
         self._tasks = [
@@ -156,7 +178,7 @@ class Hub:
                 if text is not None:
                     await asyncio.wait_for(ws.send_text(text), SEND_TIMEOUT_S)
                     client.sent += 1
-        except (WebSocketDisconnect, TimeoutError, RuntimeError):
+        except Exception:  # a browser gone or too slow: drop it, never the station
             pass
         finally:
             self.clients.discard(client)

@@ -13,6 +13,7 @@ import asyncio
 import queue
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,6 +30,7 @@ class LinkLike(Protocol):
     @property
     def last_error(self) -> str: ...
     def poll(self, timeout: float = 0.0) -> Sequence[Any]: ...
+    def request(self, cmd: str, timeout: float = 3.0, **fields: Any) -> dict[str, Any]: ...
     def close(self) -> None: ...
 
 
@@ -105,11 +107,37 @@ class LinkThread(threading.Thread):
         self.store = store
         self.stopping = threading.Event()
         self.items = 0
+        self.jobs: queue.SimpleQueue[tuple[str, dict[str, Any], float, Future[dict[str, Any]]]]
+        self.jobs = queue.SimpleQueue()
+
+    def submit(
+        self, cmd: str, fields: dict[str, Any], timeout: float = 3.0
+    ) -> Future[dict[str, Any]]:
+        """Send a command to this chair's device from any thread: it runs in the link's own
+        thread (DeviceLink.request, between polls); the future gets the reply or the
+        LinkProblem. Which commands the station may send is the caller's rule (Hub.command)."""
+        fut: Future[dict[str, Any]] = Future()
+        self.jobs.put((cmd, dict(fields), timeout, fut))
+        return fut
+
+    def _run_jobs(self) -> None:
+        while True:
+            try:
+                cmd, fields, timeout, fut = self.jobs.get_nowait()
+            except queue.Empty:
+                return
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(self.link.request(cmd, timeout, **fields))
+            except Exception as e:  # LinkDown, LinkTimeout, LinkError: the caller reports it
+                fut.set_exception(e)
 
     def run(self) -> None:
         last_state = ""
         try:
             while not self.stopping.is_set():
+                self._run_jobs()
                 got = self.link.poll(POLL_S)
                 msgs: list[tuple[dict[str, Any], float]] = []
                 for item in got:
@@ -135,6 +163,13 @@ class LinkThread(threading.Thread):
                 self.link.close()
             except OSError:
                 pass
+            while True:  # commands still waiting get an answer, never a hang
+                try:
+                    *_, fut = self.jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if fut.set_running_or_notify_cancel():
+                    fut.set_exception(ConnectionError("the station is stopping"))
 
     def stop(self) -> None:
         self.stopping.set()
