@@ -195,7 +195,8 @@ def test_desaturation_turns_tile_red_and_leads_the_list(running: dict[str, Any])
 def test_stopped_chair_shows_offline(running: dict[str, Any]) -> None:
     """REQ-STA-04: a chair whose device stops (SIL process stopped with SIGSTOP) is shown
     OFFLINE in the browser (hatched, values '—', never its normal look) with NO DATA in the
-    alarm list, and recovers when the device runs again."""
+    alarm list, and recovers when the device runs again; when the station itself stops, every
+    tile shows STATION LINK LOST and the page sounds."""
     page, sils = running["page"], running["sils"]
     tile_b = _tile(page, "Chair B")
     page.wait_for_function(
@@ -216,6 +217,21 @@ def test_stopped_chair_shows_offline(running: dict[str, Any]) -> None:
         "() => document.querySelector('[data-chair=\"Chair B\"]').dataset.colour !== 'offline'",
         timeout=20_000,
     )
+    # the station itself stops: the page cannot know the chairs' state, so none looks normal
+    station = running["station"]
+    os.kill(station.pid, signal.SIGSTOP)
+    try:
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('[data-testid=tile]')]"
+            ".every(e => e.dataset.colour === 'offline')",
+            timeout=10_000,
+        )
+        assert "STATION LINK LOST" in page.locator("#conn").inner_text()
+        assert "STATION LINK LOST" in _tile(page, "Chair A").locator(".offline-label").inner_text()
+        page.wait_for_function("() => window.station.audio().playing === 'medium'", timeout=5_000)
+        _shot(page, running["tmp"], "station-link-lost")
+    finally:
+        os.kill(station.pid, signal.SIGCONT)
     assert running["errors"] == []
 
 

@@ -208,18 +208,21 @@ function renderList() {
   const body = $("alarms").querySelector("tbody");
   const rows = [];
   const lost = !S.connected || nowLocal() - S.lastMsg > LINK_SILENT_S;
-  for (const a of S.alarms) {
+  const list = lost ? [{ chair: "", label: "ALL", condition: "STATION_LINK_LOST", priority: "medium",
+    kind: "technical", text: "STATION LINK LOST", value_text: "data not current", state: "active",
+    onset: S.lastMsg ? S.lastMsg + S.offset : null, stale: false }, ...S.alarms] : S.alarms;
+  for (const a of list) {
     const tr = document.createElement("tr");
     tr.className = a.priority + (a.kind === "technical" && a.priority !== "high" ? " tech" : "") + (a.stale || lost ? " stale" : "");
     tr.dataset.chair = a.chair; tr.dataset.condition = a.condition; tr.dataset.priority = a.priority;
     const cells = [PRIO_MARK[a.priority] || "", a.label, a.text, a.value_text || "",
       (STATE_TEXT[a.state] || a.state) + (a.stale && a.condition !== "NO_DATA" ? " (last known)" : ""), ageText(a.onset)];
     cells.forEach((c, i) => { const td = document.createElement("td"); td.textContent = c; if (i === 0) td.className = "prio"; tr.appendChild(td); });
-    tr.addEventListener("click", () => openDetail(a.chair));
+    if (a.chair) tr.addEventListener("click", () => openDetail(a.chair));
     rows.push(tr);
   }
   body.replaceChildren(...rows);
-  $("alarm-count").textContent = S.alarms.length ? `(${S.alarms.length})` : "";
+  $("alarm-count").textContent = list.length ? `(${list.length})` : "";
 }
 
 // --- station audio (WebAudio, IEC 60601-1-8 burst patterns approximated) ----------------------
@@ -241,7 +244,11 @@ const Audio = {
   follow() {
     const want = S.audio ? S.audio.play : "none";
     const lost = !S.connected || nowLocal() - S.lastMsg > LINK_SILENT_S;
-    const target = lost ? "medium" : want;  // a station that lost its data must not go quiet
+    // a page that lost the station must not go quiet, unless the station audio is off (a
+    // named user's decision) or within its pause
+    const muted = S.audio && (S.audio.mode === "off"
+      || (S.audio.paused_until !== null && S.audio.paused_until > now()));
+    const target = lost && !muted ? "medium" : want;
     if (target === this.playing) return;
     this.playing = target;
     clearTimeout(this.timer);
@@ -278,6 +285,7 @@ function renderAudio() {
   el.className = "audio-state " + a.mode;
   if (a.mode === "off") el.textContent = `STATION AUDIO OFF by ${a.off_by}` + (a.off_reason ? ` (${a.off_reason})` : "");
   else if (a.mode === "paused") el.textContent = `station audio paused ${durText(a.paused_until - now())}`;
+  else if (Audio.playing !== a.play) el.textContent = `station link lost · sounding ${Audio.playing}`;
   else el.textContent = "station audio on" + (a.priority !== "none" ? ` · sounding ${a.priority}` : "");
   $("audio-off").hidden = a.mode === "off";
   $("audio-on").hidden = a.mode !== "off";
