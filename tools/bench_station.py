@@ -37,6 +37,15 @@ WARMUP_S = 4.0
 MEASURE_S = 10.0
 
 
+def cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (Linux /proc), None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Chair:
     """The device side of one pty: commands in, 1 Hz oxi + heartbeat out."""
 
@@ -194,6 +203,7 @@ async def run_step(n: int, workdir: Path) -> dict[str, Any]:
         dev = asyncio.create_task(devices())
         start = time.monotonic()
         measuring_from = time.time() + WARMUP_S
+        cpu0: float | None = None
         async with websockets.connect(url, max_size=None) as ws:
             await ws.recv()  # snapshot
             by_id = {c.id: c for c in chairs}
@@ -203,6 +213,8 @@ async def run_step(n: int, workdir: Path) -> dict[str, Any]:
                 except TimeoutError:
                     continue
                 now = time.time()
+                if cpu0 is None and now >= measuring_from:
+                    cpu0, wall0 = cpu_s(proc.pid), now
                 f = json.loads(text)
                 frames += 1
                 for t in f.get("tiles", ()):
@@ -216,6 +228,12 @@ async def run_step(n: int, workdir: Path) -> dict[str, Any]:
                         if sent >= measuring_from:
                             lat.append((now - sent) * 1000.0)
         dev.cancel()
+        cpu1 = cpu_s(proc.pid)
+        cpu_pct = (
+            None
+            if cpu0 is None or cpu1 is None
+            else round(100.0 * (cpu1 - cpu0) / max(1e-3, time.time() - wall0), 1)
+        )
         lost = sum(1 for c in chairs for t in c.sent.values() if measuring_from <= t < now - 1.0)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -228,8 +246,10 @@ async def run_step(n: int, workdir: Path) -> dict[str, Any]:
             loop.remove_reader(c.master)
             c.close()
     lat.sort()
+
     def p(q):
         return lat[min(len(lat) - 1, int(q * len(lat)))] if lat else None
+
     return {
         "chairs": n,
         "updates": len(lat),
@@ -239,6 +259,7 @@ async def run_step(n: int, workdir: Path) -> dict[str, Any]:
         "p99_ms": p(0.99),
         "max_ms": lat[-1] if lat else None,
         "mean_ms": statistics.fmean(lat) if lat else None,
+        "station_cpu_pct": cpu_pct,
     }
 
 
@@ -253,7 +274,8 @@ async def main_async(steps: tuple[int, ...]) -> list[dict[str, Any]]:
             print(
                 f"{n:4d} chairs: p50 {r['p50_ms'] or 0:6.1f} ms  p99 {r['p99_ms'] or 0:6.1f} ms"
                 f"  max {r['max_ms'] or 0:6.1f} ms  ({r['updates']} updates, "
-                f"{r['frames']} frames, {r['never_seen']} never seen)"
+                f"{r['frames']} frames, {r['never_seen']} never seen, "
+                f"station CPU {r['station_cpu_pct']} % of a core)"
                 + ("" if ok else "  <- over the limit"),
                 flush=True,
             )
@@ -302,6 +324,13 @@ def main() -> int:
             "name": f"station p50 line->browser latency at {TARGET} chairs",
             "value": None if at is None or at["p50_ms"] is None else round(at["p50_ms"], 1),
             "unit": "ms",
+            "target": None,
+            "method": method,
+        },
+        {
+            "name": f"station process CPU at {TARGET} chairs",
+            "value": None if at is None else at["station_cpu_pct"],
+            "unit": "% of one core",
             "target": None,
             "method": method,
         },
