@@ -36,7 +36,8 @@ def high_fds() -> Iterator[None]:
 
 
 def test_link_reads_a_port_above_descriptor_1023(high_fds: None) -> None:
-    """REQ-STA-14: the link transport reads a device port whose descriptors are above 1023 (a
+    """REQ-STA-14: the link transport reads and writes a device port whose descriptors are
+    above 1023 (a
     station with ~200 chairs and more) instead of failing with "filedescriptor out of range in
     select()"; a device that goes away is still reported as gone."""
     master, slave = os.openpty()
@@ -54,6 +55,8 @@ def test_link_reads_a_port_above_descriptor_1023(high_fds: None) -> None:
             if got.endswith(b"\n"):
                 break
         assert got == b'{"v": 2}\n'
+        t.write(b'{"cmd": "hello"}\n')  # pyserial's own write would select() too
+        assert os.read(master, 100) == b'{"cmd": "hello"}\n'
         os.close(slave)
         os.close(master)
         master = slave = -1

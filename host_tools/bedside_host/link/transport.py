@@ -56,6 +56,29 @@ def _wait_readable(fd: int, timeout: float) -> bool:
     return bool(p.poll(max(0, int(timeout * 1000 + 0.999))))
 
 
+def _write_fd(fd: int, data: bytes, timeout: float) -> None:
+    """Write all of `data` to a non-blocking descriptor within `timeout` s, with poll() (as
+    pyserial's write does with select(), which cannot take descriptors above 1023)."""
+    view = memoryview(data)
+    end = time.monotonic() + timeout
+    while view:
+        try:
+            n = os.write(fd, view)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        except OSError as e:
+            raise serial.SerialException(f"write failed: {e}") from None
+        view = view[n:]
+        if not view:
+            return
+        left = end - time.monotonic()
+        if left <= 0:
+            raise serial.SerialTimeoutException("Write timeout")
+        p = select.poll()
+        p.register(fd, select.POLLOUT)
+        p.poll(max(1, int(left * 1000)))
+
+
 class Transport:
     def __init__(self, url: str, baudrate: int = BAUD) -> None:
         self.url = url
@@ -130,7 +153,10 @@ class Transport:
         if ser is None:
             raise PortGone("port not open")
         try:
-            ser.write(data)
+            if self._fd is not None and isinstance(ser, POSIX_SERIAL):
+                _write_fd(self._fd, data, WRITE_TIMEOUT_S)
+            else:
+                ser.write(data)
         except serial.SerialTimeoutException:
             self.close()
             raise PortGone(f"{self.url}: write timed out (the device is not reading)") from None
