@@ -439,3 +439,20 @@ def test_station_sends_only_allowed_commands_through_the_link_thread() -> None:
         ("get_session", {"slow": True}),
     ]
     assert {ident for *_, ident in link.requests} == {got["thread"]}
+
+
+def test_websocket_from_another_site_is_refused(
+    station: tuple[TestClient, StationModel, Path],
+) -> None:
+    """REQ-STA-07: a WebSocket opened by another site's page (its Origin is not the station's
+    address) is closed before any chair data is sent; the station's own page is served."""
+    from starlette.websockets import WebSocketDisconnect
+
+    client, _, _ = station
+    with (
+        pytest.raises(WebSocketDisconnect),
+        client.websocket_connect("/ws", headers={"origin": "http://evil.example"}) as ws,
+    ):
+        ws.receive_json()
+    with client.websocket_connect("/ws", headers={"origin": "http://testserver"}) as ws:
+        assert ws.receive_json()["type"] == "snapshot"

@@ -16,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, HTTPException, Query, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, JSONResponse
@@ -159,6 +161,11 @@ class Hub:
                     c.wake.set()
 
     async def serve(self, ws: WebSocket) -> None:
+        origin = ws.headers.get("origin")
+        if origin is not None and urlsplit(origin).netloc != ws.headers.get("host"):
+            # another site's page in the nurse's browser must not read the chairs
+            await ws.close(code=1008)
+            return
         await ws.accept()
         client = Client(ws)
         self.publish()  # older changes go to the existing browsers, not into the snapshot twice
@@ -195,7 +202,12 @@ class Hub:
     async def audit(self, user: str, action: str, detail: Any = None) -> None:
         if self.db is None:
             raise HTTPException(503, "no record file: the station cannot audit this")
-        await asyncio.to_thread(history.audit, self.db, user, action, detail, self.name)
+        try:
+            await asyncio.to_thread(history.audit, self.db, user, action, detail, self.name)
+        except sqlite3.Error as e:
+            raise HTTPException(
+                503, f"cannot write the audit record ({e}): nothing changed"
+            ) from e
 
 
 class PauseBody(BaseModel):
