@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 MP_HEAP ?= 192k
 PORT ?=
 
-.PHONY: all venv debs test lint typecheck mpy pytest mptest demo bench hardware flash clean
+.PHONY: all venv debs test lint typecheck mpy pytest mptest demo demo-station bench hardware flash clean
 
 all: test
 
@@ -50,10 +50,15 @@ test: lint typecheck mpy pytest mptest
 demo: $(STAMP)
 	$(VENV)/bin/bedside demo
 
+# Several simulated chairs on the central station; open the address it prints (HTTP=host:port)
+demo-station: $(STAMP)
+	$(VENV)/bin/bedside demo --station --http $(or $(HTTP),127.0.0.1:8080)
+
 bench: $(STAMP)
 	$(PY) tools/bench.py --heap $(MP_HEAP)
 	$(PY) tools/bench_records.py
 	$(PY) tools/bench_mqtt.py
+	$(PY) tools/bench_station.py
 
 hardware: $(STAMP)
 	$(PY) hardware/build.py

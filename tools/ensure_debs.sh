@@ -3,7 +3,7 @@
 # work adds its broker here), when missing and when we may (root with apt-get). Never fails the
 # build: the tests that need a missing package skip with a clear reason.
 # Not a certified medical device.
-DEBS="mosquitto"  # (merge: the station adds chromium here)
+DEBS="chromium mosquitto"
 
 missing=""
 for p in $DEBS; do

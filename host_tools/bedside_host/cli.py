@@ -56,6 +56,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "hl7",
         "send IHE PCD-01/PCD-04 HL7 messages over MLLP from MQTT or a record file",
     ),
+    "station": (
+        "station",
+        "central station: every chair on one page in the browser, recorded (FastAPI, WebSocket)",
+    ),
     "export": (
         "export",
         "export recorded sessions as JSON, CSV tables or VitalDB .vital files",

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BATCH_ITEMS = 64  # never more than the device keeps for replay (docs/protocol.md)
 BATCH_MS = 500.0
 BUSY_TIMEOUT_MS = 5000
@@ -260,11 +260,30 @@ def _migrate_mqtt_outbox(conn: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_station(conn: sqlite3.Connection) -> None:
+    """The central station's audit trail (docs/station.md): audio off/on with the named user,
+    audio pauses; append-only."""
+    _script(
+        conn,
+        """
+        CREATE TABLE station_audit (
+            id INTEGER PRIMARY KEY,
+            time REAL NOT NULL,              -- UTC epoch seconds (station clock)
+            user TEXT NOT NULL,              -- the named user ('' only for automatic entries)
+            action TEXT NOT NULL,            -- audio_off, audio_on, audio_pause, start, stop
+            detail TEXT,                     -- reason or context (JSON or text)
+            station TEXT                     -- which station process (host:port)
+        );
+        """,
+    )
+
+
 # MIGRATIONS[i] takes a file from user_version i to i + 1.
 MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (
     _create_v1,
     _migrate_1_to_2,
     _migrate_mqtt_outbox,
+    _migrate_station,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 

@@ -20,6 +20,14 @@ ensure_firmware_on_path()
 
 from bedside.hostlink import HOST_BAUD  # noqa: E402
 
+POSIX_SERIAL: tuple[type, ...] = ()  # device paths and ptys: read through poll() + os.read
+try:
+    from serial.serialposix import Serial as _PosixSerial
+
+    POSIX_SERIAL = (_PosixSerial,)
+except ImportError:  # not POSIX: pyserial's own read for every port
+    pass
+
 BAUD = HOST_BAUD  # the firmware's one value: USB CDC ignores it; real UART bridges need it
 WRITE_TIMEOUT_S = 0.5  # a command line is tiny: longer means the device is not reading
 _READ_MAX = 65536
@@ -39,6 +47,36 @@ def _reason(e: BaseException) -> str:
     if "returned no data" in text:  # pyserial's words for a port whose device went away
         return "the device went away (the port returned no data)"
     return text.splitlines()[0][:200]
+
+
+def _wait_readable(fd: int, timeout: float) -> bool:
+    """Wait up to `timeout` s for input on `fd` (poll(): any descriptor number)."""
+    p = select.poll()
+    p.register(fd, select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP)
+    return bool(p.poll(max(0, int(timeout * 1000 + 0.999))))
+
+
+def _write_fd(fd: int, data: bytes, timeout: float) -> None:
+    """Write all of `data` to a non-blocking descriptor within `timeout` s, with poll() (as
+    pyserial's write does with select(), which cannot take descriptors above 1023)."""
+    view = memoryview(data)
+    end = time.monotonic() + timeout
+    while view:
+        try:
+            n = os.write(fd, view)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        except OSError as e:
+            raise serial.SerialException(f"write failed: {e}") from None
+        view = view[n:]
+        if not view:
+            return
+        left = end - time.monotonic()
+        if left <= 0:
+            raise serial.SerialTimeoutException("Write timeout")
+        p = select.poll()
+        p.register(fd, select.POLLOUT)
+        p.poll(max(1, int(left * 1000)))
 
 
 class Transport:
@@ -74,9 +112,11 @@ class Transport:
         if ser is None:
             raise PortGone("port not open")
         try:
+            if self._fd is not None and isinstance(ser, POSIX_SERIAL):
+                return self._read_fd(self._fd, timeout)
             if timeout > 0:
                 if self._fd is not None:
-                    select.select([self._fd], [], [], timeout)
+                    _wait_readable(self._fd, timeout)
                 else:
                     end = time.monotonic() + timeout
                     while not ser.in_waiting and time.monotonic() < end:
@@ -87,12 +127,36 @@ class Transport:
             self.close()
             raise PortGone(f"{self.url}: {_reason(e)}") from None
 
+    def _read_fd(self, fd: int, timeout: float) -> bytes:
+        """A device path or pty: poll() and os.read() on its descriptor, as pyserial's read
+        does but without select(), which cannot take descriptors above 1023 (a station with
+        a few hundred chairs has more). Errors read as pyserial's do."""
+        if not _wait_readable(fd, timeout):
+            return b""
+        try:
+            data = os.read(fd, _READ_MAX)
+        except BlockingIOError:
+            return b""
+        except InterruptedError:
+            return b""
+        except OSError as e:
+            raise serial.SerialException(f"read failed: {e}") from None
+        if not data:  # readable but nothing: the device went away (pyserial's words)
+            raise serial.SerialException(
+                "device reports readiness to read but returned no data "
+                "(device disconnected or multiple access on port?)"
+            )
+        return data
+
     def write(self, data: bytes) -> None:
         ser = self._ser
         if ser is None:
             raise PortGone("port not open")
         try:
-            ser.write(data)
+            if self._fd is not None and isinstance(ser, POSIX_SERIAL):
+                _write_fd(self._fd, data, WRITE_TIMEOUT_S)
+            else:
+                ser.write(data)
         except serial.SerialTimeoutException:
             self.close()
             raise PortGone(f"{self.url}: write timed out (the device is not reading)") from None

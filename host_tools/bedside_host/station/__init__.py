@@ -1,0 +1,1 @@
+"""The central station: model (fed by device messages), device links, web interface."""
