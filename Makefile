@@ -45,9 +45,9 @@ test: lint typecheck mpy pytest mptest
 demo: $(STAMP)
 	$(VENV)/bin/bedside demo
 
+# every tools/bench_*.py part, merged into bench/results.json (docs/performance.md); < 10 min
 bench: $(STAMP)
 	$(PY) tools/bench.py --heap $(MP_HEAP)
-	$(PY) tools/bench_records.py
 
 hardware: $(STAMP)
 	$(PY) hardware/build.py
