@@ -200,7 +200,10 @@ def write_part(cpy):
     if micropython.executable() is not None:
         fw = micropython.compile_firmware()
         res = micropython.run(Path(__file__).resolve(), heap=heap, path=[fw], cwd=micropython.ROOT)
-        sys.stdout.write(res.stdout + res.stderr)
+        out = res.stdout + res.stderr
+        sys.stdout.write(
+            "".join(ln + "\n" for ln in out.splitlines() if not ln.startswith("BENCH "))
+        )
         for line in res.stdout.splitlines():
             if line.startswith("BENCH "):
                 mp = json.loads(line[6:])

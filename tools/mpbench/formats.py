@@ -91,6 +91,8 @@ def per_format():
         us = median(with_frame) - median(fake)
         out[fmt] = {
             "us_per_frame": us,
+            "us_per_frame_best": min(with_frame) - min(fake),
+            "idle_tick_us_best": min(idle),
             "idle_tick_us": median(idle),
             "fake_us": median(fake),
             "frames_per_poll": frames / POLLS,

@@ -39,6 +39,7 @@ def heaviest():
     body = {
         "second_us_median": median(per_second),
         "second_us_max": max(per_second),
+        "second_us_min": min(per_second),
         "tick_us_median": median(ticks),
         "tick_us_p99": pct(ticks, 99),
         "tick_us_max": max(ticks),

@@ -77,7 +77,11 @@ def main():
     state0 = gc.mem_alloc() - base if mp else 0
     replay = h.replay
     h.replay = None  # replays once a minute here (below), not every 5 s
-    samples = []  # (minute, live bytes)
+    # live bytes above the imports, as running aggregates (a list of samples would itself
+    # grow on the heap being measured)
+    n_samples = 0
+    live_max = 0
+    live_min = first_min = last_min = 1 << 30
     peak_raw = 0
     total_min = INFUSION_MIN + RECOVERY_MIN
     ticks = total_min * 6000
@@ -120,7 +124,14 @@ def main():
             if a > peak_raw:
                 peak_raw = a
             gc.collect()
-            samples.append((minute, gc.mem_alloc() - base))
+            live = gc.mem_alloc() - base
+            n_samples += 1
+            live_max = live if live > live_max else live_max
+            live_min = live if live < live_min else live_min
+            if 10 <= minute < 70 and live < first_min:
+                first_min = live
+            if minute >= total_min - 60 and live < last_min:
+                last_min = live
     wall_ms = (time.ticks_diff(time.ticks_ms(), t_wall) if mp else
                int(time.time() * 1000) - t_wall)  # fmt: skip
     body = {
@@ -134,23 +145,22 @@ def main():
         "display": display,
     }
     if mp:
-        live = [s[1] for s in samples]
-        first = [s[1] for s in samples if 10 <= s[0] < 70] or live
-        last = [s[1] for s in samples if s[0] >= total_min - 60] or live
+        if first_min == 1 << 30:  # a short (quick) run: its whole length
+            first_min = live_min
         body.update(
             {
                 "heap": gc.mem_free() + gc.mem_alloc(),
                 "after_imports": base,
                 "state_at_start": state0,
-                "live_max": max(live),
-                "live_min": min(live),
-                "live_first_hour_min": min(first),
-                "live_last_hour_min": min(last),
-                "growth": min(last) - min(first),
+                "live_max": live_max,
+                "live_min": live_min,
+                "live_first_hour_min": first_min,
+                "live_last_hour_min": last_min,
+                "growth": last_min - first_min,
                 "peak_raw": peak_raw - base,
                 "free_at_end": free_at_end(),
                 "largest_free_block": largest_block(),
-                "samples": len(samples),
+                "samples": n_samples,
             }
         )
         print(
