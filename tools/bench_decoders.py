@@ -5,7 +5,7 @@
 # `make bench` part "decoders": on CPython it also runs itself on the MicroPython unix port
 # (BEDSIDE_MP_HEAP, the core as .mpy) and writes bench/parts/decoders.json. Run from the repo root:
 #   MICROPYPATH=firmware micropython -X heapsize=192k tools/bench_decoders.py
-#   python tools/bench_decoders.py        (BENCH_FALSE_OFF_MIN: simulated minutes, default 30)
+#   python tools/bench_decoders.py        (BENCH_FALSE_OFF_MIN: simulated minutes, default 15)
 import sys
 
 _here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
@@ -22,7 +22,7 @@ from bedside.sensors import OXIMETER_FORMATS, load_oximeter  # noqa: E402
 MP = sys.implementation.name == "micropython"
 SECONDS = 4  # seconds of real traffic per buffer (at least 20 units)
 REPEAT = 5  # buffers decoded per measurement
-FALSE_OFF_MIN = 30.0  # simulated minutes per format and fault for the false sensor-off figure
+FALSE_OFF_MIN = 15.0  # simulated minutes per format and fault for the false sensor-off figure
 
 if MP:
 
