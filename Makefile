@@ -54,11 +54,10 @@ demo: $(STAMP)
 demo-station: $(STAMP)
 	$(VENV)/bin/bedside demo --station --http $(or $(HTTP),127.0.0.1:8080)
 
+# every tools/bench_*.py part (MicroPython, latency, records, replay, MQTT, station ...),
+# merged into bench/results.json (docs/performance.md); < 10 min
 bench: $(STAMP)
 	$(PY) tools/bench.py --heap $(MP_HEAP)
-	$(PY) tools/bench_records.py
-	$(PY) tools/bench_mqtt.py
-	$(PY) tools/bench_station.py
 
 hardware: $(STAMP)
 	$(PY) hardware/build.py

@@ -20,6 +20,7 @@ from bedside.compat import const
 from bedside.ticks import elapsed, ticks_add
 
 QUIET_MAX = const(60000)
+_PERIOD = tuple(period(p) if p else 0 for p in AUDITORY)  # burst period per priority, ms
 
 
 class Annunciator:
@@ -51,7 +52,7 @@ class Annunciator:
             for start in pat[2]:
                 if start > t:
                     return start - t
-            left = period(pat) - t
+            left = _PERIOD[self._prio] - t
             return left if left > 0 else 0
         if self._off:
             left = self.settings["audio_off_reminder_min"] * 60000 - elapsed(now, self._rem_t)
@@ -108,7 +109,7 @@ class Annunciator:
         if self._prio:
             pat = AUDITORY[self._prio]
             t = elapsed(now, self._t0)
-            per = period(pat)
+            per = _PERIOD[self._prio]
             if t >= per:  # next burst: move the origin (no tick overflow however long)
                 self._first = False
                 t %= per
@@ -173,15 +174,19 @@ class Annunciator:
                 want1 = lit
             else:
                 want2 = lit
-        self._led_set(0, want0)
-        self._led_set(1, want1)
-        self._led_set(2, want2)
-        self._led_set(GREEN, want3)
-
-    def _led_set(self, color, on):
-        if self._led[color] != on:
-            self._led[color] = on
-            self.leds.set(color, bool(on))
+        led = self._led  # every tick: the four LEDs compared inline, set only on a change
+        if led[0] != want0:
+            led[0] = want0
+            self.leds.set(0, bool(want0))
+        if led[1] != want1:
+            led[1] = want1
+            self.leds.set(1, bool(want1))
+        if led[2] != want2:
+            led[2] = want2
+            self.leds.set(2, bool(want2))
+        if led[GREEN] != want3:
+            led[GREEN] = want3
+            self.leds.set(GREEN, bool(want3))
 
 
 def _pulse_level(td, ramp, dt):
