@@ -37,6 +37,8 @@ BUDGET_S = {
     "decoders": 90.0,
     "records": 45.0,
     "replay": 45.0,
+    "mqtt": 45.0,
+    "station": 150.0,
 }
 DEFAULT_BUDGET_S = 90.0
 QUICK_BUDGET_S = 120.0
