@@ -366,13 +366,7 @@ class Device:
                 sched.cycle_started(now)
                 self.send("nibp_state", {"state": "starting", "cuff": None})
         if ev & _EV_NIBP_RESULT:
-            n = self.nibp
-            o.nibp_due.mark(now)
-            self.nibp_age.mark(now)
-            self.send("nibp", messages.nibp(self, now))
-            if self.sessctl is not None:
-                self.sessctl.nibp(now)
-            self._eval_now = True
+            self.nibp_result(now)
         if ev & _EV_NIBP_ERROR:
             fields = {
                 "state": "error",
@@ -382,6 +376,15 @@ class Device:
             }
             self.send("nibp_state", fields)
             self._eval_now = True
+
+    def nibp_result(self, now):
+        """A valid reading is in self.nibp: report it, judge it, give it to the session."""
+        self.obs.nibp_due.mark(now)
+        self.nibp_age.mark(now)
+        self.send("nibp", messages.nibp(self, now))
+        if self.sessctl is not None:
+            self.sessctl.nibp(now)
+        self._eval_now = True
 
     def nibp_request(self, action):
         """Host: "start" (STAT) or "stop" (abort). Returns an error string or None."""

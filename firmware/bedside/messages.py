@@ -119,6 +119,6 @@ def heartbeat(dev, now):
     return hb
 
 
-def session(dev, event, by):
+def session(sess, event, by):
     """The `session` message: what happened, who did it, the state object after it."""
-    return {"event": event, "by": by, "session": dev.sessctl.sess.state()}
+    return {"event": event, "by": by, "session": sess.state()}

@@ -112,12 +112,15 @@ class Session:
         self._reset()
 
     def _reset(self):
+        """Everything back to no session; the session number stays."""
+        sid = getattr(self, "sid", 0)
         for k in _INTS:
             setattr(self, k, -1)  # -1: none (null)
         for k in _BOOLS:
             setattr(self, k, False)
         for k in _STRS:
             setattr(self, k, None)
+        self.sid = sid if sid > 0 else 0
         self.phase = IDLE
         self.phase_s = self.check_s = 0  # check_s: since the last check or the infusion start
         self.course_day = self.course_total = 0

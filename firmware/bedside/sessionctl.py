@@ -118,7 +118,7 @@ class SessionCtl:
     # --- messages and records ---------------------------------------------------------------
     def _event(self, event, by, extra=None):
         dev = self.dev
-        fields = messages.session(dev, event, by)
+        fields = messages.session(self.sess, event, by)
         if extra:
             fields.update(extra)
         dev.send("session", fields)
