@@ -1,8 +1,10 @@
-# session.py: the infusion-session phase machine (docs/session.md, docs/protocol.md): one table
-# of which op is allowed in which phase and where it goes, the baseline, dose, O2, checks and
-# the discharge criteria. Pure: now_ms comes in, nothing reads a clock or touches a device;
-# sessionctl.py wires it to the device. Timers are whole seconds counted from elapsed ticks
-# (wrap-safe), capped so they stay small ints on the Pico; step() allocates nothing.
+# session.py: the infusion-session state (docs/session.md, docs/protocol.md): phase, timers,
+# baseline readings, dose, O2, checks, the state object and the flash record. The ops (the
+# table of which op is allowed in which phase, argument checks, discharge criteria, restore)
+# live in sessionops.py, imported only while one runs. Pure: now_ms comes in, nothing reads
+# a clock or touches a device; sessionctl.py wires it to the device. Timers are whole seconds
+# counted from elapsed ticks (wrap-safe), capped so they stay small ints; step() allocates
+# nothing.
 import json
 
 from bedside.compat import const
@@ -19,26 +21,6 @@ READY = const(5)
 CLOSED = const(6)
 PHASES = ("idle", "screening", "baseline", "infusion", "recovery", "discharge_ready", "closed")
 
-_STAY = const(-1)
-_ANY_OPEN = const(0x3E)  # screening .. discharge_ready
-# op: (phases it is allowed in (bit per phase), phase it goes to or _STAY, arguments,
-#      required arguments). The one table of the machine; docs/session.md lists it.
-OPS = {
-    "open": (1 << IDLE | 1 << CLOSED, SCREENING, ("patient", "course_day", "course_total"), 3),
-    "screened": (1 << SCREENING, BASELINE, ("override",), 0),
-    "cancel": (1 << SCREENING | 1 << BASELINE, CLOSED, ("reason",), 1),
-    "baseline": (1 << BASELINE, _STAY, ("action",), 1),
-    "start": (1 << BASELINE, INFUSION, (), 0),
-    "dose": (1 << INFUSION, _STAY, ("rate", "units", "reason"), 3),
-    "o2": (_ANY_OPEN, _STAY, ("on", "flow"), 1),
-    "check": (1 << INFUSION | 1 << RECOVERY | 1 << READY, _STAY, ("score", "scale"), 0),
-    "stop": (1 << INFUSION, RECOVERY, (), 0),
-    "discharge": (1 << RECOVERY, READY, ("aldrete", "padss"), 2),
-    "close": (1 << READY, CLOSED, ("escort", "relationship", "advice"), 3),
-}
-
-DOSE_REASONS = ("start", "pain", "side_effect", "other")
-CRITERIA = ("recovery_time", "bp", "pr", "spo2", "no_alarm", "alert", "aldrete", "padss")
 
 # events step()/note_nibp() return (bits) besides the ops
 EV_REMINDER = const(1)  # a responsiveness check is due
@@ -46,28 +28,15 @@ EV_OVERDUE = const(2)  # ... and not done within the grace period (CHECK_OVERDUE
 EV_SAVE = const(4)  # the timers moved on: time to persist the record
 EV_READING = const(8)  # a baseline NIBP reading was taken
 
-_S_MAX = const(100000000)  # seconds: timers stop here (over 3 years; small ints)
-_ID_MAX = const(999999)  # session ids wrap back to 1 after this
+S_MAX = const(100000000)  # seconds: timers stop here (over 3 years; small ints)
 _SAVE_S = const(60)  # the record is persisted at least this often while timers run
-_READINGS = const(4)  # baseline NIBP readings kept (the newest), 5 numbers each
+READINGS = const(4)  # baseline NIBP readings kept (the newest), 5 numbers each
 _STABLE_SPO2 = const(3)  # SpO2 stays within this many %-points of the period's first value
 _STABLE_PR = const(10)  # pulse within this many /min: a "stable period" (docs/session.md)
-_MOAAS_ALERT = const(5)
 FIRST_SPAN_S = const(3600)  # nibp_first_min holds in the infusion's first hour ...
 INCREASE_SPAN_S = const(900)  # ... and for 15 min after each dose increase (issue 11)
-_VERSION = const(1)  # record layout; another one is not restored
-_FILE_MAX = const(2048)
+RECORD_VERSION = const(1)  # record layout; another one is not restored
 # argument checks: whole numbers (low, high) and strings (longest)
-_RANGE = {
-    "course_day": (1, 99),
-    "course_total": (1, 99),
-    "rate": (0, 99999),
-    "flow": (1, 15),
-    "score": (0, 5),
-    "aldrete": (0, 10),
-    "padss": (0, 10),
-}
-_TEXT = {"patient": 32, "reason": 32, "units": 16, "scale": 16, "escort": 32, "relationship": 32}
 # the record on flash: these attributes in this order (docs/session.md "Persistence")
 _INTS = (
     "sid", "phase", "course_day", "course_total", "phase_s", "infusion_s", "recovery_s",
@@ -79,24 +48,7 @@ _STRS = ("patient", "reason", "scale", "units", "escort", "relationship")
 
 
 def _cap(x):
-    return x if x < _S_MAX else _S_MAX
-
-
-def _arg_error(k, v):
-    """Why argument k's value v is not acceptable, or None."""
-    r = _RANGE.get(k)
-    if r is not None:
-        if isinstance(v, bool) or not isinstance(v, int) or v < r[0] or v > r[1]:
-            return "%s must be a whole number within %d..%d" % (k, r[0], r[1])
-        return None
-    most = _TEXT.get(k)
-    if most is not None:
-        if not isinstance(v, str) or not v.strip() or len(v) > most:
-            return "%s must be a non-empty string of at most %d characters" % (k, most)
-        return None
-    if k in ("override", "on", "advice") and not isinstance(v, bool):
-        return "%s must be true or false" % k
-    return None
+    return x if x < S_MAX else S_MAX
 
 
 class Session:
@@ -138,6 +90,35 @@ class Session:
         self.stable_s = 0
         self._ref_spo2 = self._ref_pr = NONE
         self._sum_spo2 = self._sum_pr = self._n = 0
+
+    # --- ops (bedside.sessionops, imported on use) ------------------------------------------
+    def refuse(self, op, cmd):
+        """Why op (with the arguments in cmd) is refused now, or None. Changes nothing."""
+        from bedside import sessionops
+
+        return sessionops.refuse(self, op, cmd)
+
+    def apply(self, op, cmd, alarm=None):
+        """Run op or refuse it: (error or None, discharge criteria or None)."""
+        from bedside import sessionops
+
+        return sessionops.apply(self, op, cmd, alarm)
+
+    def restore(self, raw, now):
+        """Take a flash record (ValueError if corrupt: the session is then idle)."""
+        from bedside import sessionops
+
+        sessionops.restore(self, raw, now)
+
+    def baseline_error(self):
+        from bedside import sessionops
+
+        return sessionops.baseline_error(self)
+
+    def criteria(self, aldrete, padss, alarm):
+        from bedside import sessionops
+
+        return sessionops.criteria(self, aldrete, padss, alarm)
 
     # --- what the rest of the device asks -------------------------------------------------
     def name(self):
@@ -233,7 +214,7 @@ class Session:
         if self.phase != BASELINE:
             return 0
         rd = self.rd
-        if len(rd) >= 5 * _READINGS:
+        if len(rd) >= 5 * READINGS:
             del rd[:5]  # keep the newest
         rd.extend((sys, dia, mean, pr, self.phase_s))
         return EV_READING
@@ -250,155 +231,9 @@ class Session:
                 return i, j
         return None
 
-    def baseline_error(self):
-        """Why the baseline cannot be accepted yet, or None."""
-        s = self.s
-        if self._pair() is None:
-            return "baseline needs 2 NIBP readings %d min apart (have %d)" % (
-                s["baseline_gap_min"],
-                len(self.rd) // 5,
-            )
-        need = s["baseline_stable_s"]
-        if self.stable_s < need:
-            return "baseline needs a stable SpO2 and pulse for %d s (stable for %d s)" % (
-                need,
-                self.stable_s,
-            )
-        return None
-
     # --- discharge --------------------------------------------------------------------------
-    def criteria(self, aldrete, padss, alarm):
-        """The discharge criteria: [{"name", "ok", "value", "need"}] (docs/session.md).
-        alarm: the id of the highest active alarm condition, or None."""
-        s = self.s
-        band = s["discharge_band_pct"]
-        base = self.base
-        out = []
-
-        def add(name, ok, value, need):
-            out.append({"name": name, "ok": bool(ok), "value": value, "need": need})
-
-        mins = s["recovery_min"]
-        rec = self.recovery_s // 60 if self.recovery_s >= 0 else 0
-        add("recovery_time", rec >= mins, rec, ">= %d min" % mins)
-        pr = self.pr if self.pr != NONE else self.rec_pr
-        for name, v, k in (("bp", self.rec_sys, 0), ("pr", pr, 3)):
-            b = base[k] if base else NONE
-            if b <= 0:
-                add(name, False, None, "a baseline")
-                continue
-            d = b * band // 100
-            ok = v != NONE and abs(v - b) * 100 <= b * band
-            add(name, ok, None if v == NONE else v, "%d..%d" % (b - d, b + d))
-        lim = s["discharge_spo2"]
-        v = self.spo2
-        ok = v != NONE and v > lim and not self.o2
-        add("spo2", ok, None if v == NONE else v, "> %d %% on room air" % lim)
-        add("no_alarm", alarm is None, alarm, "no active alarm")
-        add("alert", self.score == _MOAAS_ALERT, None if self.score < 0 else self.score, "5")
-        add("aldrete", aldrete >= s["aldrete_min"], aldrete, ">= %d" % s["aldrete_min"])
-        add("padss", padss >= s["padss_min"], padss, ">= %d" % s["padss_min"])
-        return out
 
     # --- ops --------------------------------------------------------------------------------
-    def refuse(self, op, cmd):
-        """Why op (with the arguments in cmd) is refused now, or None. Changes nothing.
-        The discharge criteria are judged by apply()."""
-        spec = OPS.get(op)
-        if spec is None:
-            return "unknown op %s; ops: %s" % (str(op)[:16], ", ".join(sorted(OPS)))
-        allowed, _to, args, required = spec
-        for k in range(required):
-            if args[k] not in cmd:
-                return "%s needs %s" % (op, args[k])
-        for a in cmd:
-            if a not in args and _any_takes(a):
-                return "%s takes no %s" % (op, a)
-            err = _arg_error(a, cmd[a]) if a in args else None
-            if err:
-                return err
-        if not allowed & (1 << self.phase):
-            ok = [PHASES[p] for p in range(len(PHASES)) if allowed & (1 << p)]
-            return "%s is not allowed in phase %s (only in %s)" % (
-                op,
-                PHASES[self.phase],
-                ", ".join(ok),
-            )
-        if op == "open" and cmd["course_total"] < cmd["course_day"]:
-            return "course_total must be at least course_day"
-        if op == "baseline":
-            if cmd["action"] == "accept":
-                return self.baseline_error()
-            if cmd["action"] != "repeat":
-                return "action must be repeat or accept"
-        if op == "start" and self.base is None:
-            return "start needs an accepted baseline"
-        if op == "dose" and cmd["reason"] not in DOSE_REASONS:
-            return "reason must be one of %s" % ", ".join(DOSE_REASONS)
-        if op == "o2" and cmd["on"] != ("flow" in cmd):
-            return "flow (L/min) is given with on: true, and only then"
-        if op == "close" and cmd["advice"] is not True:
-            return "advice must be true: the no-driving advice must be given before close"
-        return None
-
-    def apply(self, op, cmd, alarm=None):
-        """Run op or refuse it. Returns (error or None, criteria list or None); a refused op
-        changes nothing. alarm: the highest active alarm id or None (discharge)."""
-        err = self.refuse(op, cmd)
-        if err:
-            return err, None
-        crit = None
-        if op == "discharge":
-            crit = self.criteria(cmd["aldrete"], cmd["padss"], alarm)
-            bad = [c["name"] for c in crit if not c["ok"]]
-            if bad:
-                return "discharge criteria not met: %s" % ", ".join(bad), crit
-            self.aldrete = cmd["aldrete"]
-            self.padss = cmd["padss"]
-        elif op == "open":
-            sid = self.sid + 1
-            self._reset()
-            self.sid = sid if sid <= _ID_MAX else 1
-            self.restored = False
-            self.patient = cmd["patient"]
-            self.course_day = cmd["course_day"]
-            self.course_total = cmd["course_total"]
-        elif op == "screened":
-            self.override = cmd.get("override", False)
-            self.rd = []
-            self._clear_stable()
-        elif op == "cancel":
-            self.reason = cmd["reason"]
-        elif op == "baseline" and cmd["action"] == "accept":
-            self._accept()
-        elif op == "dose":
-            rate = cmd["rate"]
-            if rate > (self.rate if self.rate >= 0 else 0):
-                self.increase_s = 0  # an increase: nibp_first_min for INCREASE_SPAN_S
-            self.rate = rate
-            self.units = cmd["units"]
-        elif op == "o2":
-            self.o2 = cmd["on"]
-            self.flow = cmd["flow"] if self.o2 else -1
-        elif op == "check":
-            self.check(cmd.get("score", -1), cmd.get("scale"))
-        elif op == "close":
-            self.escort = cmd["escort"]
-            self.relationship = cmd["relationship"]
-        to = OPS[op][1]
-        if to != _STAY:
-            self._to(to)
-        return None, crit
-
-    def _accept(self):
-        i, j = self._pair()
-        rd = self.rd
-        n = self._n
-        b = [(rd[i + k] + rd[j + k] + 1) // 2 for k in range(4)]  # sys, dia, map, pr
-        if n:  # the oximeter's mean over the stable period
-            b[3] = (self._sum_pr + n // 2) // n
-        b.append((self._sum_spo2 + n // 2) // n if n else NONE)
-        self.base = tuple(b)
 
     def _to(self, phase):
         self.phase = phase
@@ -428,6 +263,14 @@ class Session:
             self.score = score
             self.deep = score <= self.s["sedation_score_max"]
 
+    def ready(self):
+        """The baseline can be accepted now (sessionops.baseline_error says why not)."""
+        return (
+            self.phase == BASELINE
+            and self._pair() is not None
+            and self.stable_s >= self.s["baseline_stable_s"]
+        )
+
     # --- the state object (docs/protocol.md) ----------------------------------------------------
     def state(self):
         b = self.base
@@ -446,7 +289,7 @@ class Session:
                 else None
             ),
             "baseline_readings": len(self.rd) // 5,
-            "baseline_ready": self.phase == BASELINE and self.baseline_error() is None,
+            "baseline_ready": self.ready(),
             "dose": {"rate": self.rate, "units": self.units} if self.rate >= 0 else None,
             "o2": {"on": self.o2, "flow": self.flow if self.o2 else None},
             "last_check": (
@@ -464,7 +307,7 @@ class Session:
         """The record file (bytes): "<crc32 8 hex> BODY\n", BODY = JSON [version, the _INTS,
         the _BOOLS, the _STRS, baseline or null, baseline readings] (docs/session.md)."""
         doc = [
-            _VERSION,
+            RECORD_VERSION,
             [getattr(self, k) for k in _INTS],
             [getattr(self, k) for k in _BOOLS],
             [getattr(self, k) for k in _STRS],
@@ -473,77 +316,6 @@ class Session:
         ]
         body = json.dumps(doc).encode()
         return ("%08x " % (crc32(body) & 0xFFFFFFFF)).encode() + body + b"\n"
-
-    def restore(self, raw, now):
-        """Take a record written by encode(). Raises ValueError (a readable reason) and leaves
-        the session idle if it is corrupt. The outage is not counted (docs/session.md)."""
-        try:
-            self._restore(raw)
-        except Exception as e:
-            self._reset()
-            if isinstance(e, ValueError):
-                raise
-            raise ValueError("unreadable: %s" % type(e).__name__) from None
-        self._t = now
-        self._ms = 0
-        self.restored = True
-        if self.checking():  # the outage may have been long: a check is due now
-            due = self.s["check_interval_min"] * 60
-            if self.check_s < due:
-                self.check_s = due
-            self.reminded = False
-
-    def _restore(self, raw):
-        if raw is None or len(raw) > _FILE_MAX or len(raw) < 10 or raw[8:9] != b" ":
-            raise ValueError("unreadable: not a session record")
-        raw = bytes(raw)
-        body = raw[9:-1] if raw[-1:] == b"\n" else raw[9:]
-        if int(raw[:8], 16) != crc32(body) & 0xFFFFFFFF:
-            raise ValueError("checksum mismatch: session record corrupt")
-        d = json.loads(body)
-        if d[0] != _VERSION or len(d) != 6:
-            raise ValueError("record layout %s is not %d" % (d[0], _VERSION))
-        ints, bools, strs, base, rd = d[1:]
-        _check(ints, len(_INTS), int)
-        _check(bools, len(_BOOLS), bool)
-        _check(strs, len(_STRS), str)
-        _check(rd, len(rd) - len(rd) % 5 if len(rd) <= 5 * _READINGS else -1, int)
-        if base is not None:
-            _check(base, 5, int)
-        ph = ints[1]
-        if ph < IDLE or ph > CLOSED or ints[0] < 0 or ints[0] > _ID_MAX:
-            raise ValueError("bad phase or session id")
-        self._reset()
-        for k in range(len(_INTS)):
-            setattr(self, _INTS[k], ints[k])
-        for k in range(len(_BOOLS)):
-            setattr(self, _BOOLS[k], bools[k])
-        for k in range(len(_STRS)):
-            setattr(self, _STRS[k], strs[k])
-        self.base = tuple(base) if base is not None else None
-        self.rd = rd  # in baseline the stable period starts again after a restart
-
-
-def _check(a, n, kind):
-    if not isinstance(a, list) or len(a) != n:
-        raise ValueError("bad record field")
-    for x in a:
-        if kind is str:
-            if x is not None and not isinstance(x, str):
-                raise ValueError("bad record text")
-        elif kind is bool:
-            if not isinstance(x, bool):
-                raise ValueError("bad record flag")
-        elif isinstance(x, bool) or not isinstance(x, int) or x < -1 or x > _S_MAX:
-            raise ValueError("bad record number")
-
-
-def _any_takes(arg):
-    """Some op takes this argument (the command table's `session` row lists them all)."""
-    for spec in OPS.values():
-        if arg in spec[2]:
-            return True
-    return False
 
 
 def _v(x):

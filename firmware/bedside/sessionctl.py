@@ -3,7 +3,11 @@
 # restored at boot), the NIBP interval per phase, CHECK_OVERDUE / SEDATION_DEEP / BP_RISE
 # facts for the rules, the device key sequences and the display text (docs/session.md).
 # The device imports this (and bedside.session) only once a session is asked for (a session
-# command or a record on flash): a device never used for sessions keeps that RAM.
+# command or a record on flash): a device never used for sessions keeps that RAM. The ops
+# (bedside.sessionops) are imported for an op or the restore and released after it.
+import sys
+
+import bedside
 from bedside import messages, session
 from bedside.compat import const
 from bedside.persist import SESSION_FILE
@@ -41,10 +45,12 @@ class SessionCtl:
         try:
             s.restore(raw, now)
         except ValueError as e:
+            _release()
             self.dev.fault("session restore", e)  # CORE_FAULT, a fault message, a log record
             self._event("restore_failed", None, {"error": str(e)[:80]})
             self.save()  # an idle record in its place
             return
+        _release()
         if s.phase != self.m.IDLE:
             self._event("restored", None)
             if s.checking() and self.dev.schedule is not None:
@@ -143,6 +149,12 @@ class SessionCtl:
 
     def command(self, cmd, rid):
         """The `session` command: one op, validated; a refusal changes nothing."""
+        try:
+            self._command(cmd, rid)
+        finally:
+            _release()
+
+    def _command(self, cmd, rid):
         dev = self.dev
         op = cmd["op"]
         s = self.sess
@@ -155,11 +167,12 @@ class SessionCtl:
         else:
             crit = None
         fields = {"op": op}
-        if crit is not None:
-            fields["criteria"] = crit
         if err:
+            if crit is not None:  # a refused discharge: which criteria do not hold
+                fields["criteria"] = crit
             dev.reply("session", rid, err, fields)
             return
+        crit = None
         fields["session"] = s.state()
         dev.reply("session", rid, None, fields)
         self._done(op, cmd["by"], cmd)
@@ -220,6 +233,7 @@ class SessionCtl:
 
     def _key_op(self, op, cmd):
         err, _crit = self.sess.apply(op, cmd)
+        _release()
         if err:
             self.dev.send("session", {"event": "refused", "by": "keys", "op": op, "error": err})
             return 0
@@ -230,3 +244,10 @@ class SessionCtl:
         self.mode = mode
         self._mode_t = now
         self._text()
+
+
+def _release():
+    """Drop bedside.sessionops (imported for an op): its RAM is free until the next op."""
+    sys.modules.pop("bedside.sessionops", None)
+    if hasattr(bedside, "sessionops"):
+        delattr(bedside, "sessionops")

@@ -14,10 +14,12 @@ T0 = (1 << 30) - 20000  # the clock crosses the tick wrap after 20 s
 
 class Store:
     """Flash files in a dict: the store interface the core uses (read, write, size,
-    read_into, append)."""
+    read_into, append). logs=False: appended log records are counted, not kept (a long run
+    within a Pico-sized heap; the logs have their own tests)."""
 
-    def __init__(self):
+    def __init__(self, logs=True):
         self.files = {}
+        self.logs = logs
 
     def read(self, name):
         f = self.files.get(name)
@@ -41,7 +43,8 @@ class Store:
     def append(self, name, data):
         if name not in self.files:
             self.files[name] = bytearray()
-        self.files[name] += data
+        if self.logs:
+            self.files[name] += data
 
 
 class Host:
@@ -123,7 +126,8 @@ class Rig:
         gc.collect()  # a previous rig's device is garbage now: its blocks are free for this one
         self.now = T0
         self.t = 0
-        self.messages = []
+        self.messages = []  # the last keep_n slim messages
+        self.keep_n = 24
         self.replies = {}
         self.last_hb = None
         self.host = Host(self._keep)
@@ -131,6 +135,9 @@ class Rig:
         self.store = store if store is not None else Store()
         self.spo2 = 97
         self.pr = 72
+        self.bp = None  # when set, sec() hands this NIBP reading over every bp_every_s
+        self.bp_every_s = 300
+        self._bp_t = 0
         self.dev = Device(
             self.now,
             self.quiet,
@@ -153,7 +160,7 @@ class Rig:
             s = _slim(m)
             if s is not None:
                 self.messages.append(s)
-                if len(self.messages) > 40:
+                if len(self.messages) > self.keep_n:
                     self.messages.pop(0)
 
     def run(self, ms, tick=100):
@@ -225,7 +232,22 @@ class Rig:
         self.run(100)
 
     def sec(self, n, tick=1000):
-        self.run(n * 1000, tick)
+        """n seconds (and an NIBP reading every bp_every_s while self.bp is set)."""
+        if self.bp is None:
+            self.run(n * 1000, tick)
+            return
+        while n > 0:
+            every = self.bp_every_s
+            if not every:  # the session's NIBP interval now
+                ctl = self.dev.sessctl
+                every = 60 * (ctl.sess.nibp_interval_min() if ctl else 5)
+            k = max(1, min(n, every - self._bp_t))
+            self.run(k * 1000, tick)
+            n -= k
+            self._bp_t += k
+            if self._bp_t >= every:
+                self._bp_t = 0
+                self.reading(self.bp)
 
 
 def to_baseline(r):
@@ -243,3 +265,4 @@ def to_infusion(r, bp1=(120, 80, 93, 72), bp2=(124, 82, 96, 74)):
     assert a["ok"], a
     a = r.op("start")
     assert a["ok"], a
+    r.bp = bp2  # an NIBP reading every 5 min from now on (no NIBP_OVERDUE)

@@ -3,15 +3,8 @@
 # criteria one by one, the flash record. CPython and MicroPython; the clock starts just below
 # the 2**30 ms tick wrap.
 from bedside.readings import NONE
-from bedside.session import (
-    CRITERIA,
-    EV_OVERDUE,
-    EV_READING,
-    EV_REMINDER,
-    OPS,
-    PHASES,
-    Session,
-)
+from bedside.session import EV_OVERDUE, EV_READING, EV_REMINDER, PHASES, Session
+from bedside.sessionops import CRITERIA, OPS
 from bedside.settings import Settings
 from bedside.ticks import MASK
 
