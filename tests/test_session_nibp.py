@@ -153,3 +153,19 @@ def test_full_titrated_infusion_and_recovery_in_virtual_time() -> None:
     assert a["ok"] and a["session"]["phase"] == "closed"
     assert not r.alarms("NIBP_OVERDUE") and not r.alarms("NIBP_FAILED")
     assert r.nibp_module.starts >= 12 + 4 + 4 + 3  # first hour, after rises, rest, recovery
+
+
+def test_restart_in_infusion_measures_at_once() -> None:
+    """REQ-SES-38: after a restart in infusion the device takes an NIBP reading at once (the
+    outage may have been long) and keeps the first-hour interval from the restored timers."""
+    r = nibp_rig()
+    _to_infusion(r)
+    r.sec(10 * MIN, tick=500)
+    r.sec(70)  # the record written once a minute; the last cycle long done
+    store = r.store
+    n_before = r.nibp_module.starts
+    assert n_before >= 4
+    c = nibp_rig(store=store, reset_cause="watchdog")
+    c.run(2000)
+    assert c.events("restored") and c.nibp_module.starts == 1  # STAT at once
+    assert c.state()["nibp_interval_s"] == 300

@@ -385,3 +385,77 @@ def test_timers_stay_small_over_years():
         x.step(r.t, 97, 72)
     assert 0 < x.infusion_s <= 100000000 and x.phase_s < (1 << 30)
     assert x.infusion_s >= 40 * ((1 << 28) // 1000) or x.infusion_s == 100000000
+
+
+def test_session_settings_are_organisation_settings_and_migrate():
+    """REQ-SES-29: the session settings exist with their defaults and ranges, only the
+    responsible organisation may change them, and a schema-2 settings file (before the
+    session) loads with their defaults and no problem reported."""
+    from bedside.settings import OPERATOR, ORG, SCHEMA, SPEC, defaults
+
+    names = (
+        "baseline_gap_min", "baseline_stable_s", "nibp_first_min", "nibp_infusion_min",
+        "nibp_recovery_min", "nibp_min_gap_s", "check_interval_min", "check_grace_min",
+        "check_escalate_s", "sedation_score_max", "sedation_priority", "recovery_min",
+        "discharge_band_pct", "discharge_spo2", "aldrete_min", "padss_min",
+    )  # fmt: skip
+    want = {"nibp_first_min": 5, "nibp_infusion_min": 15, "nibp_recovery_min": 15,
+            "check_interval_min": 15, "sedation_score_max": 2, "sedation_priority": "medium",
+            "recovery_min": 60, "discharge_band_pct": 20, "discharge_spo2": 92,
+            "aldrete_min": 9, "padss_min": 9, "baseline_gap_min": 3}  # fmt: skip
+    for n in names:
+        assert SPEC[n][4] == ORG, n
+        if n in want:
+            assert SPEC[n][0] == want[n], n
+    s = Settings()
+    assert "organisation" in s.set("check_interval_min", 10, OPERATOR)
+    assert s.set("check_interval_min", 4, ORG) is not None  # below its range
+    assert s.set("check_interval_min", 10, ORG) is None
+    old = defaults()
+    for n in names:
+        del old[n]
+    s = Settings()
+    assert SCHEMA == 3 and s.load(old, 2) is True and not s.defaulted
+    assert s["check_grace_min"] == 5 and s["sedation_priority"] == "medium"
+
+
+def test_command_table_row_matches_the_ops():
+    """REQ-SES-30: the `session` command row lists exactly the arguments the ops take (plus
+    op and by, required), each with the kind the op checks."""
+    from bedside.commands import A_BOOL, A_INT, A_STR, TABLE
+
+    args, _handler = TABLE["session"]
+    names = {a[0]: a for a in args}
+    taken = set()
+    for spec in OPS.values():
+        for a in spec[2]:
+            taken.add(a)
+    assert set(names) == taken | {"op", "by"}
+    assert names["op"][2] and names["by"][2]
+    assert [a for a in args if a[2] and a[0] not in ("op", "by")] == []
+    for a in ("course_day", "rate", "flow", "score", "aldrete", "padss"):
+        assert names[a][1] == A_INT, a
+    for a in ("override", "on", "advice"):
+        assert names[a][1] == A_BOOL, a
+    for a in ("patient", "reason", "units", "scale", "escort", "relationship", "action"):
+        assert names[a][1] == A_STR, a
+    assert TABLE["get_session"][0] == ()
+
+
+def test_step_allocates_nothing():
+    """REQ-SES-31: Session.step() allocates no heap per tick in steady state (MicroPython),
+    also when a whole second passes and the timers move on."""
+    from mputil import alloc_per_call, skip
+
+    r = _to(Run(), "infusion")
+    x = r.x
+    t = [r.t]
+
+    def tick():
+        t[0] = (t[0] + 250) & MASK
+        x.step(t[0], 97, 72)
+
+    per = alloc_per_call(tick, 400)
+    if per is None:
+        skip("allocation is measured on MicroPython")
+    assert per == 0, per

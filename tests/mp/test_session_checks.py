@@ -122,3 +122,43 @@ def test_infusion_start_and_stop_by_key_sequence():
     assert r.dev.sessctl.text == "STOP? CHECK=YES"
     r.press("check")
     assert r.state()["phase"] == "recovery" and r.events("stop")[-1]["by"] == "keys"
+
+
+def test_sessionops_released_after_each_op():
+    """REQ-SES-32: the op rules (bedside.sessionops) are imported for an op and released after
+    it, by command and by key: between ops they take no RAM."""
+    import sys
+
+    r = Rig()
+    to_infusion(r)
+    assert "bedside.sessionops" not in sys.modules
+    r.press("check")
+    assert "bedside.sessionops" not in sys.modules and r.events("check")
+    assert r.op("dose", rate=-5, units="mg/h", reason="pain")["ok"] is False
+    assert "bedside.sessionops" not in sys.modules
+
+
+def test_keys_without_a_session_behave_as_before():
+    """REQ-SES-36: with no session loaded the keys do what they always did: CHECK and the
+    holds touch nothing, and the session code stays unloaded."""
+    r = Rig()
+    for k in ("check", "check_hold", "nibp_hold"):
+        r.press(k)
+    assert r.dev.sessctl is None
+    presses = [m for m in r.messages if m["type"] == "button"]
+    assert [m["affected"] for m in presses] == [0, 0, 0]
+
+
+def test_ack_during_a_key_sequence_still_acknowledges():
+    """REQ-SES-37: ACK in the middle of a key sequence acknowledges the sounding alarm as
+    always (and cancels the sequence): a session sequence never stands between the nurse and
+    the alarm."""
+    r = Rig()
+    to_infusion(r)
+    r.spo2 = 80
+    r.sec(3)
+    assert r.alarms("SPO2_DESAT")
+    r.press("check_hold")
+    r.press("ack")
+    acks = [m for m in r.alarms("SPO2_DESAT") if m["event"] == "ack"]
+    assert acks and r.dev.sessctl.mode == 0

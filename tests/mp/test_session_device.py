@@ -154,3 +154,19 @@ def test_no_store_and_no_session_file():
     r = Rig(store=Store())
     r.sec(2)
     assert r.dev.sessctl is None and r.last_hb["phase"] == "idle"
+
+
+def test_session_lines_never_push_alarm_lines_out():
+    """REQ-SES-39: `session` lines are kept in a retained ring of their own: many session
+    messages leave the retained alarm lines (and the last session lines) replayable."""
+    from bedside.hostlink import HostLink
+
+    link = HostLink()
+    first = link.send("alarm", 0, {"condition": "SPO2_LOW", "event": "raise"})
+    pad = "x" * 400
+    for k in range(30):
+        link.send("session", k, {"event": "check", "session": {"pad": pad}})
+        link.send("oxi", k, {"spo2": 97})
+    kept = link._kept_seqs(0)
+    assert first in kept
+    assert link.seq - 1 in kept  # the last session line
