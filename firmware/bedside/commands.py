@@ -255,3 +255,4 @@ TABLE = {
         Commands._session,
     ),
 }
+del _SESSION_ARGS  # (in the table now)

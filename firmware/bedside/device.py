@@ -501,6 +501,8 @@ class Device:
             self.obs.nibp_due.mark(self.now)
             if self.schedule is not None:
                 self.schedule.set_interval(value, self.now)
+        elif name == "nibp_min_gap_s" and self.schedule is not None:
+            self.schedule.min_gap_ms = value * 1000
         if name == "nibp_patient" and self.nibp_drv is not None:
             self.nibp_drv.set_patient(value)
         msg = {"name": name, "value": value, "old": old, "by": by}

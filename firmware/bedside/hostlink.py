@@ -25,8 +25,8 @@ _RX = const(64)  # bytes read from the host per read call
 _OUT_LINE = const(1024)  # longest message built in place (a longer one is built on the heap)
 _COUNT_MAX = const(0x3FFFFFFF)  # counters stay small ints on the Pico (31-bit)
 RETAIN_TYPES = ("alarm", "nibp", "nibp_state", "setting", "audio_off", "fault", "selftest")
-SESSION_KEPT = const(2)  # last `session` lines kept in a ring of their own (they are long) ...
-SESSION_BYTES = const(1280)  # ... so they never push alarm lines out of the retained ring
+SESSION_KEPT = const(1)  # the last `session` line kept in a ring of its own (they are long) ...
+SESSION_BYTES = const(896)  # ... so they never push alarm lines out of the retained ring
 
 
 def _inc(x):

@@ -1,10 +1,10 @@
 # session.py: the infusion-session state (docs/session.md, docs/protocol.md): phase, timers,
 # baseline readings, dose, O2, checks, the state object and the flash record. The ops (the
-# table of which op is allowed in which phase, argument checks, discharge criteria, restore)
-# live in sessionops.py, imported only while one runs. Pure: now_ms comes in, nothing reads
-# a clock or touches a device; sessionctl.py wires it to the device. Timers are whole seconds
-# counted from elapsed ticks (wrap-safe), capped so they stay small ints; step() allocates
-# nothing.
+# table of which op is allowed in which phase, argument checks) live in sessionops.py, the
+# discharge criteria and the record restore in sessionrec.py, imported only while needed.
+# Pure: now_ms comes in, nothing reads a clock or touches a device; sessionctl.py wires it
+# to the device. Timers are whole seconds counted from elapsed ticks (wrap-safe), capped so
+# they stay small ints; step() allocates nothing.
 import json
 
 from bedside.compat import const
@@ -27,9 +27,11 @@ EV_REMINDER = const(1)  # a responsiveness check is due
 EV_OVERDUE = const(2)  # ... and not done within the grace period (CHECK_OVERDUE)
 EV_SAVE = const(4)  # the timers moved on: time to persist the record
 EV_READING = const(8)  # a baseline NIBP reading was taken
+EV_SECOND = const(16)  # a whole second passed (the timers moved on)
 
 S_MAX = const(100000000)  # seconds: timers stop here (over 3 years; small ints)
 _SAVE_S = const(60)  # the record is persisted at least this often while timers run
+ID_MAX = const(999999)  # session numbers wrap back to 1 after this
 READINGS = const(4)  # baseline NIBP readings kept (the newest), 5 numbers each
 _STABLE_SPO2 = const(3)  # SpO2 stays within this many %-points of the period's first value
 _STABLE_PR = const(10)  # pulse within this many /min: a "stable period" (docs/session.md)
@@ -106,9 +108,9 @@ class Session:
 
     def restore(self, raw, now):
         """Take a flash record (ValueError if corrupt: the session is then idle)."""
-        from bedside import sessionops
+        from bedside import sessionrec
 
-        sessionops.restore(self, raw, now)
+        sessionrec.restore(self, raw, now)
 
     def baseline_error(self):
         from bedside import sessionops
@@ -116,9 +118,9 @@ class Session:
         return sessionops.baseline_error(self)
 
     def criteria(self, aldrete, padss, alarm):
-        from bedside import sessionops
+        from bedside import sessionrec
 
-        return sessionops.criteria(self, aldrete, padss, alarm)
+        return sessionrec.criteria(self, aldrete, padss, alarm)
 
     # --- what the rest of the device asks -------------------------------------------------
     def name(self):
@@ -162,7 +164,7 @@ class Session:
         sec = self._ms // 1000
         self._ms -= sec * 1000
         ph = self.phase
-        ev = 0
+        ev = EV_SECOND
         self.phase_s = _cap(self.phase_s + sec)
         if ph == INFUSION:
             self.infusion_s = _cap(self.infusion_s + sec)

@@ -4,7 +4,7 @@
 # facts for the rules, the device key sequences and the display text (docs/session.md).
 # The device imports this (and bedside.session) only once a session is asked for (a session
 # command or a record on flash): a device never used for sessions keeps that RAM. The ops
-# (bedside.sessionops) are imported for an op or the restore and released after it.
+# (bedside.sessionops, sessionrec) are imported for an op or the restore and released after.
 import sys
 
 import bedside
@@ -35,6 +35,7 @@ class SessionCtl:
         self.sel = -1  # the MOAA/S score chosen on the keys (-1: none yet)
         self.text = ""  # display: phase and next check, or the key prompt
         self._interval = -1
+        self._key = -1  # what the display text was made from
         if raw is not None:
             self._restore(raw, now)
         self.sync(now)
@@ -66,8 +67,8 @@ class SessionCtl:
         if self.mode and elapsed(now, self._mode_t) >= KEY_MS:
             self.mode = _M_NONE
             self._text()
-        if not ev and self.sess._ms:
-            return
+        if not ev:
+            return  # timers move on whole seconds: the rest once a second
         if ev & m.EV_REMINDER:
             self._event("reminder", None)
             self.dev.annunciator.info(now)
@@ -89,17 +90,25 @@ class SessionCtl:
         o.sedation_score = s.score if s.deep else NONE
         o.bp_baseline_sys = s.baseline_sys()
         iv = s.nibp_interval_min()
+        sched = dev.schedule
+        if sched is not None:
+            sched.min_gap_ms = dev.settings["nibp_min_gap_s"] * 1000
         if iv != self._interval:
             self._interval = iv
             o.nibp_interval_min = iv
             o.nibp_due.mark(now)  # NIBP_OVERDUE counts from the change
-            if dev.schedule is not None:
-                dev.schedule.set_interval(iv, now)
-                dev.schedule.min_gap_ms = dev.settings["nibp_min_gap_s"] * 1000
+            if sched is not None:
+                sched.set_interval(iv, now)
         self._text()
 
     def _text(self):
         s = self.sess
+        due = s.check_due_s()
+        key = (s.phase << 12) | (self.mode << 8) | (self.sel + 1)
+        key = key * 1000 + (-1 if due is None else (due + 59) // 60 if due > 0 else 0)
+        if key == self._key:
+            return  # nothing shown changed: no new string (once a second in steady state)
+        self._key = key
         if self.mode == _M_SCORE:
             t = "MOAA/S %s CHK=OK" % ("?" if self.sel < 0 else self.sel)
         elif self.mode == _M_START:
@@ -108,7 +117,6 @@ class SessionCtl:
             t = "STOP? CHECK=YES"
         else:
             t = _SHORT[s.phase]
-            due = s.check_due_s()
             if due is not None:
                 t = "%s CHK %s" % (t[:4], ("%dm" % ((due + 59) // 60)) if due > 0 else "DUE")
         if t != self.text:
@@ -247,7 +255,9 @@ class SessionCtl:
 
 
 def _release():
-    """Drop bedside.sessionops (imported for an op): its RAM is free until the next op."""
-    sys.modules.pop("bedside.sessionops", None)
-    if hasattr(bedside, "sessionops"):
-        delattr(bedside, "sessionops")
+    """Drop bedside.sessionops and sessionrec (imported for an op or the restore): their RAM
+    is free until the next op."""
+    for name in ("sessionops", "sessionrec"):
+        sys.modules.pop("bedside." + name, None)
+        if hasattr(bedside, name):
+            delattr(bedside, name)

@@ -125,8 +125,9 @@ def test_infusion_start_and_stop_by_key_sequence():
 
 
 def test_sessionops_released_after_each_op():
-    """REQ-SES-32: the op rules (bedside.sessionops) are imported for an op and released after
-    it, by command and by key: between ops they take no RAM."""
+    """REQ-SES-32: the op rules (bedside.sessionops, and sessionrec for a discharge) are
+    imported for an op and released after it, by command and by key: between ops they take no
+    RAM."""
     import sys
 
     r = Rig()
@@ -136,6 +137,8 @@ def test_sessionops_released_after_each_op():
     assert "bedside.sessionops" not in sys.modules and r.events("check")
     assert r.op("dose", rate=-5, units="mg/h", reason="pain")["ok"] is False
     assert "bedside.sessionops" not in sys.modules
+    assert r.op("stop")["ok"] and r.op("discharge", aldrete=9, padss=9)["ok"] is False
+    assert "bedside.sessionops" not in sys.modules and "bedside.sessionrec" not in sys.modules
 
 
 def test_keys_without_a_session_behave_as_before():
