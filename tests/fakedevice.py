@@ -363,7 +363,7 @@ class FakeDevice:
                 if self.audio_off_until is not None
                 else None
             ),
-            "phase": "MONITOR",
+            "phase": "idle",
             "rx_errors": self.rx_errors,
             "tx_dropped": self.tx_dropped,
             "faults": 0,
