@@ -70,6 +70,10 @@ def junit_xml(rec: RunRecord) -> str:
             tc = ET.SubElement(ts, "testcase", classname=r.id, name="setup")
             ET.SubElement(tc, "error", message=r.error[:300]).text = r.error
             continue
+        if r.outcome == "SKIP":
+            tc = ET.SubElement(ts, "testcase", classname=r.id, name="setup")
+            ET.SubElement(tc, "skipped", message=r.error[:300])
+            continue
         for p in r.phases:
             tc = ET.SubElement(ts, "testcase", classname=r.id, name=p.name)
             lines = [f"{p.kind} (line {p.line}) {p.detail}"]
@@ -214,9 +218,9 @@ def protocol_html(rec: RunRecord) -> str:
         h.append(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>")
     h.append(f"<tr><th>Outcome</th><td class='{rec.outcome}'>{rec.outcome}</td></tr></table>")
     n = len(rec.results)
-    by = {o: sum(r.outcome == o for r in rec.results) for o in ("PASS", "FAIL", "ERROR")}
+    by = {o: sum(r.outcome == o for r in rec.results) for o in ("PASS", "FAIL", "ERROR", "SKIP")}
     h.append(f"<h2>Summary</h2><p>{n} scenarios: {by['PASS']} passed, {by['FAIL']} failed,"
-             f" {by['ERROR']} errors.</p><table><tr><th>scenario</th><th>title</th>"
+             f" {by['ERROR']} errors, {by['SKIP']} skipped.</p><table><tr><th>scenario</th><th>title</th>"
              "<th>requirements</th><th>steps</th><th>verdict</th></tr>")  # fmt: skip
     for r in rec.results:
         steps = f"{sum(p.outcome == 'PASS' for p in r.phases)}/{len(r.phases)}"
@@ -231,7 +235,9 @@ def protocol_html(rec: RunRecord) -> str:
             reqs[q].append(r)
     for q in sorted(reqs):
         rs = reqs[q]
-        v = "PASS" if all(r.outcome == "PASS" for r in rs) else "FAIL"
+        run = [r for r in rs if r.outcome != "SKIP"]
+        v = "PASS" if run and all(r.outcome == "PASS" for r in run) else (
+            "FAIL" if run else "SKIP")
         names = ", ".join(f"{r.id} ({r.outcome})" for r in rs)
         h.append(f"<tr><td>{_e(q)}</td><td>{_e(names)}</td><td class='{v}'>{v}</td></tr>")
     h.append("</table><h2>Marginal measurements (within 10 % of a limit)</h2><table>"

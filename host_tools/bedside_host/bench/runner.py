@@ -55,6 +55,10 @@ class BenchError(Exception):
     """The run could not be set up or went wrong (the scenario's outcome is ERROR)."""
 
 
+class SkipScenario(Exception):
+    """The device lacks what the scenario requires (its outcome is SKIP)."""
+
+
 @dataclass
 class Observation:
     """Everything seen during one scenario run, on the scenario's time axis (s)."""
@@ -195,12 +199,63 @@ class _Screen:
             self.frames.append((t, list(self.view.lines)))
 
 
+class _MemStore:
+    """Flash files in memory (the store interface of bedside.alarmlog / persist); `failing`:
+    every write and append raises OSError, as a worn-out or full flash does."""
+
+    def __init__(self, files: dict[str, bytes] | None = None, failing: bool = False) -> None:
+        self.files: dict[str, bytearray] = {k: bytearray(v) for k, v in (files or {}).items()}
+        self.failing = failing
+
+    def read(self, name: str) -> bytes | None:
+        f = self.files.get(name)
+        return None if f is None else bytes(f)
+
+    def size(self, name: str) -> int | None:
+        f = self.files.get(name)
+        return None if f is None else len(f)
+
+    def read_into(self, name: str, offset: int, buf: Any) -> int:
+        f = self.files.get(name)
+        if f is None:
+            return 0
+        chunk = f[offset : offset + len(buf)]
+        buf[: len(chunk)] = chunk
+        return len(chunk)
+
+    def write(self, name: str, data: bytes) -> None:
+        if self.failing:
+            raise OSError(5, "flash write failed (bench: failing flash)")
+        self.files[name] = bytearray(data)
+
+    def append(self, name: str, data: bytes) -> None:
+        if self.failing:
+            raise OSError(5, "flash append failed (bench: failing flash)")
+        self.files.setdefault(name, bytearray()).extend(data)
+
+
+CORRUPT_SETTINGS = b"0badc0de {not the settings file\n"  # a torn write: checksum mismatch
+
+
+def has_session_commands() -> bool:
+    """Whether this firmware tree has the infusion-session commands (issue 11)."""
+    from bedside.commands import TABLE
+
+    return "session" in TABLE
+
+
 class Target:
     """How bytes, keys and time reach one device (see the module doc)."""
 
     mode = "?"
     realtime = True
     poll_every = 1  # ticks between DeviceLink polls
+
+    def inject_exception(self) -> None:
+        raise BenchError(f"a core exception cannot be injected on the {self.mode} target")
+
+    def has_session(self) -> bool:
+        return has_session_commands()
 
     def start(self, sc: Scenario) -> DeviceLink:
         raise NotImplementedError
@@ -246,7 +301,11 @@ class VirtualTarget(Target):
         from bedside.device import Device
         from bedside.mainloop import MainLoop
 
-        settings = fw_settings.Settings()
+        files = {}
+        if sc.start_mode == "corrupt_settings":
+            files[fw_settings.SETTINGS_FILE] = CORRUPT_SETTINGS
+        store = _MemStore(files, failing=sc.flash == "failing")
+        settings = fw_settings.read_settings(store)
         wanted = dict(sc.settings)
         wanted["oxi_format"] = sc.oximeter_format
         err = settings.set_many(wanted, fw_settings.ORG)
@@ -259,8 +318,9 @@ class VirtualTarget(Target):
         self.rec = _Recorder(lambda: self.t)
         self.screen = _Screen(lambda: self.t)
         self.dev = Device(
-            self.start_tick, self.oxi, self.host, self.rec, _Leds(self.rec), store=None,
-            nibp_uart=self.nibp, reset_cause="power_on", settings=settings,
+            self.start_tick, self.oxi, self.host, self.rec, _Leds(self.rec), store=store,
+            nibp_uart=self.nibp, settings=settings,
+            reset_cause="unclean" if sc.start_mode == "restart" else "power_on",
         )  # fmt: skip
         sel = self.dev.selftest
         self.rec.selftest = lambda: bool(sel.running)
@@ -293,6 +353,17 @@ class VirtualTarget(Target):
     def write(self, stream: str, data: bytes) -> None:
         if data:
             (self.oxi if stream == "oximeter" else self.nibp).rx += data
+
+    def inject_exception(self) -> None:
+        """The oximeter decoder raises once (a caught fault: CORE_FAULT, alarms go on)."""
+        dec = self.dev.decoder
+        feed = dec.feed
+
+        def boom(*args: Any) -> int:
+            dec.feed = feed
+            raise RuntimeError("bench: injected core exception")
+
+        dec.feed = boom
 
     def read_nibp(self) -> bytes:
         return self.nibp.take()
@@ -377,6 +448,18 @@ class SilTarget(_RealTime):
         self.disp = work / "display.jsonl"
         for p in (self.ann, self.disp):
             p.unlink(missing_ok=True)
+        state = work / "state"
+        if state.exists():
+            import shutil
+
+            shutil.rmtree(state)
+        state.mkdir(parents=True)
+        if sc.start_mode == "restart":
+            (state / "sil.running").write_text("running\n")  # as after an unclean stop
+        elif sc.start_mode == "corrupt_settings":
+            (state / fw_settings.SETTINGS_FILE).write_bytes(CORRUPT_SETTINGS)
+        if sc.flash != "ok":
+            raise BenchError("a failing flash cannot be injected into the SIL from the bench")
         args = [
             sys.executable, "-m", "bedside_host.cli", "sil",
             "--annunciator-log", str(self.ann), "--display-file", str(self.disp),
@@ -513,6 +596,7 @@ class PortTarget(_RealTime):
         self.keys = keys
         self.dut_id = dut_id
         self.ports: dict[str, Any] = {}
+        self._session = False
 
     def start(self, sc: Scenario) -> DeviceLink:
         from bedside.sensors.suntech import BAUD as NIBP_BAUD
@@ -522,8 +606,11 @@ class PortTarget(_RealTime):
         link = DeviceLink(self.urls["host"], operator="bench")
         self._live(link)
         self.settings = self._apply_settings(link, sc)
-        st = link.request("status", timeout=5.0)
-        del st
+        try:
+            link.request("get_session", timeout=3.0)
+            self._session = True
+        except LinkProblem:
+            self._session = False
         enc = make_encoder(sc.oximeter_format)
         baud = int(self.settings.get("oxi_baud") or 0) or enc.link.baud
         try:
@@ -560,6 +647,9 @@ class PortTarget(_RealTime):
             return "pressed (key command)"
         print(f"\a*** t={t:.1f}s: press {word.upper()} on the device now ***", file=sys.stderr)
         return "operator prompted"
+
+    def has_session(self) -> bool:
+        return self._session
 
     def finish(self, obs: Observation) -> None:
         hello = self.link.hello if self.link is not None else None
@@ -624,6 +714,8 @@ def run_scenario(
         target.close()
         raise
     try:
+        if "session" in sc.requires and not target.has_session():
+            raise SkipScenario("the device has no infusion-session commands (issue 11)")
         _loop(sc, target, link, stim, obs, on_log)
         target.finish(obs)
         obs.start_wall = getattr(target, "wall0", VIRTUAL_EPOCH) or VIRTUAL_EPOCH
@@ -657,6 +749,7 @@ def _loop(
     garbage = [f for f in sc.faults if f.kind == "host_garbage"]
     next_garbage = {id(f): f.at_s for f in garbage}
     logged = 0
+    boom = [f for f in sc.faults if f.kind == "core_exception"]
     if not target.realtime:
         link.poll(0.0)  # connect: the hello goes out before the first tick
     for k in range(n + 1):
@@ -672,6 +765,10 @@ def _loop(
                     link._transport.write(b'{"cmd": \x00\xff garbage\n')  # a bad line on the wire
                 except PortGone:
                     pass
+        for f in list(boom):
+            if t >= f.at_s:
+                boom.remove(f)
+                target.inject_exception()
         while ai < len(actions) and actions[ai].at_s <= t + 1e-9:
             a = actions[ai]
             ai += 1

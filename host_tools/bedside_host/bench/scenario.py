@@ -48,6 +48,7 @@ FAULTS: dict[str, tuple[tuple[str, ...], str]] = {
     "nibp_stuck": (("mmhg",), "the NIBP cuff inflates to `mmhg` and stays there"),
     "host_silent": ((), "the host stops talking to the device (no pings, no commands)"),
     "host_garbage": (("rate_hz",), "`rate_hz` lines of garbage a second on the host link"),
+    "core_exception": ((), "a core stage raises once (virtual target only: a caught fault)"),
 }
 PATIENT_FAULTS = {
     "finger_out": "finger_out",
@@ -85,6 +86,10 @@ SESSION_OPS: dict[str, tuple[str, ...]] = {
     "discharge": ("aldrete", "padss"),
     "close": ("escort", "relationship", "advice"),
 }
+TARGETS = ("virtual", "sil", "ports")
+REQUIRES = ("session",)  # device capabilities a scenario may need (else it is skipped)
+STARTS = ("power_on", "restart", "corrupt_settings")  # how the device starts
+FLASH = ("ok", "failing")
 EVENTS = tuple(fsm.EVENT_NAMES)  # raise, end, ack, pause_end, reset, escalate
 STATES = tuple(fsm.STATE_NAMES)
 PRIORITIES = tuple(PRIORITY_NAMES[1:])  # low, medium, high
@@ -209,6 +214,10 @@ class Scenario:
     actions: tuple[Action, ...]
     expects: tuple[Expect, ...]
     tags: tuple[str, ...] = ()
+    targets: tuple[str, ...] = TARGETS
+    requires: tuple[str, ...] = ()
+    start_mode: str = "power_on"
+    flash: str = "ok"
     text: str = ""  # the file itself (kept in the record, like OpenHTF's code_info)
 
     def setting(self, name: str) -> Any:
@@ -272,7 +281,7 @@ class _Ctx:
 _ARRAYS = ("ramp", "fault", "action", "expect")
 _TOP = (
     "format", "version", "id", "title", "description", "requirements", "duration_s", "seed",
-    "oximeter_format", "tags", "settings", "patient", "ramp", "fault", "action", "expect",
+    "oximeter_format", "tags", "targets", "requires", "device", "settings", "patient", "ramp", "fault", "action", "expect",
 )  # fmt: skip
 
 
@@ -390,6 +399,16 @@ def parse_scenario(text: str, name: str = "<scenario>") -> Scenario:
     tags = top.raw("tags") or []
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise top.err("tags", "must be a list of strings")
+    targets = _names(top, "targets", TARGETS) or TARGETS
+    requires = _names(top, "requires", REQUIRES)
+    dev = _Table(ctx, "device", 0, data.get("device", {}))
+    top.used.add("device")
+    start_mode = dev.string("start", "power_on", STARTS)
+    flash = dev.string("flash", "ok", FLASH)
+    dev.done()
+    if "ports" in targets and (start_mode != "power_on" or flash != "ok"):
+        raise top.err("targets", "a real device cannot be restarted or given a failing flash by"
+                      " the bench: leave out \"ports\"")  # fmt: skip
     duration = top.number("duration_s", lo=1.0, hi=24 * 3600.0)
     seed = top.integer("seed", 0)
     oxi_fmt = top.string("oximeter_format", "nonin2", OXIMETER_FORMATS)
@@ -402,6 +421,9 @@ def parse_scenario(text: str, name: str = "<scenario>") -> Scenario:
     )
     _check_overlaps(ctx, ramps)
     faults = tuple(_fault(ctx, i, d, duration) for i, d in enumerate(_array(top, "fault")))
+    for i, f in enumerate(faults):
+        if f.kind == "core_exception" and targets != ("virtual",):
+            raise ctx.err("fault", i, "kind", 'core_exception needs targets = ["virtual"]')
     actions = tuple(_action(ctx, i, d, duration) for i, d in enumerate(_array(top, "action")))
     expects = tuple(
         _expect(ctx, i, d, duration, settings) for i, d in enumerate(_array(top, "expect"))
@@ -418,8 +440,18 @@ def parse_scenario(text: str, name: str = "<scenario>") -> Scenario:
         requirements=tuple(reqs), duration_s=duration, seed=seed, oximeter_format=oxi_fmt,
         settings=settings, start=start, perfusion_index=pi, jitter=jitter, ramps=ramps,
         faults=faults, actions=tuple(sorted(actions, key=lambda a: a.at_s)), expects=expects,
-        tags=tuple(tags), text=text,
+        tags=tuple(tags), targets=targets, requires=requires, start_mode=start_mode,
+        flash=flash, text=text,
     )  # fmt: skip
+
+
+def _names(top: _Table, key: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    v = top.raw(key)
+    if v is None:
+        return ()
+    if not isinstance(v, list) or not all(isinstance(x, str) and x in allowed for x in v):
+        raise top.err(key, f"must be a list of {', '.join(allowed)}")
+    return tuple(v)
 
 
 def _array(top: _Table, key: str) -> list[Any]:

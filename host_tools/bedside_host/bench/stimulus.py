@@ -212,8 +212,8 @@ class Stimulus:
     def _watch_nibp(self, out: bytes, t: float) -> None:
         i = 0
         while i < len(out) - 2:
-            if out[i] == 0x3E and out[i + 1] == 27 and i + 27 <= len(out):
-                d = out[i + 2 : i + 26]
+            if out[i] == 0x3E and out[i + 1] == 24 and i + 24 <= len(out):  # the BP data packet
+                d = out[i + 2 : i + 23]
                 r = NibpDelivery(
                     t,
                     int.from_bytes(d[0:2], "little"),
@@ -226,7 +226,7 @@ class Stimulus:
                     self.nibp_readings.append(r)
                     what = f"error 0x{r.ec:02X}" if r.ec else f"{r.sys}/{r.dia} ({r.map})"
                     self.log.append(f"t={t:7.2f}s  nibp reading delivered: {what}")
-                i += 27
+                i += 24
             else:
                 i += 1
 

@@ -10,9 +10,9 @@ from pathlib import Path
 from bedside_host import __version__
 from bedside_host.bench import SIMULATOR
 from bedside_host.bench.protocol import RunRecord
-from bedside_host.bench.runner import BenchError, Target, run_scenario
+from bedside_host.bench.runner import BenchError, SkipScenario, Target, run_scenario
 from bedside_host.bench.scenario import Scenario, ScenarioError, load_scenario
-from bedside_host.bench.verdict import TestResult, error_result, judge
+from bedside_host.bench.verdict import TestResult, error_result, judge, skip_result
 
 
 def scenario_files(path: Path) -> list[Path]:
@@ -43,8 +43,14 @@ def load_suite(path: Path, only: list[str] | None = None) -> list[Scenario]:
 
 def run_one(sc: Scenario, make_target: Callable[[], Target]) -> TestResult:
     target = make_target()
+    if target.mode not in sc.targets:
+        return skip_result(sc, target.mode, f"not for the {target.mode} target")
+    if "session" in sc.requires and target.mode != "ports" and not target.has_session():
+        return skip_result(sc, target.mode, "needs the infusion-session commands (issue 11)")
     try:
         obs = run_scenario(sc, target)
+    except SkipScenario as e:
+        return skip_result(sc, target.mode, str(e))
     except (BenchError, OSError) as e:
         return error_result(sc, target.mode, str(e))
     return judge(obs)

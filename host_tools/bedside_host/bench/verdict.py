@@ -123,6 +123,12 @@ def error_result(sc: Scenario, mode: str, why: str) -> TestResult:
     )  # fmt: skip
 
 
+def skip_result(sc: Scenario, mode: str, why: str) -> TestResult:
+    r = error_result(sc, mode, why)
+    r.outcome = "SKIP"
+    return r
+
+
 # --- the judge -------------------------------------------------------------------------------
 
 
