@@ -339,13 +339,14 @@ def _signal(obs: Observation, e: Expect, ph: Phase) -> None:
             raise _Skip("no heartbeat in the window and no annunciator log on this target")
         ph.detail = "sounder/LED not observable on this target: heartbeat only"
         return
-    pulses = [p for p in _pulse_starts(obs) if lo <= p <= hi]
+    every = _pulse_starts(obs)
+    pulses = [p for p in every if lo <= p <= hi]
     if e.signal == "none":
         ph.measurements.append(Measurement("sounder pulses", len(pulses), "", None, 0))
     else:
-        bursts = _bursts(pulses)
-        # complete bursts only: not cut by the window's edges
-        inner = [b for b in bursts if b[0] > lo + BURST_GAP_S and b[-1] < hi - BURST_GAP_S]
+        # bursts from every pulse, then those wholly inside the window (not cut by its edges)
+        bursts = [b for b in _bursts(every) if b[-1] >= lo and b[0] <= hi]
+        inner = [b for b in bursts if b[0] >= lo and b[-1] <= hi]
         counts = Counter(len(b) for b in (inner or bursts))
         common = counts.most_common(1)[0][0] if counts else 0
         ph.measurements.append(
