@@ -47,6 +47,8 @@ from bedside.display import Display  # noqa: E402
 from bedside.ticks import MASK  # noqa: E402
 
 TICK_S = 0.01
+FAST_STEP_MS = 50  # virtual target: tick length while nothing needs 10 ms
+LINK_POLL_MS = 100  # virtual target: DeviceLink polled this often (messages carry t_ms)
 VIRTUAL_EPOCH = 1_800_000_000.0  # wall time a virtual run pretends to start at
 KEY_WORDS = tuple(e for e in EVENTS if e)
 
@@ -266,6 +268,11 @@ class Target:
     def tick(self, t: float) -> None:
         pass
 
+    def step_ms(self) -> int:
+        """Milliseconds to the next tick: the main loop's 10 ms, or (virtual) longer while
+        nothing on the device needs finer time."""
+        return 10
+
     def write(self, stream: str, data: bytes) -> None:
         raise NotImplementedError
 
@@ -293,9 +300,13 @@ class VirtualTarget(Target):
     realtime = False
     poll_every = 10
 
-    def __init__(self, device_hook: Callable[[Any], None] | None = None) -> None:
+    def __init__(
+        self, device_hook: Callable[[Any], None] | None = None, fast: bool = True
+    ) -> None:
         self.device_hook = device_hook
+        self.fast = fast
         self.t = 0.0
+        self._now = 0
 
     def start(self, sc: Scenario) -> DeviceLink:
         from bedside.device import Device
@@ -348,7 +359,18 @@ class VirtualTarget(Target):
             elif self._keyq:
                 self._levels, held = self._presses[self._keyq.pop(0)]
                 self._until = ms + held
-        self.loop.step((self.start_tick + round(ms)) & MASK, self._levels)
+        self._now = (self.start_tick + round(ms)) & MASK
+        self.loop.step(self._now, self._levels)
+
+    def step_ms(self) -> int:
+        """10 ms while a key is pressed or a sounder pulse is due within 60 ms; else 50 ms
+        (FAST_STEP_MS): the core sees a slower but regular main loop (as a busy Pico's), its
+        decisions keep their rules' resolution (100 ms), and quiet hours run 5 x faster."""
+        if not self.fast or self._levels or self._keyq:
+            return 10
+        if self.dev.annunciator.quiet_ms(self._now) < 60:
+            return 10
+        return FAST_STEP_MS
 
     def write(self, stream: str, data: bytes) -> None:
         if data:
@@ -743,17 +765,26 @@ def _loop(
     obs: Observation,
     on_log: Callable[[str], None] | None,
 ) -> None:
-    n = int(round(sc.duration_s / TICK_S))
+    end_ms = int(round(sc.duration_s * 1000))
     actions = list(sc.actions)
     ai = 0
     garbage = [f for f in sc.faults if f.kind == "host_garbage"]
     next_garbage = {id(f): f.at_s for f in garbage}
     logged = 0
     boom = [f for f in sc.faults if f.kind == "core_exception"]
+    # times the loop must land on exactly (a longer virtual step stops short of them)
+    marks = sorted(
+        {int(round(a.at_s * 1000)) for a in actions}
+        | {int(round(f.at_s * 1000)) for f in sc.faults}
+        | {int(round(f.end_s * 1000)) for f in sc.faults if f.end_s is not None}
+    )
+    mi = 0
     if not target.realtime:
         link.poll(0.0)  # connect: the hello goes out before the first tick
-    for k in range(n + 1):
-        t = k * TICK_S
+    t_ms = 0
+    next_poll = 0
+    while t_ms <= end_ms:
+        t = t_ms / 1000.0
         target.wait_until(t)
         oxi, nibp = stim.step(t, target.read_nibp())
         target.write("oximeter", oxi)
@@ -776,12 +807,19 @@ def _loop(
             obs.actions.append((t, a, res))
             stim.log.append(f"t={t:7.2f}s  action: {a.describe()} -> {res}")
         target.tick(t)
-        if k % target.poll_every == 0 and not stim.host_silent(t):
+        if t_ms >= next_poll and not stim.host_silent(t):
+            next_poll = t_ms + (LINK_POLL_MS if not target.realtime else 0)
             _collect(link, target, obs)
         if on_log is not None and len(stim.log) > logged:
             for line in stim.log[logged:]:
                 on_log(line)
             logged = len(stim.log)
+        step = target.step_ms()
+        while mi < len(marks) and marks[mi] <= t_ms:
+            mi += 1
+        if mi < len(marks) and marks[mi] - t_ms < step:
+            step = max(10, marks[mi] - t_ms)
+        t_ms += step
     if target.realtime:
         time.sleep(0.3)  # the last reports on their way
     for _ in range(3):
