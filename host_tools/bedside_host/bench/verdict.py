@@ -84,6 +84,8 @@ class Phase:
 
 @dataclass
 class TestResult:
+    __test__ = False  # not a pytest class
+
     id: str
     title: str
     path: str
