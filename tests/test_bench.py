@@ -14,14 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from bedside_host.bench.protocol import RunRecord, junit_xml, protocol_html, write_outputs
 from bedside_host.bench.runner import PortTarget, SilTarget, VirtualTarget, run_scenario
 from bedside_host.bench.scenario import (
     ACTIONS,
     FAULTS,
     ScenarioError,
-    load_scenario,
     parse_scenario,
 )
 from bedside_host.bench.stimulus import wrong_baud
@@ -56,8 +54,16 @@ def test_docs_example_scenario_is_valid() -> None:
     assert blocks, "docs/scenarios.md has no ```toml example"
     sc = parse_scenario(blocks[0], "docs/scenarios.md example")
     kinds = {e.kind for e in sc.expects}
-    assert kinds == {"raised", "ended", "event", "not_raised", "state", "signal", "display",
-                     "heartbeat"}  # fmt: skip
+    assert kinds == {
+        "raised",
+        "ended",
+        "event",
+        "not_raised",
+        "state",
+        "signal",
+        "display",
+        "heartbeat",
+    }
     assert sc.settings and sc.ramps and sc.faults and sc.actions
     for kind in FAULTS:
         assert f"`{kind}`" in text, f"fault kind {kind} not documented"
@@ -90,18 +96,26 @@ within_s = 5
         (("spo2 = 80", "spo2 = 180"), 11, "[[ramp]] #1.spo2: must be within 50..100"),
         (('raised = "SPO2_DESAT"', 'raised = "SPO2_GONE"'), 14, "unknown condition 'SPO2_GONE'"),
         (("within_s = 5", "within_s = 5\nwithin = 3"), 16, "[[expect]] #1.within: unknown field"),
-        (("duration_s = 30", "duration_s = 30\n[settings]\nspo2_low = 99"), 8,
-         "[settings].spo2_low"),
-        (("duration_s = 30", "duration_s = 30\n[settings]\nspo2_desat = 93"), 7,
-         "spo2_desat"),
+        (
+            ("duration_s = 30", "duration_s = 30\n[settings]\nspo2_low = 99"),
+            8,
+            "[settings].spo2_low",
+        ),
+        (("duration_s = 30", "duration_s = 30\n[settings]\nspo2_desat = 93"), 7, "spo2_desat"),
         (("at_s = 5\nover_s", "at_s = 99\nover_s"), 9, "must be within 0..30"),
         (('id = "x"', 'id = "Bad Id"'), 3, "lower case"),
-        (("within_s = 5", 'within_s = 5\n[[fault]]\nkind = "garbage"\nat_s = 1'), 16,
-         "[[fault]] #1.rate: is required"),
-        (("within_s = 5", 'within_s = 5\n[[action]]\nat_s = 1\ndo = "session"\nop = "fly"'), 19,
-         "'fly' is not one of"),
+        (
+            ("within_s = 5", 'within_s = 5\n[[fault]]\nkind = "garbage"\nat_s = 1'),
+            16,
+            "[[fault]] #1.rate: is required",
+        ),
+        (
+            ("within_s = 5", 'within_s = 5\n[[action]]\nat_s = 1\ndo = "session"\nop = "fly"'),
+            19,
+            "'fly' is not one of",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_scenarios_name_file_line_and_field(
     change: tuple[str, str], line: int, needle: str
 ) -> None:
@@ -150,7 +164,9 @@ def test_suite_covers_every_condition_of_the_table() -> None:
 def test_suite_scenarios_name_known_requirements() -> None:
     """REQ-BENCH-02: every scenario names requirement ids, and each id is a row of
     docs/requirements.md."""
-    rows = set(re.findall(r"^\| (REQ-[A-Z]+-\d+) \|", (DOCS / "requirements.md").read_text(), re.M))
+    rows = set(
+        re.findall(r"^\| (REQ-[A-Z]+-\d+) \|", (DOCS / "requirements.md").read_text(), re.M)
+    )
     for sc in load_suite(SUITE):
         assert sc.requirements
         unknown = [r for r in sc.requirements if r not in rows]
@@ -166,7 +182,9 @@ def test_standard_suite_passes_in_virtual_time(tmp_path: Path) -> None:
     t0 = time.perf_counter()
     rec = run_suite(suite, VirtualTarget, suite=str(SUITE), operator="ci")
     wall = time.perf_counter() - t0
-    bad = {r.id: sorted(_failed(r)) or r.error for r in rec.results if r.outcome in ("FAIL", "ERROR")}
+    bad = {
+        r.id: sorted(_failed(r)) or r.error for r in rec.results if r.outcome in ("FAIL", "ERROR")
+    }
     assert not bad, bad
     skipped = [r for r in rec.results if r.outcome == "SKIP"]
     assert all("session" in s.error for s in skipped)
@@ -174,8 +192,10 @@ def test_standard_suite_passes_in_virtual_time(tmp_path: Path) -> None:
     four = next(r for r in rec.results if r.id == "four-hour-infusion")
     assert four.outcome == "PASS" and four.duration_s == 4 * 3600
     paths = write_outputs(rec, tmp_path)
-    print(f"\nbench suite: {len(rec.results)} scenarios, {virtual / 3600:.2f} h virtual in "
-          f"{wall:.1f} s wall; 4-hour infusion {four.wall_s:.1f} s; {paths['protocol']}")  # fmt: skip
+    print(
+        f"\nbench suite: {len(rec.results)} scenarios, {virtual / 3600:.2f} h virtual in "
+        f"{wall:.1f} s wall; 4-hour infusion {four.wall_s:.1f} s; {paths['protocol']}"
+    )
 
 
 def test_wrong_baud_model_reads_garbage() -> None:
@@ -242,10 +262,13 @@ def _ignore_lease(dev: Any) -> None:
         ("desat-deep-fast", _delay(fwc.SPO2_DESAT, 4_000), {"raised SPO2_DESAT"}),
         ("finger-out", _disable(fwc.OXI_SENSOR_OFF), {"raised OXI_SENSOR_OFF"}),
         ("hypertension", _disable(fwc.NIBP_DIA_HIGH), {"raised NIBP_DIA_HIGH"}),
-        ("audio-off-lease-expires", _ignore_lease,
-         {"heartbeat audio_off=False", "HIGH sounds again after the lease"}),
+        (
+            "audio-off-lease-expires",
+            _ignore_lease,
+            {"heartbeat audio_off=False", "HIGH sounds again after the lease"},
+        ),
     ],
-)  # fmt: skip
+)
 def test_broken_device_fails_exactly_the_catching_step(
     sid: str, hook: Callable[[Any], None], steps: set[str]
 ) -> None:
@@ -291,23 +314,49 @@ def test_outputs_junit_and_protocol(tmp_path: Path) -> None:
     settings hash, simulator and version, operator, date, summary, requirements with verdicts,
     per-scenario measurements and a physiology-vs-alarms plot, marginal table and signatures."""
     good = judge(run_scenario(_scenario("brady"), VirtualTarget()))
-    bad = judge(run_scenario(_scenario("finger-out"),
-                             VirtualTarget(device_hook=_disable(fwc.OXI_SENSOR_OFF))))  # fmt: skip
-    rec = RunRecord("SN-0001", "bench-1", "virtual", "0.1.0", "bedside-bench", "0.1.0",
-                    "A. Tester", "suite", "2026-12-03T10:00:00+00:00",
-                    "2026-12-03T10:01:00+00:00", [good, bad])  # fmt: skip
+    bad = judge(
+        run_scenario(
+            _scenario("finger-out"), VirtualTarget(device_hook=_disable(fwc.OXI_SENSOR_OFF))
+        )
+    )
+    rec = RunRecord(
+        "SN-0001",
+        "bench-1",
+        "virtual",
+        "0.1.0",
+        "bedside-bench",
+        "0.1.0",
+        "A. Tester",
+        "suite",
+        "2026-12-03T10:00:00+00:00",
+        "2026-12-03T10:01:00+00:00",
+        [good, bad],
+    )
     assert rec.outcome == "FAIL"
     root = ET.fromstring(junit_xml(rec))
     suites = {s.get("name"): s for s in root.iter("testsuite")}
     assert set(suites) == {"brady", "finger-out"}
-    failing = [tc.get("name") for tc in suites["finger-out"].iter("testcase")
-               if tc.find("failure") is not None]  # fmt: skip
+    failing = [
+        tc.get("name")
+        for tc in suites["finger-out"].iter("testcase")
+        if tc.find("failure") is not None
+    ]
     assert failing == ["raised OXI_SENSOR_OFF"]
     assert suites["brady"].get("failures") == "0"
     html = protocol_html(rec)
-    for text in ("SN-0001", "0.1.0", "bedside-bench", "A. Tester", "2026-12-03T10:00",
-                 good.settings_hash, "REQ-ALM-07", "<svg", "Signatures", "Marginal",
-                 "report latency"):  # fmt: skip
+    for text in (
+        "SN-0001",
+        "0.1.0",
+        "bedside-bench",
+        "A. Tester",
+        "2026-12-03T10:00",
+        good.settings_hash,
+        "REQ-ALM-07",
+        "<svg",
+        "Signatures",
+        "Marginal",
+        "report latency",
+    ):
         assert text in html, text
     paths = write_outputs(rec, tmp_path / "out")
     data = json.loads(paths["record"].read_text())
@@ -318,8 +367,9 @@ def test_outputs_junit_and_protocol(tmp_path: Path) -> None:
 
 
 def _bench(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*BEDSIDE, "bench", *args], capture_output=True, text=True,
-                          env=ENV, timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [*BEDSIDE, "bench", *args], capture_output=True, text=True, env=ENV, timeout=timeout
+    )
 
 
 def test_bench_cli_exit_codes(tmp_path: Path) -> None:
@@ -360,9 +410,13 @@ def test_same_scenario_on_sil_and_through_ports(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     keep = os.open(fifo, os.O_RDWR)  # held open: the SIL's stdin never sees end of file
     proc = subprocess.Popen(
-        [*BEDSIDE, "sil", "--state-dir", str(tmp_path / "pico")], stdin=keep,
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV,
-    )  # fmt: skip
+        [*BEDSIDE, "sil", "--state-dir", str(tmp_path / "pico")],
+        stdin=keep,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=ENV,
+    )
     try:
         assert proc.stdout is not None
         ports = json.loads(proc.stdout.readline())
@@ -384,17 +438,34 @@ def test_simulate_plays_a_scenario_file(tmp_path: Path) -> None:
     """REQ-BENCH-11: `bedside simulate --scenario FILE` plays a bench scenario by hand on the
     device's ports and prints each injection and operator action as it happens."""
     proc = subprocess.Popen(
-        [*BEDSIDE, "sil", "--state-dir", str(tmp_path / "st")], stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=ENV,
-    )  # fmt: skip
+        [*BEDSIDE, "sil", "--state-dir", str(tmp_path / "st")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=ENV,
+    )
     try:
         assert proc.stdout is not None
         ports = json.loads(proc.stdout.readline())
         sim = subprocess.run(
-            [*BEDSIDE, "simulate", "--scenario", str(SUITE / "technical" / "finger-out.toml"),
-             "--oximeter", ports["oximeter"], "--nibp", ports["nibp"], "--duration", "22"],
-            capture_output=True, text=True, env=ENV, timeout=60,
-        )  # fmt: skip
+            [
+                *BEDSIDE,
+                "simulate",
+                "--scenario",
+                str(SUITE / "technical" / "finger-out.toml"),
+                "--oximeter",
+                ports["oximeter"],
+                "--nibp",
+                ports["nibp"],
+                "--duration",
+                "22",
+            ],
+            capture_output=True,
+            text=True,
+            env=ENV,
+            timeout=60,
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -402,7 +473,11 @@ def test_simulate_plays_a_scenario_file(tmp_path: Path) -> None:
     out = sim.stdout
     assert "scenario finger-out" in out
     assert re.search(r"t= *20\.\d\ds  fault starts: finger_out at 20 s for 20 s", out), out
-    bad = subprocess.run([*BEDSIDE, "simulate", "--scenario", str(tmp_path / "none.toml"),
-                          "--oximeter", "loop://"], capture_output=True, text=True, env=ENV,
-                         timeout=30)  # fmt: skip
+    bad = subprocess.run(
+        [*BEDSIDE, "simulate", "--scenario", str(tmp_path / "none.toml"), "--oximeter", "loop://"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=30,
+    )
     assert bad.returncode == 2 and "cannot read" in bad.stderr

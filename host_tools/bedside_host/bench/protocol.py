@@ -58,13 +58,22 @@ def junit_xml(rec: RunRecord) -> str:
         fails = sum(p.outcome == "FAIL" for p in r.phases)
         skips = sum(p.outcome == "SKIP" for p in r.phases)
         ts = ET.SubElement(
-            root, "testsuite", name=r.id, tests=str(max(1, len(r.phases))),
-            failures=str(fails), errors="1" if r.outcome == "ERROR" else "0",
-            skipped=str(skips), time=f"{r.wall_s:.3f}",
-        )  # fmt: skip
+            root,
+            "testsuite",
+            name=r.id,
+            tests=str(max(1, len(r.phases))),
+            failures=str(fails),
+            errors="1" if r.outcome == "ERROR" else "0",
+            skipped=str(skips),
+            time=f"{r.wall_s:.3f}",
+        )
         props = ET.SubElement(ts, "properties")
-        for k, v in (("requirements", ",".join(r.requirements)), ("mode", r.mode),
-                     ("settings_hash", r.settings_hash), ("file", r.path)):  # fmt: skip
+        for k, v in (
+            ("requirements", ",".join(r.requirements)),
+            ("mode", r.mode),
+            ("settings_hash", r.settings_hash),
+            ("file", r.path),
+        ):
             ET.SubElement(props, "property", name=k, value=v)
         if r.outcome == "ERROR":
             tc = ET.SubElement(ts, "testcase", classname=r.id, name="setup")
@@ -83,8 +92,9 @@ def junit_xml(rec: RunRecord) -> str:
                 lines.append(f"{m.name} = {m.value} {m.units} [{lim}] {m.outcome}{mark}")
             if p.outcome == "FAIL":
                 bad = [m for m in p.measurements if m.outcome == "FAIL"]
-                msg = "; ".join(f"{m.name} = {m.value} (want {_limits(m.low, m.high, m.equals)})"
-                                for m in bad)  # fmt: skip
+                msg = "; ".join(
+                    f"{m.name} = {m.value} (want {_limits(m.low, m.high, m.equals)})" for m in bad
+                )
                 ET.SubElement(tc, "failure", message=msg).text = "\n".join(lines)
             elif p.outcome == "SKIP":
                 ET.SubElement(tc, "skipped", message=p.detail)
@@ -127,16 +137,22 @@ def plot_svg(r: TestResult, width: int = 900) -> str:
     def y(v: float) -> float:  # 30..200 scale shared by SpO2 %, PR /min, mmHg
         return top + h_phys * (1 - (min(max(v, 30.0), 200.0) - 30.0) / 170.0)
 
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           'font-family="sans-serif" font-size="10">']  # fmt: skip
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        'font-family="sans-serif" font-size="10">'
+    ]
     for f in r.faults:
         x0, x1 = x(f["at_s"]), x(f["end_s"] if f["end_s"] is not None else dur)
-        out.append(f'<rect x="{x0:.1f}" y="{top}" width="{max(1.0, x1 - x0):.1f}" '
-                   f'height="{h_phys}" fill="#ddd"><title>{_e(f["text"])}</title></rect>')  # fmt: skip
+        out.append(
+            f'<rect x="{x0:.1f}" y="{top}" width="{max(1.0, x1 - x0):.1f}" '
+            f'height="{h_phys}" fill="#ddd"><title>{_e(f["text"])}</title></rect>'
+        )
     for v in (50, 85, 90, 100, 150):
-        out.append(f'<line x1="{left}" x2="{left + w}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
-                   f'stroke="#eee"/><text x="{left - 4}" y="{y(v) + 3:.1f}" '
-                   f'text-anchor="end">{v}</text>')  # fmt: skip
+        out.append(
+            f'<line x1="{left}" x2="{left + w}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
+            f'stroke="#eee"/><text x="{left - 4}" y="{y(v) + 3:.1f}" '
+            f'text-anchor="end">{v}</text>'
+        )
     for idx, colour, label in ((1, "#1f77b4", "SpO2 %"), (2, "#2ca02c", "PR /min")):
         pts: list[str] = []
         segs: list[list[str]] = []
@@ -151,18 +167,25 @@ def plot_svg(r: TestResult, width: int = 900) -> str:
         if pts:
             segs.append(pts)
         for s in segs:
-            out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" '
-                       f'points="{" ".join(s)}"/>')  # fmt: skip
-        out.append(f'<text x="{left + 5 + (idx - 1) * 70}" y="{top + 10}" fill="{colour}">'
-                   f"{label}</text>")  # fmt: skip
+            out.append(
+                f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" '
+                f'points="{" ".join(s)}"/>'
+            )
+        out.append(
+            f'<text x="{left + 5 + (idx - 1) * 70}" y="{top + 10}" fill="{colour}">{label}</text>'
+        )
     for n in r.nibp:
         if n["ec"]:
-            out.append(f'<text x="{x(n["t"]):.1f}" y="{top + h_phys - 4}" fill="#9467bd">'
-                       f'E{n["ec"]:02X}</text>')  # fmt: skip
+            out.append(
+                f'<text x="{x(n["t"]):.1f}" y="{top + h_phys - 4}" fill="#9467bd">'
+                f"E{n['ec']:02X}</text>"
+            )
             continue
-        out.append(f'<line x1="{x(n["t"]):.1f}" x2="{x(n["t"]):.1f}" y1="{y(n["sys"]):.1f}" '
-                   f'y2="{y(n["dia"]):.1f}" stroke="#9467bd" stroke-width="3">'
-                   f'<title>{n["sys"]}/{n["dia"]} ({n["map"]})</title></line>')  # fmt: skip
+        out.append(
+            f'<line x1="{x(n["t"]):.1f}" x2="{x(n["t"]):.1f}" y1="{y(n["sys"]):.1f}" '
+            f'y2="{y(n["dia"]):.1f}" stroke="#9467bd" stroke-width="3">'
+            f"<title>{n['sys']}/{n['dia']} ({n['map']})</title></line>"
+        )
     out.append(f'<text x="{left + 150}" y="{top + 10}" fill="#9467bd">NIBP mmHg</text>')
     base = top + h_phys + 20
     for i, c in enumerate(conds):
@@ -176,16 +199,20 @@ def plot_svg(r: TestResult, width: int = 900) -> str:
             if start is not None:
                 x0 = x(start[0])
                 colour = PRIO_COLOUR.get(start[1], "#888")
-                out.append(f'<rect x="{x0:.1f}" y="{yy}" width="{max(1.0, x(a["t"]) - x0):.1f}" '
-                           f'height="10" fill="{colour}" opacity="0.8"><title>{_e(c)} '
-                           f'{_e(start[1])}</title></rect>')  # fmt: skip
+                out.append(
+                    f'<rect x="{x0:.1f}" y="{yy}" width="{max(1.0, x(a["t"]) - x0):.1f}" '
+                    f'height="10" fill="{colour}" opacity="0.8"><title>{_e(c)} '
+                    f"{_e(start[1])}</title></rect>"
+                )
                 start = None
             if visible:
                 start = (a["t"], a["priority"])
     for a in r.actions:
-        out.append(f'<line x1="{x(a["t"]):.1f}" x2="{x(a["t"]):.1f}" y1="{top}" '
-                   f'y2="{base + h_alarm - 10}" stroke="#000" stroke-dasharray="2,2">'
-                   f'<title>{_e(a["text"])}</title></line>')  # fmt: skip
+        out.append(
+            f'<line x1="{x(a["t"]):.1f}" x2="{x(a["t"]):.1f}" y1="{top}" '
+            f'y2="{base + h_alarm - 10}" stroke="#000" stroke-dasharray="2,2">'
+            f"<title>{_e(a['text'])}</title></line>"
+        )
     for k in range(0, 11):
         t = dur * k / 10
         out.append(f'<text x="{x(t):.1f}" y="{height - 4}" text-anchor="middle">{t:.0f} s</text>')
@@ -209,26 +236,37 @@ def protocol_html(rec: RunRecord) -> str:
         "<table>",
     ]
     for k, v in (
-        ("Device under test", rec.dut_id), ("Target", rec.mode), ("Firmware version", rec.firmware),
+        ("Device under test", rec.dut_id),
+        ("Target", rec.mode),
+        ("Firmware version", rec.firmware),
         ("Settings hash (per scenario below)", "sha-256 of the settings in force, 16 hex"),
-        ("Simulator", f"{rec.simulator} {rec.simulator_version}"), ("Operator", rec.operator),
-        ("Station", rec.station), ("Suite", rec.suite), ("Started", rec.start),
+        ("Simulator", f"{rec.simulator} {rec.simulator_version}"),
+        ("Operator", rec.operator),
+        ("Station", rec.station),
+        ("Suite", rec.suite),
+        ("Started", rec.start),
         ("Ended", rec.end),
-    ):  # fmt: skip
+    ):
         h.append(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>")
     h.append(f"<tr><th>Outcome</th><td class='{rec.outcome}'>{rec.outcome}</td></tr></table>")
     n = len(rec.results)
     by = {o: sum(r.outcome == o for r in rec.results) for o in ("PASS", "FAIL", "ERROR", "SKIP")}
-    h.append(f"<h2>Summary</h2><p>{n} scenarios: {by['PASS']} passed, {by['FAIL']} failed,"
-             f" {by['ERROR']} errors, {by['SKIP']} skipped.</p><table><tr><th>scenario</th><th>title</th>"
-             "<th>requirements</th><th>steps</th><th>verdict</th></tr>")  # fmt: skip
+    h.append(
+        f"<h2>Summary</h2><p>{n} scenarios: {by['PASS']} passed, {by['FAIL']} failed,"
+        f" {by['ERROR']} errors, {by['SKIP']} skipped.</p>"
+        "<table><tr><th>scenario</th><th>title</th><th>requirements</th><th>steps</th><th>verdict</th></tr>"
+    )
     for r in rec.results:
         steps = f"{sum(p.outcome == 'PASS' for p in r.phases)}/{len(r.phases)}"
-        h.append(f"<tr><td><a href='#{_e(r.id)}'>{_e(r.id)}</a></td><td>{_e(r.title)}</td>"
-                 f"<td>{_e(', '.join(r.requirements))}</td><td>{steps}</td>"
-                 f"<td class='{r.outcome}'>{r.outcome}</td></tr>")  # fmt: skip
-    h.append("</table><h2>Requirements</h2><table><tr><th>requirement</th><th>scenarios</th>"
-             "<th>verdict</th></tr>")  # fmt: skip
+        h.append(
+            f"<tr><td><a href='#{_e(r.id)}'>{_e(r.id)}</a></td><td>{_e(r.title)}</td>"
+            f"<td>{_e(', '.join(r.requirements))}</td><td>{steps}</td>"
+            f"<td class='{r.outcome}'>{r.outcome}</td></tr>"
+        )
+    h.append(
+        "</table><h2>Requirements</h2><table><tr><th>requirement</th><th>scenarios</th>"
+        "<th>verdict</th></tr>"
+    )
     reqs: dict[str, list[TestResult]] = defaultdict(list)
     for r in rec.results:
         for q in r.requirements:
@@ -236,57 +274,78 @@ def protocol_html(rec: RunRecord) -> str:
     for q in sorted(reqs):
         rs = reqs[q]
         run = [r for r in rs if r.outcome != "SKIP"]
-        v = "PASS" if run and all(r.outcome == "PASS" for r in run) else (
-            "FAIL" if run else "SKIP")
+        v = (
+            "PASS"
+            if run and all(r.outcome == "PASS" for r in run)
+            else ("FAIL" if run else "SKIP")
+        )
         names = ", ".join(f"{r.id} ({r.outcome})" for r in rs)
         h.append(f"<tr><td>{_e(q)}</td><td>{_e(names)}</td><td class='{v}'>{v}</td></tr>")
-    h.append("</table><h2>Marginal measurements (within 10 % of a limit)</h2><table>"
-             "<tr><th>scenario</th><th>step</th><th>measurement</th><th>value</th>"
-             "<th>limits</th></tr>")  # fmt: skip
+    h.append(
+        "</table><h2>Marginal measurements (within 10 % of a limit)</h2><table>"
+        "<tr><th>scenario</th><th>step</th><th>measurement</th><th>value</th>"
+        "<th>limits</th></tr>"
+    )
     any_m = False
     for r in rec.results:
         for p in r.phases:
             for m in p.measurements:
                 if m.marginal:
                     any_m = True
-                    h.append(f"<tr class='marginal'><td>{_e(r.id)}</td><td>{_e(p.name)}</td>"
-                             f"<td>{_e(m.name)}</td><td>{_e(m.value)} {_e(m.units)}</td>"
-                             f"<td>{_e(_limits(m.low, m.high, m.equals))}</td></tr>")  # fmt: skip
+                    h.append(
+                        f"<tr class='marginal'><td>{_e(r.id)}</td><td>{_e(p.name)}</td>"
+                        f"<td>{_e(m.name)}</td><td>{_e(m.value)} {_e(m.units)}</td>"
+                        f"<td>{_e(_limits(m.low, m.high, m.equals))}</td></tr>"
+                    )
     if not any_m:
         h.append("<tr><td colspan='5'>none</td></tr>")
     h.append("</table><h2>Scenarios</h2>")
     for r in rec.results:
-        h.append(f"<h3 id='{_e(r.id)}'>{_e(r.id)}: {_e(r.title)} "
-                 f"<span class='{r.outcome}'>{r.outcome}</span></h3>")  # fmt: skip
-        h.append(f"<p>File {_e(r.path)} (sha-256 {r.sha256[:16]}), settings hash "
-                 f"{_e(r.settings_hash)}, {r.duration_s:g} s scenario time, {r.wall_s:.1f} s "
-                 f"wall time; requirements {_e(', '.join(r.requirements))}.</p>")  # fmt: skip
+        h.append(
+            f"<h3 id='{_e(r.id)}'>{_e(r.id)}: {_e(r.title)} "
+            f"<span class='{r.outcome}'>{r.outcome}</span></h3>"
+        )
+        h.append(
+            f"<p>File {_e(r.path)} (sha-256 {r.sha256[:16]}), settings hash "
+            f"{_e(r.settings_hash)}, {r.duration_s:g} s scenario time, {r.wall_s:.1f} s "
+            f"wall time; requirements {_e(', '.join(r.requirements))}.</p>"
+        )
         if r.error:
             h.append(f"<p class='ERROR'>{_e(r.error)}</p>")
             continue
-        h.append("<table><tr><th>step</th><th>line</th><th>measurement</th><th>value</th>"
-                 "<th>limits</th><th>verdict</th></tr>")  # fmt: skip
+        h.append(
+            "<table><tr><th>step</th><th>line</th><th>measurement</th><th>value</th>"
+            "<th>limits</th><th>verdict</th></tr>"
+        )
         for p in r.phases:
             ms = p.measurements or []
             if not ms:
-                h.append(f"<tr><td>{_e(p.name)}</td><td>{p.line}</td><td colspan='3'>"
-                         f"{_e(p.detail)}</td><td class='{p.outcome}'>{p.outcome}</td></tr>")  # fmt: skip
+                h.append(
+                    f"<tr><td>{_e(p.name)}</td><td>{p.line}</td><td colspan='3'>"
+                    f"{_e(p.detail)}</td><td class='{p.outcome}'>{p.outcome}</td></tr>"
+                )
             for m in ms:
                 cls = " class='marginal'" if m.marginal else ""
-                h.append(f"<tr{cls}><td>{_e(p.name)}</td><td>{p.line}</td><td>{_e(m.name)}"
-                         f"<br><small>{_e(m.doc or p.detail)}</small></td><td>{_e(m.value)} "
-                         f"{_e(m.units)}</td><td>{_e(_limits(m.low, m.high, m.equals))}</td>"
-                         f"<td class='{m.outcome}'>{m.outcome}</td></tr>")  # fmt: skip
+                h.append(
+                    f"<tr{cls}><td>{_e(p.name)}</td><td>{p.line}</td><td>{_e(m.name)}"
+                    f"<br><small>{_e(m.doc or p.detail)}</small></td><td>{_e(m.value)} "
+                    f"{_e(m.units)}</td><td>{_e(_limits(m.low, m.high, m.equals))}</td>"
+                    f"<td class='{m.outcome}'>{m.outcome}</td></tr>"
+                )
         h.append("</table>")
         if r.signals:
             s = r.signals
-            h.append(f"<p>Signals observed: {s.get('bursts')} bursts, {s.get('pulses')} pulses,"
-                     f" first pulse at {s.get('first_pulse_s')} s; pulses per burst "
-                     f"{_e(s.get('pattern_counts'))}.</p>")  # fmt: skip
+            h.append(
+                f"<p>Signals observed: {s.get('bursts')} bursts, {s.get('pulses')} pulses,"
+                f" first pulse at {s.get('first_pulse_s')} s; pulses per burst "
+                f"{_e(s.get('pattern_counts'))}.</p>"
+            )
         h.append(plot_svg(r))
-    h.append("<h2>Signatures</h2><table class='sig'><tr><th>Tested by (name, signature)</th>"
-             "<th>Date</th></tr><tr><td></td><td></td></tr><tr><th>Reviewed by (name, "
-             "signature)</th><th>Date</th></tr><tr><td></td><td></td></tr></table>")  # fmt: skip
+    h.append(
+        "<h2>Signatures</h2><table class='sig'><tr><th>Tested by (name, signature)</th>"
+        "<th>Date</th></tr><tr><td></td><td></td></tr><tr><th>Reviewed by (name, "
+        "signature)</th><th>Date</th></tr><tr><td></td><td></td></tr></table>"
+    )
     h.append("</body></html>")
     return "\n".join(h)
 

@@ -329,10 +329,16 @@ class VirtualTarget(Target):
         self.rec = _Recorder(lambda: self.t)
         self.screen = _Screen(lambda: self.t)
         self.dev = Device(
-            self.start_tick, self.oxi, self.host, self.rec, _Leds(self.rec), store=store,
-            nibp_uart=self.nibp, settings=settings,
+            self.start_tick,
+            self.oxi,
+            self.host,
+            self.rec,
+            _Leds(self.rec),
+            store=store,
+            nibp_uart=self.nibp,
+            settings=settings,
             reset_cause="unclean" if sc.start_mode == "restart" else "power_on",
-        )  # fmt: skip
+        )
         sel = self.dev.selftest
         self.rec.selftest = lambda: bool(sel.running)
         if self.device_hook is not None:
@@ -483,18 +489,32 @@ class SilTarget(_RealTime):
         if sc.flash != "ok":
             raise BenchError("a failing flash cannot be injected into the SIL from the bench")
         args = [
-            sys.executable, "-m", "bedside_host.cli", "sil",
-            "--annunciator-log", str(self.ann), "--display-file", str(self.disp),
-            "--state-dir", str(work / "state"), "--oximeter-format", sc.oximeter_format,
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "bedside_host.cli",
+            "sil",
+            "--annunciator-log",
+            str(self.ann),
+            "--display-file",
+            str(self.disp),
+            "--state-dir",
+            str(work / "state"),
+            "--oximeter-format",
+            sc.oximeter_format,
+        ]
         for name, value in sc.settings.items():
             args += ["--set", f"{name}={value}"]
         env = dict(os.environ)
         self.errlog = open(work / "sil.log", "w", encoding="utf-8")
         self.proc = subprocess.Popen(
-            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errlog, text=True,
-            env=env, start_new_session=True,
-        )  # fmt: skip
+            args,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.errlog,
+            text=True,
+            env=env,
+            start_new_session=True,
+        )
         assert self.proc.stdout is not None
         first = self.proc.stdout.readline()
         if not first:
@@ -557,7 +577,11 @@ class SilTarget(_RealTime):
             except ValueError:
                 continue
             t_ms = rec.get("t_ms", 0)
-            w = link.wall_time(boot, int(t_ms)) if (link is not None and boot is not None) else None
+            w = (
+                link.wall_time(boot, int(t_ms))
+                if (link is not None and boot is not None)
+                else None
+            )
             if w is None:
                 continue
             out.append((w - self.wall0, rec))
@@ -610,9 +634,13 @@ class PortTarget(_RealTime):
     mode = "ports"
 
     def __init__(
-        self, oximeter: str, nibp: str, host: str, keys: list[str] | None = None,
+        self,
+        oximeter: str,
+        nibp: str,
+        host: str,
+        keys: list[str] | None = None,
         dut_id: str = "",
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__()
         self.urls = {"oximeter": oximeter, "nibp": nibp, "host": host}
         self.keys = keys
@@ -765,7 +793,7 @@ def _loop(
     obs: Observation,
     on_log: Callable[[str], None] | None,
 ) -> None:
-    end_ms = int(round(sc.duration_s * 1000))
+    end_ms = round(sc.duration_s * 1000)
     actions = list(sc.actions)
     ai = 0
     garbage = [f for f in sc.faults if f.kind == "host_garbage"]
@@ -774,9 +802,9 @@ def _loop(
     boom = [f for f in sc.faults if f.kind == "core_exception"]
     # times the loop must land on exactly (a longer virtual step stops short of them)
     marks = sorted(
-        {int(round(a.at_s * 1000)) for a in actions}
-        | {int(round(f.at_s * 1000)) for f in sc.faults}
-        | {int(round(f.end_s * 1000)) for f in sc.faults if f.end_s is not None}
+        {round(a.at_s * 1000) for a in actions}
+        | {round(f.at_s * 1000) for f in sc.faults}
+        | {round(f.end_s * 1000) for f in sc.faults if f.end_s is not None}
     )
     mi = 0
     if not target.realtime:

@@ -12,6 +12,7 @@ fsm.py, settings.py): the one source of truth.
 
 from __future__ import annotations
 
+import itertools
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -63,7 +64,7 @@ BAUDS = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 KEYS = ("ack", "reset", "check", "nibp", "selftest")  # device keys (buttons.EVENTS)
 # action -> (required keys, optional keys)
 ACTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    **{k: ((), ()) for k in KEYS},
+    **dict.fromkeys(KEYS, ((), ())),
     "stat": ((), ()),  # host command nibp start (a STAT reading)
     "nibp_stop": ((), ()),  # host command nibp stop
     "audio_off": ((), ("lease_s",)),
@@ -94,7 +95,16 @@ EVENTS = tuple(fsm.EVENT_NAMES)  # raise, end, ack, pause_end, reset, escalate
 STATES = tuple(fsm.STATE_NAMES)
 PRIORITIES = tuple(PRIORITY_NAMES[1:])  # low, medium, high
 SIGNALS = tuple(PRIORITY_NAMES)  # none, low, medium, high
-EXPECT_KINDS = ("raised", "ended", "event", "not_raised", "state", "signal", "display", "heartbeat")
+EXPECT_KINDS = (
+    "raised",
+    "ended",
+    "event",
+    "not_raised",
+    "state",
+    "signal",
+    "display",
+    "heartbeat",
+)
 HEARTBEAT_FIELDS = ("audio_off", "priority", "audible", "top", "phase", "nibp_state")
 
 # physiological condition -> (patient channel, comparison, setting): what "crossing the limit"
@@ -272,7 +282,9 @@ class _Ctx:
 
     def err(self, table: str, index: int, key: str | None, why: str) -> ScenarioError:
         line = self.loc.line(table, index, key)
-        where = f"[[{table}]] #{index + 1}" if table in _ARRAYS else (f"[{table}]" if table else "")
+        where = (
+            f"[[{table}]] #{index + 1}" if table in _ARRAYS else (f"[{table}]" if table else "")
+        )
         what = ".".join(x for x in (where, key or "") if x)
         at = f"line {line}: " if line else ""
         return ScenarioError(f"{self.path}: {at}{what + ': ' if what else ''}{why}")
@@ -280,9 +292,26 @@ class _Ctx:
 
 _ARRAYS = ("ramp", "fault", "action", "expect")
 _TOP = (
-    "format", "version", "id", "title", "description", "requirements", "duration_s", "seed",
-    "oximeter_format", "tags", "targets", "requires", "device", "settings", "patient", "ramp", "fault", "action", "expect",
-)  # fmt: skip
+    "format",
+    "version",
+    "id",
+    "title",
+    "description",
+    "requirements",
+    "duration_s",
+    "seed",
+    "oximeter_format",
+    "tags",
+    "targets",
+    "requires",
+    "device",
+    "settings",
+    "patient",
+    "ramp",
+    "fault",
+    "action",
+    "expect",
+)
 
 
 def _num(v: Any) -> bool:
@@ -407,8 +436,11 @@ def parse_scenario(text: str, name: str = "<scenario>") -> Scenario:
     flash = dev.string("flash", "ok", FLASH)
     dev.done()
     if "ports" in targets and (start_mode != "power_on" or flash != "ok"):
-        raise top.err("targets", "a real device cannot be restarted or given a failing flash by"
-                      " the bench: leave out \"ports\"")  # fmt: skip
+        raise top.err(
+            "targets",
+            "a real device cannot be restarted or given a failing flash by"
+            ' the bench: leave out "ports"',
+        )
     duration = top.number("duration_s", lo=1.0, hi=24 * 3600.0)
     seed = top.integer("seed", 0)
     oxi_fmt = top.string("oximeter_format", "nonin2", OXIMETER_FORMATS)
@@ -416,9 +448,7 @@ def parse_scenario(text: str, name: str = "<scenario>") -> Scenario:
     top.used.add("settings")
     start, pi, jitter = _patient(ctx, data.get("patient", {}))
     top.used.add("patient")
-    ramps = tuple(
-        _ramp(ctx, i, d, duration) for i, d in enumerate(_array(top, "ramp"))
-    )
+    ramps = tuple(_ramp(ctx, i, d, duration) for i, d in enumerate(_array(top, "ramp")))
     _check_overlaps(ctx, ramps)
     faults = tuple(_fault(ctx, i, d, duration) for i, d in enumerate(_array(top, "fault")))
     for i, f in enumerate(faults):
@@ -436,13 +466,29 @@ def parse_scenario(text: str, name: str = "<scenario>") -> Scenario:
         raise top.err("expect", f"two steps are named {dup!r} (give each a unique name)")
     top.done()
     return Scenario(
-        path=name, id=sid, title=title, description=description,
-        requirements=tuple(reqs), duration_s=duration, seed=seed, oximeter_format=oxi_fmt,
-        settings=settings, start=start, perfusion_index=pi, jitter=jitter, ramps=ramps,
-        faults=faults, actions=tuple(sorted(actions, key=lambda a: a.at_s)), expects=expects,
-        tags=tuple(tags), targets=targets, requires=requires, start_mode=start_mode,
-        flash=flash, text=text,
-    )  # fmt: skip
+        path=name,
+        id=sid,
+        title=title,
+        description=description,
+        requirements=tuple(reqs),
+        duration_s=duration,
+        seed=seed,
+        oximeter_format=oxi_fmt,
+        settings=settings,
+        start=start,
+        perfusion_index=pi,
+        jitter=jitter,
+        ramps=ramps,
+        faults=faults,
+        actions=tuple(sorted(actions, key=lambda a: a.at_s)),
+        expects=expects,
+        tags=tuple(tags),
+        targets=targets,
+        requires=requires,
+        start_mode=start_mode,
+        flash=flash,
+        text=text,
+    )
 
 
 def _names(top: _Table, key: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
@@ -509,7 +555,9 @@ def _ramp(ctx: _Ctx, i: int, data: Any, duration: float) -> Ramp:
     at = t.number("at_s", lo=0, hi=duration)
     over = t.number("over_s", 0.0, 0, 24 * 3600)
     lims = {"spo2": (50, 100), "pr": (20, 250), "sys": (40, 280), "dia": (20, 200)}
-    targets = {ch: t.number(ch, lo=lims[ch][0], hi=lims[ch][1]) for ch in CHANNELS if t.has(ch)}
+    targets: dict[str, float] = {
+        ch: t.number(ch, lo=lims[ch][0], hi=lims[ch][1]) for ch in CHANNELS if t.has(ch)
+    }
     if not targets:
         raise t.err(None, "a ramp needs at least one of spo2, pr, sys, dia (the target)")
     t.done()
@@ -518,8 +566,10 @@ def _ramp(ctx: _Ctx, i: int, data: Any, duration: float) -> Ramp:
 
 def _check_overlaps(ctx: _Ctx, ramps: tuple[Ramp, ...]) -> None:
     for ch in CHANNELS:
-        rs = sorted(((r, i) for i, r in enumerate(ramps) if ch in r.targets), key=lambda x: x[0].at_s)
-        for (a, _ia), (b, ib) in zip(rs, rs[1:], strict=False):
+        rs = sorted(
+            ((r, i) for i, r in enumerate(ramps) if ch in r.targets), key=lambda x: x[0].at_s
+        )
+        for (a, _ia), (b, ib) in itertools.pairwise(rs):
             if a.at_s + a.over_s > b.at_s:
                 raise ctx.err(
                     "ramp", ib, "at_s", f"{ch} ramp starts before the previous {ch} ramp ends"
@@ -534,7 +584,9 @@ def _fault(ctx: _Ctx, i: int, data: Any, duration: float) -> Fault:
     allowed = FAULTS[kind][0]
     for k in t.data:
         if k not in ("kind", "at_s", "for_s", *allowed):
-            raise t.err(k, f"not a field of a {kind} fault (it takes {', '.join(allowed) or 'none'})")
+            raise t.err(
+                k, f"not a field of a {kind} fault (it takes {', '.join(allowed) or 'none'})"
+            )
     f = Fault(kind, at, for_s)
     kw: dict[str, Any] = {}
     if "stream" in allowed:
@@ -620,12 +672,17 @@ def _expect(ctx: _Ctx, i: int, data: Any, duration: float, settings: dict[str, A
         physio = CONDITIONS[IDS.index(cond)][1] == PHYSIOLOGICAL
         if fr is None:
             if not (kw["event"] == "raise" and cond in CROSSING):
-                raise t.err("from_s", "is required (a time in s; \"crossing\" only for raising a"
-                            " physiological condition)")  # fmt: skip
+                raise t.err(
+                    "from_s",
+                    'is required (a time in s; "crossing" only for raising a'
+                    " physiological condition)",
+                )
             kw["from_s"] = "crossing"
         elif fr == "crossing":
             if not (kw["event"] == "raise" and physio and cond in CROSSING):
-                raise t.err("from_s", '"crossing" applies only to raising a physiological condition')
+                raise t.err(
+                    "from_s", '"crossing" applies only to raising a physiological condition'
+                )
             kw["from_s"] = "crossing"
         else:
             kw["from_s"] = when("from_s", None)

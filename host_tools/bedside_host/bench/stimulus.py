@@ -36,9 +36,16 @@ def build_patient(sc: Scenario) -> pm.Patient:
         if f.kind in PATIENT_FAULTS
     )
     course = pm.Scenario(
-        sc.id, sc.title, spo2=sc.start["spo2"], pr=sc.start["pr"], sys=sc.start["sys"],
-        dia=sc.start["dia"], perfusion_index=sc.perfusion_index, ramps=ramps, events=events,
-    )  # fmt: skip
+        sc.id,
+        sc.title,
+        spo2=sc.start["spo2"],
+        pr=sc.start["pr"],
+        sys=sc.start["sys"],
+        dia=sc.start["dia"],
+        perfusion_index=sc.perfusion_index,
+        ramps=ramps,
+        events=events,
+    )
     jitter = dict(pm.DEFAULT_JITTER)
     jitter.update(sc.jitter)
     return pm.Patient(course, seed=sc.seed, jitter=jitter)
@@ -109,9 +116,7 @@ class Stimulus:
             if f.kind in ("garbage", "corrupt"):
                 specs.append(FaultSpec(f.kind, f.stream, rate=f.rate))
         self._byte_faults = [f for f in sc.faults if f.kind in ("garbage", "corrupt")]
-        self._inj = {
-            s: FaultInjector([x for x in specs], sc.seed, s) for s in ("oximeter", "nibp")
-        }
+        self._inj = {s: FaultInjector(list(specs), sc.seed, s) for s in ("oximeter", "nibp")}
         self._started: set[int] = set()
         self._ended: set[int] = set()
         self._nibp_log_seen = 0

@@ -22,8 +22,8 @@ from bedside_host.bench.scenario import CROSSING, Expect, Scenario
 
 ensure_firmware_on_path()
 
-from bedside.alarms.patterns import AUDITORY, COLOR_NAMES, VISUAL  # noqa: E402
 from bedside.alarms.conditions import PRIORITY_NAMES  # noqa: E402
+from bedside.alarms.patterns import AUDITORY, COLOR_NAMES, VISUAL  # noqa: E402
 
 MARGIN = 0.10  # within 10 % of a limit: marginal
 CLOCK_SLACK_S = 0.5  # a device event may be stamped this much before the simulator's time
@@ -118,11 +118,20 @@ def settings_hash(values: dict[str, Any]) -> str:
 
 def error_result(sc: Scenario, mode: str, why: str) -> TestResult:
     return TestResult(
-        id=sc.id, title=sc.title, path=sc.path, requirements=list(sc.requirements),
-        outcome="ERROR", phases=[], mode=mode, duration_s=sc.duration_s, wall_s=0.0,
-        sha256=hashlib.sha256(sc.text.encode()).hexdigest(), settings_hash="", device={},
+        id=sc.id,
+        title=sc.title,
+        path=sc.path,
+        requirements=list(sc.requirements),
+        outcome="ERROR",
+        phases=[],
+        mode=mode,
+        duration_s=sc.duration_s,
+        wall_s=0.0,
+        sha256=hashlib.sha256(sc.text.encode()).hexdigest(),
+        settings_hash="",
+        device={},
         error=why,
-    )  # fmt: skip
+    )
 
 
 def skip_result(sc: Scenario, mode: str, why: str) -> TestResult:
@@ -140,24 +149,42 @@ def judge(obs: Observation) -> TestResult:
     outcome = "FAIL" if any(p.outcome == "FAIL" for p in phases) else "PASS"
     events = obs.alarm_events()
     alarms = [
-        {"t": round(t, 3), "condition": m.get("condition"), "event": m.get("event"),
-         "state": m.get("state"), "priority": m.get("priority")}
+        {
+            "t": round(t, 3),
+            "condition": m.get("condition"),
+            "event": m.get("event"),
+            "state": m.get("state"),
+            "priority": m.get("priority"),
+        }
         for t, m in events
-    ]  # fmt: skip
+    ]
     return TestResult(
-        id=sc.id, title=sc.title, path=sc.path, requirements=list(sc.requirements),
-        outcome=outcome, phases=phases, mode=obs.mode, duration_s=sc.duration_s,
-        wall_s=round(obs.wall_s, 3), sha256=hashlib.sha256(sc.text.encode()).hexdigest(),
-        settings_hash=settings_hash(obs.settings), device=dict(obs.device), alarms=alarms,
+        id=sc.id,
+        title=sc.title,
+        path=sc.path,
+        requirements=list(sc.requirements),
+        outcome=outcome,
+        phases=phases,
+        mode=obs.mode,
+        duration_s=sc.duration_s,
+        wall_s=round(obs.wall_s, 3),
+        sha256=hashlib.sha256(sc.text.encode()).hexdigest(),
+        settings_hash=settings_hash(obs.settings),
+        device=dict(obs.device),
+        alarms=alarms,
         trace=[list(x) for x in obs.stimulus.trace],
         nibp=[asdict(r) for r in obs.stimulus.nibp_readings],
-        faults=[{"kind": f.kind, "at_s": f.at_s, "end_s": f.end_s, "text": f.describe()}
-                for f in sc.faults],
-        actions=[{"t": round(t, 3), "do": a.do, "text": a.describe(), "result": r}
-                 for t, a, r in obs.actions],
+        faults=[
+            {"kind": f.kind, "at_s": f.at_s, "end_s": f.end_s, "text": f.describe()}
+            for f in sc.faults
+        ],
+        actions=[
+            {"t": round(t, 3), "do": a.do, "text": a.describe(), "result": r}
+            for t, a, r in obs.actions
+        ],
         signals=_signal_summary(obs),
         injected=obs.stimulus.log[:400],
-    )  # fmt: skip
+    )
 
 
 def _phase(obs: Observation, e: Expect) -> Phase:
@@ -228,9 +255,13 @@ def _event(obs: Observation, e: Expect, ph: Phase) -> None:
         ref = crossing_time(obs, e.condition, e.after_s)
         if ref is None:
             ph.measurements.append(
-                Measurement("limit crossed by the simulator", False, equals=True,
-                            doc=f"{e.condition}: the physiology never crossed the limit")
-            )  # fmt: skip
+                Measurement(
+                    "limit crossed by the simulator",
+                    False,
+                    equals=True,
+                    doc=f"{e.condition}: the physiology never crossed the limit",
+                )
+            )
             return
         ph.detail = f"limit crossed at {ref:.2f} s (simulator)"
     else:
@@ -246,16 +277,26 @@ def _event(obs: Observation, e: Expect, ph: Phase) -> None:
         break
     if found is None:
         ph.measurements.append(
-            Measurement(f"{e.condition} {e.event} reported", False, equals=True,
-                        doc=f"no {e.event} of {e.condition} after {ref:.2f} s")
-        )  # fmt: skip
+            Measurement(
+                f"{e.condition} {e.event} reported",
+                False,
+                equals=True,
+                doc=f"no {e.event} of {e.condition} after {ref:.2f} s",
+            )
+        )
         return
     t, m = found
     lat = max(0.0, t - ref)
     ph.measurements.append(
-        Measurement("report latency", round(lat, 3), "s", 0.0, e.within_s,
-                    doc=f"{e.condition} {e.event} at {t:.2f} s (device report)")
-    )  # fmt: skip
+        Measurement(
+            "report latency",
+            round(lat, 3),
+            "s",
+            0.0,
+            e.within_s,
+            doc=f"{e.condition} {e.event} at {t:.2f} s (device report)",
+        )
+    )
     if e.priority:
         ph.measurements.append(Measurement("priority", m.get("priority"), equals=e.priority))
     if e.event == "raise" and obs.annunciator is not None:
@@ -263,16 +304,26 @@ def _event(obs: Observation, e: Expect, ph: Phase) -> None:
         first = next((p for p in pulses if p >= t - 0.05), None)
         if first is not None:
             v = round(first - ref, 3)
-            meas = Measurement("first sounder pulse latency", v, "s",
-                               doc="from the simulator's crossing/start to the annunciator log")
+            meas = Measurement(
+                "first sounder pulse latency",
+                v,
+                "s",
+                doc="from the simulator's crossing/start to the annunciator log",
+            )
             if e.sounder_within_s is not None:
                 meas.low, meas.high = 0.0, e.sounder_within_s
             ph.measurements.append(meas)
         elif e.sounder_within_s is not None:
             ph.measurements.append(
-                Measurement("first sounder pulse latency", None, "s", 0.0, e.sounder_within_s,
-                            doc="no sounder pulse after the report")
-            )  # fmt: skip
+                Measurement(
+                    "first sounder pulse latency",
+                    None,
+                    "s",
+                    0.0,
+                    e.sounder_within_s,
+                    doc="no sounder pulse after the report",
+                )
+            )
 
 
 def _not_raised(obs: Observation, e: Expect, ph: Phase) -> None:
@@ -280,13 +331,20 @@ def _not_raised(obs: Observation, e: Expect, ph: Phase) -> None:
     hits = [
         (t, m.get("condition"))
         for t, m in obs.alarm_events()
-        if m.get("event") == "raise" and m.get("condition") in e.conditions
+        if m.get("event") == "raise"
+        and m.get("condition") in e.conditions
         and float(e.from_s) <= t <= to
-    ]  # fmt: skip
+    ]
     ph.measurements.append(
-        Measurement("raise events", len(hits), "", None, 0,
-                    doc="; ".join(f"{c} at {t:.2f} s" for t, c in hits) or "none")
-    )  # fmt: skip
+        Measurement(
+            "raise events",
+            len(hits),
+            "",
+            None,
+            0,
+            doc="; ".join(f"{c} at {t:.2f} s" for t, c in hits) or "none",
+        )
+    )
     ph.detail = f"{float(e.from_s):g}-{to:g} s"
 
 
@@ -352,11 +410,18 @@ def _signal(obs: Observation, e: Expect, ph: Phase) -> None:
         counts = Counter(len(b) for b in (inner or bursts))
         common = counts.most_common(1)[0][0] if counts else 0
         ph.measurements.append(
-            Measurement("pulses per burst", common, "", equals=PULSES[e.signal],
-                        doc=f"bursts seen: {dict(counts)}")
-        )  # fmt: skip
+            Measurement(
+                "pulses per burst",
+                common,
+                "",
+                equals=PULSES[e.signal],
+                doc=f"bursts seen: {dict(counts)}",
+            )
+        )
     if e.led:
-        leds = [(t, r) for t, r in obs.annunciator if r.get("dev") == "led" and not r.get("selftest")]
+        leds = [
+            (t, r) for t, r in obs.annunciator if r.get("dev") == "led" and not r.get("selftest")
+        ]
         state = False
         for t, r in leds:  # the LED's state at the window start
             if t > lo:
@@ -370,9 +435,10 @@ def _signal(obs: Observation, e: Expect, ph: Phase) -> None:
             rate = len(ons) / (hi - lo)
             tol = max(0.2 * e.led_hz, 1.0 / (hi - lo))
             ph.measurements.append(
-                Measurement(f"{e.led} LED flash rate", round(rate, 3), "Hz",
-                            e.led_hz - tol, e.led_hz + tol)
-            )  # fmt: skip
+                Measurement(
+                    f"{e.led} LED flash rate", round(rate, 3), "Hz", e.led_hz - tol, e.led_hz + tol
+                )
+            )
 
 
 def _display(obs: Observation, e: Expect, ph: Phase) -> None:
@@ -390,9 +456,13 @@ def _display(obs: Observation, e: Expect, ph: Phase) -> None:
         shown.insert(0, " | ".join(before))
     hit = any(e.text in s for s in shown)
     ph.measurements.append(
-        Measurement(f"display shows {e.text!r}", hit, equals=True,
-                    doc=(shown[-1] if shown else "no frame")[:200])
-    )  # fmt: skip
+        Measurement(
+            f"display shows {e.text!r}",
+            hit,
+            equals=True,
+            doc=(shown[-1] if shown else "no frame")[:200],
+        )
+    )
 
 
 def _heartbeat(obs: Observation, e: Expect, ph: Phase) -> None:

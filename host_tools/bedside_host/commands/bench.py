@@ -87,12 +87,18 @@ def run(args: argparse.Namespace) -> int:
 
     operator = args.operator or getpass.getuser()
     rec = run_suite(
-        scenarios, make, suite=str(args.suite), operator=operator, dut_id=args.dut_id,
+        scenarios,
+        make,
+        suite=str(args.suite),
+        operator=operator,
+        dut_id=args.dut_id,
         progress=progress,
-    )  # fmt: skip
+    )
     paths = write_outputs(rec, Path(args.out))
     n = len(rec.results)
     passed = sum(r.outcome == "PASS" for r in rec.results)
-    print(f"{rec.outcome}: {passed}/{n} scenarios passed; protocol {paths['protocol']}, "
-          f"JUnit {paths['junit']}, record {paths['record']}")  # fmt: skip
+    print(
+        f"{rec.outcome}: {passed}/{n} scenarios passed; protocol {paths['protocol']}, "
+        f"JUnit {paths['junit']}, record {paths['record']}"
+    )
     return 0 if rec.outcome == "PASS" else 1
