@@ -48,6 +48,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) tools/bench.py --heap $(MP_HEAP)
 	$(PY) tools/bench_records.py
+	$(PY) tools/bench_sil_subset.py
 
 hardware: $(STAMP)
 	$(PY) hardware/build.py
