@@ -124,7 +124,7 @@ def _e(x: Any) -> str:
 def plot_svg(r: TestResult, width: int = 900) -> str:
     """Physiology (SpO2, PR, NIBP readings) and alarm occurrences on one time axis."""
     dur = max(1.0, r.duration_s)
-    left, right, top = 50, 10, 10
+    left, right, top = 130, 10, 10
     h_phys = 160
     conds = sorted({a["condition"] for a in r.alarms})
     h_alarm = 14 * len(conds) + 10
@@ -147,7 +147,7 @@ def plot_svg(r: TestResult, width: int = 900) -> str:
             f'<rect x="{x0:.1f}" y="{top}" width="{max(1.0, x1 - x0):.1f}" '
             f'height="{h_phys}" fill="#ddd"><title>{_e(f["text"])}</title></rect>'
         )
-    for v in (50, 85, 90, 100, 150):
+    for v in (50, 90, 120, 150, 180):
         out.append(
             f'<line x1="{left}" x2="{left + w}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
             f'stroke="#eee"/><text x="{left - 4}" y="{y(v) + 3:.1f}" '

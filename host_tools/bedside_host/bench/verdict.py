@@ -64,9 +64,12 @@ class Measurement:
 
 
 def _marginal(v: float, low: float | None, high: float | None) -> bool:
-    if low is not None and high is not None and high > low:
+    """Within MARGIN of a limit's span (or of an upper limit alone); a lower limit of 0 is a
+    floor (a latency), not a limit to be near."""
+    if high is not None and low is not None and high > low:
         span = high - low
-        return v <= low + MARGIN * span or v >= high - MARGIN * span
+        near_low = low != 0 and v <= low + MARGIN * span
+        return near_low or v >= high - MARGIN * span
     if high is not None and high > 0:
         return v >= high * (1 - MARGIN)
     return False
