@@ -48,7 +48,7 @@ from bedside.ticks import MASK  # noqa: E402
 
 TICK_S = 0.01
 FAST_STEP_MS = 50  # virtual target: tick length while nothing needs 10 ms
-LINK_POLL_MS = 100  # virtual target: DeviceLink polled this often (messages carry t_ms)
+LINK_POLL_MS = 500  # virtual target: DeviceLink polled this often (messages carry t_ms)
 VIRTUAL_EPOCH = 1_800_000_000.0  # wall time a virtual run pretends to start at
 KEY_WORDS = tuple(e for e in EVENTS if e)
 
