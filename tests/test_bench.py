@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bedside_host.bench.protocol import RunRecord, junit_xml, protocol_html, write_outputs
+from bedside_host.bench.protocol import (
+    RunRecord,
+    junit_xml,
+    protocol_html,
+    write_outputs,
+    write_pdf,
+)
 from bedside_host.bench.runner import PortTarget, SilTarget, VirtualTarget, run_scenario
 from bedside_host.bench.scenario import (
     ACTIONS,
@@ -312,7 +318,8 @@ def test_outputs_junit_and_protocol(tmp_path: Path) -> None:
     """REQ-BENCH-09: one record gives JSON, JUnit XML (a testsuite per scenario, a testcase per
     step, the failing step as <failure>) and an HTML test protocol with device, firmware,
     settings hash, simulator and version, operator, date, summary, requirements with verdicts,
-    per-scenario measurements and a physiology-vs-alarms plot, marginal table and signatures."""
+    per-scenario measurements and a physiology-vs-alarms plot, marginal table and signatures;
+    optionally the same as a PDF."""
     good = judge(run_scenario(_scenario("brady"), VirtualTarget()))
     bad = judge(
         run_scenario(
@@ -359,6 +366,8 @@ def test_outputs_junit_and_protocol(tmp_path: Path) -> None:
     ):
         assert text in html, text
     paths = write_outputs(rec, tmp_path / "out")
+    write_pdf(rec, tmp_path / "out" / "protocol.pdf")
+    assert (tmp_path / "out" / "protocol.pdf").read_bytes().startswith(b"%PDF")
     data = json.loads(paths["record"].read_text())
     assert data["outcome"] == "FAIL" and data["results"][1]["phases"][0]["outcome"] == "FAIL"
 

@@ -361,3 +361,82 @@ def write_outputs(rec: RunRecord, out_dir: Path) -> dict[str, Path]:
     paths["junit"].write_text(junit_xml(rec) + "\n", encoding="utf-8")
     paths["protocol"].write_text(protocol_html(rec), encoding="utf-8")
     return paths
+
+
+# --- PDF (optional, --pdf): matplotlib, as the session report does ------------------------------
+
+
+def write_pdf(rec: RunRecord, path: Path) -> None:
+    """The protocol as a PDF (A4 landscape): header and summary, requirements, then per
+    scenario its steps and the physiology-vs-alarms plot, then a signature page."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.backends.backend_pdf import PdfPages
+    from matplotlib.figure import Figure
+
+    from bedside_host.report import _text_pages
+
+    def page(pdf: Any, text: str) -> None:
+        fig = Figure(figsize=(11.69, 8.27))
+        FigureCanvasAgg(fig)
+        fig.text(0.03, 0.97, text, va="top", fontsize=6.5, family="monospace")
+        pdf.savefig(fig)
+
+    head = (
+        f"Bedside bench test protocol (not a certified medical device)\n"
+        f"Device {rec.dut_id}  target {rec.mode}  firmware {rec.firmware}  simulator "
+        f"{rec.simulator} {rec.simulator_version}\nOperator {rec.operator}  station "
+        f"{rec.station}  suite {rec.suite}  {rec.start} .. {rec.end}  outcome {rec.outcome}"
+    )
+    rows = [
+        [r.id, r.outcome, f"{sum(p.outcome == 'PASS' for p in r.phases)}/{len(r.phases)}",
+         r.settings_hash, ", ".join(r.requirements)]
+        for r in rec.results
+    ]  # fmt: skip
+    with PdfPages(path) as pdf:
+        for text in _text_pages(
+            head, ("scenario", "verdict", "steps", "settings hash", "requirements"), rows
+        ):
+            page(pdf, text)
+        reqs: dict[str, list[str]] = defaultdict(list)
+        for r in rec.results:
+            for q in r.requirements:
+                reqs[q].append(f"{r.id} ({r.outcome})")
+        rrows = [[q, ", ".join(v)] for q, v in sorted(reqs.items())]
+        for text in _text_pages("Requirements", ("requirement", "scenarios"), rrows):
+            page(pdf, text)
+        for r in rec.results:
+            fig = Figure(figsize=(11.69, 8.27))
+            FigureCanvasAgg(fig)
+            fig.text(0.03, 0.97, f"{r.id}: {r.title}  [{r.outcome}]", va="top", fontsize=10)
+            lines = [
+                f"{p.outcome:4} {p.name[:44]:44} {m.name[:30]:30} {str(m.value)[:22]:22} "
+                f"{_limits(m.low, m.high, m.equals)[:24]}{' MARGINAL' if m.marginal else ''}"
+                for p in r.phases
+                for m in (p.measurements or [])
+            ] or [r.error or "(no steps)"]
+            fig.text(0.03, 0.93, "\n".join(lines[:28]), va="top", fontsize=6, family="monospace")
+            ax = fig.add_axes((0.07, 0.07, 0.9, 0.38))
+            ts = [row[0] for row in r.trace]
+            for idx, colour, label in ((1, "#1f77b4", "SpO2 %"), (2, "#2ca02c", "PR /min")):
+                ax.plot(ts, [row[idx] for row in r.trace], color=colour, lw=1, label=label)
+            for n in r.nibp:
+                if not n["ec"]:
+                    ax.vlines(n["t"], n["dia"], n["sys"], color="#9467bd", lw=3)
+            for i, c in enumerate(sorted({a["condition"] for a in r.alarms})):
+                evs = [a for a in r.alarms if a["condition"] == c]
+                for a, b in zip(evs, [*evs[1:], None], strict=False):
+                    if a["state"] == "inactive":
+                        continue
+                    end = b["t"] if b is not None else r.duration_s
+                    ax.broken_barh([(a["t"], end - a["t"])], (20 - 6 * i, 5),
+                                   color=PRIO_COLOUR.get(a["priority"], "#888"))  # fmt: skip
+                ax.text(0, 22 - 6 * i, c, fontsize=6)
+            ax.set_xlim(0, r.duration_s)
+            ax.set_xlabel("s")
+            ax.legend(loc="upper right", fontsize=6)
+            pdf.savefig(fig)
+        page(pdf, "Signatures\n\nTested by (name, signature, date):\n\n\n\n"
+             "Reviewed by (name, signature, date):\n")  # fmt: skip
+        info = pdf.infodict()
+        info["Title"] = f"Bedside bench test protocol {rec.dut_id}"
+        info["Creator"] = f"{rec.simulator} {rec.simulator_version}"

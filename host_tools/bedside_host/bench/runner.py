@@ -526,9 +526,9 @@ class SilTarget(_RealTime):
         for k in ("oximeter", "nibp"):
             self.fds[k] = os.open(ports[k], os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         link = DeviceLink(ports["host"], operator="bench")
+        self.link = link  # closed by close() even if the device never answers
         self._live(link)
         self.settings = self._apply_settings(link, sc)
-        self.link = link
         self.begin_clock()
         return link
 
@@ -611,7 +611,8 @@ class SilTarget(_RealTime):
                 except OSError:
                     pass
             self.proc = None
-        self.errlog.close()
+        if getattr(self, "errlog", None) is not None:
+            self.errlog.close()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
@@ -654,6 +655,7 @@ class PortTarget(_RealTime):
         from bedside_host.sim.encoders import make_encoder
 
         link = DeviceLink(self.urls["host"], operator="bench")
+        self.link = link  # closed by close() even if the device never answers
         self._live(link)
         self.settings = self._apply_settings(link, sc)
         try:
@@ -672,7 +674,6 @@ class PortTarget(_RealTime):
             )
         except (serial.SerialException, OSError, ValueError) as e:
             raise BenchError(f"cannot open a simulator port: {e}") from None
-        self.link = link
         self.begin_clock()
         return link
 

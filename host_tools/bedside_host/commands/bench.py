@@ -46,6 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dut-id", default="", help="device under test id (serial number)")
     p.add_argument("--workdir", metavar="DIR", help="SIL logs and state per scenario")
     p.add_argument("--check", action="store_true", help="only validate the scenario files")
+    p.add_argument("--pdf", action="store_true", help="also write protocol.pdf (matplotlib)")
 
 
 def _fail(msg: str) -> int:
@@ -95,6 +96,11 @@ def run(args: argparse.Namespace) -> int:
         progress=progress,
     )
     paths = write_outputs(rec, Path(args.out))
+    if args.pdf:
+        from bedside_host.bench.protocol import write_pdf
+
+        paths["pdf"] = Path(args.out) / "protocol.pdf"
+        write_pdf(rec, paths["pdf"])
     n = len(rec.results)
     passed = sum(r.outcome == "PASS" for r in rec.results)
     print(
