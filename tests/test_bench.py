@@ -154,7 +154,8 @@ def test_not_toml_and_missing_fields() -> None:
 def test_suite_covers_every_condition_of_the_table() -> None:
     """REQ-BENCH-02: the standard suite has at least 40 scenarios; every condition id of the
     firmware's table (read from conditions.py) is raised by at least one scenario's step; every
-    inactivation rule has a scenario."""
+    inactivation rule has a scenario, and the real-time SIL subset has one scenario per priority
+    and per inactivation rule."""
     suite = load_suite(SUITE)
     assert len(suite) >= 40
     raised = {e.condition for sc in suite for e in sc.expects if e.kind == "raised"}
@@ -165,6 +166,12 @@ def test_suite_covers_every_condition_of_the_table() -> None:
         assert f"inactivation-{rule}" in tags, rule
     events = {e.event for sc in suite for e in sc.expects if e.kind == "event"}
     assert {"ack", "pause_end", "reset", "escalate"} <= events
+    # the real-time SIL subset (make bench): one scenario per priority and per rule
+    sub = {t for sc in suite if "sil-subset" in sc.tags for t in sc.tags}
+    for tag in ("priority-high", "priority-medium", "priority-low", "inactivation-pause",
+                "inactivation-break-through", "inactivation-latching", "inactivation-reset",
+                "inactivation-audio-off", "inactivation-audio-off-end"):  # fmt: skip
+        assert tag in sub, tag
 
 
 def test_suite_scenarios_name_known_requirements() -> None:
