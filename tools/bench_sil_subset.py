@@ -26,7 +26,9 @@ from bedside_host.bench.suite import load_suite, run_suite  # noqa: E402
 SUITE = ROOT / "tests" / "bench_suite"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    tag = args[args.index("--only") + 1] if "--only" in args else "sil-subset"
     figures: list[dict[str, Any]] = []
     suite = load_suite(SUITE)
     t0 = time.perf_counter()
@@ -39,7 +41,7 @@ def main() -> int:
         "method": f"bedside bench --virtual over tests/bench_suite ({len(suite)} scenarios,"
                   f" {hours:.2f} h) on this PC",
     })  # fmt: skip
-    subset = load_suite(SUITE, ["sil-subset"])
+    subset = load_suite(SUITE, [tag])
     work = ROOT / "bench-out" / "sil-subset"
     rec = run_suite(subset, lambda: SilTarget(work / "work"), suite=str(SUITE), operator="bench")
     write_outputs(rec, work)
