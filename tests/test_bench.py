@@ -377,6 +377,7 @@ def test_outputs_junit_and_protocol(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "protocol.pdf").read_bytes().startswith(b"%PDF")
     data = json.loads(paths["record"].read_text())
     assert data["outcome"] == "FAIL" and data["results"][1]["phases"][0]["outcome"] == "FAIL"
+    assert "[[expect]]" in data["results"][0]["source"]  # the scenario file itself
 
 
 # --- command line -----------------------------------------------------------------------------

@@ -706,7 +706,7 @@ class PortTarget(_RealTime):
         hello = self.link.hello if self.link is not None else None
         obs.settings = dict(self.settings)
         obs.device = {
-            "dut_id": self.dut_id or self.urls["host"],
+            "dut_id": self.dut_id or _usb_serial(self.urls["host"]) or self.urls["host"],
             "fw": (hello or {}).get("fw", "?"),
             "target": "device on " + ", ".join(f"{k} {v}" for k, v in self.urls.items()),
         }
@@ -718,6 +718,17 @@ class PortTarget(_RealTime):
         for p in self.ports.values():
             p.close()
         self.ports = {}
+
+
+def _usb_serial(port: str) -> str | None:
+    """The USB serial number of a port (the Pico's unique id), for the record's DUT id."""
+    from serial.tools import list_ports
+
+    real = os.path.realpath(port)
+    for p in list_ports.comports():
+        if p.device in (port, real) and p.serial_number:
+            return f"usb:{p.serial_number}"
+    return None
 
 
 # --- the one loop ----------------------------------------------------------------------------

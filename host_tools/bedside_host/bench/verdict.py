@@ -109,6 +109,7 @@ class TestResult:
     actions: list[dict[str, Any]] = field(default_factory=list)
     signals: dict[str, Any] = field(default_factory=dict)
     injected: list[str] = field(default_factory=list)
+    source: str = ""  # the scenario file itself (OpenHTF keeps the test's code in the record)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -187,6 +188,7 @@ def judge(obs: Observation) -> TestResult:
         ],
         signals=_signal_summary(obs),
         injected=obs.stimulus.log[:400],
+        source=sc.text,
     )
 
 
