@@ -28,6 +28,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "simulate",
         "simulate the pulse oximeter and SunTech NIBP module on serial ports (bench testing)",
     ),
+    "bench": (
+        "bench",
+        "run scenario files against the firmware (virtual time, SIL) or a Pico; test protocol",
+    ),
     "monitor": (
         "monitor",
         "live view of one device: vitals, alarm state with priority colours, link health",
