@@ -14,6 +14,7 @@ from bedside.alarms import rules
 from bedside.alarms.conditions import HOST_LINK_LOST, P_HIGH, P_LOW, P_MEDIUM, TEST_HIGH
 from bedside.alarms.engine import AlarmEngine
 from bedside.annunciator import Annunciator
+from bedside.auth import CTR_FILE, S_READY, Auth
 from bedside.commands import Commands
 from bedside.compat import const
 from bedside.hostlink import HostLink
@@ -22,7 +23,7 @@ from bedside.persist import Persist
 from bedside.readings import NONE, NibpReading, OxiReading
 from bedside.selftest import SelfTest
 from bedside.sensors import EV_FRAME, EV_READING, load_oximeter
-from bedside.settings import SETTINGS_FILE, encode, read_settings
+from bedside.settings import SETTINGS_FILE, encode, needs_confirm, read_settings
 from bedside.ticks import Age, elapsed
 
 TICK_MS = const(10)  # main-loop period the board aims for
@@ -61,6 +62,7 @@ class Device:
         reset_cause="power_on",
         settings=None,
         selftest=True,
+        device_id="",
     ):
         self.link = HostLink()  # first: its rings are the largest blocks (a Pico-sized heap)
         self.oxi_uart = oxi_uart
@@ -115,6 +117,9 @@ class Device:
         self.alarms = AlarmEngine(s, self._alarm_event)
         self.annunciator = Annunciator(sounder, leds, s)
         self.selftest = SelfTest(sounder, leds)
+        self.device_id = device_id  # the board's unique id (hello): the host's key name
+        self.auth = Auth(store)
+        self.last_error = None  # of the last reply (the command log records it)
         self.cmds = Commands(self)
         self._on_line = self.cmds.handle  # bound once: no allocation per tick
         self._buf = bytearray(_RX)
@@ -137,6 +142,10 @@ class Device:
         self.log_event({"event": "boot", "reset_cause": reset_cause}, alarm=True)
         for text in s.problems:
             self.log_event({"event": "settings_problem", "problem": text})
+        if self.auth.problem:
+            self.log_event({"event": "auth_problem", "problem": self.auth.problem})
+        if self.auth.state == S_READY:
+            self.save_counter()  # the reserve after a start is used up: never again
         if s.needs_save:
             self.save_settings()  # an older schema: written once in the current one
         self.send_hello(None)
@@ -452,8 +461,10 @@ class Device:
         return len(seq)
 
     # --- settings and AUDIO OFF (host commands) -------------------------------------------
-    def change_setting(self, name, value, access, by):
-        """Validate and apply; returns (error or None, reply fields)."""
+    def change_setting(self, name, value, access, by, confirm=False):
+        """Validate and apply; returns (error or None, reply fields). A change that widens
+        the limit of an active physiological alarm, or widens a limit by more than the
+        organisation's limit_step, needs confirm (settings.needs_confirm)."""
         s = self.settings
         err = s.check_set(name, value, access)
         if err:
@@ -461,10 +472,15 @@ class Device:
         old = s[name]
         if not s.would_change(name, value):
             return None, {"name": name, "value": value, "old": old, "changed": False}
+        why = needs_confirm(s, name, value, self.alarms)
+        if why and not confirm:
+            return "%s: send again with confirm to change it" % why, None
         err = s.set(name, value, access)
         if err:
             return err, None
         fields = {"name": name, "value": value, "old": old, "changed": True}
+        if why:
+            fields["confirmed"] = why
         self.save_settings()
         if name == "nibp_interval_min" and self.schedule is not None:
             self.schedule.set_interval(value, self.now)
@@ -472,11 +488,19 @@ class Device:
         if name == "nibp_patient" and self.nibp_drv is not None:
             self.nibp_drv.set_patient(value)
         msg = {"name": name, "value": value, "old": old, "by": by}
-        self.send("setting", msg)
         rec = {"event": "setting", "name": name, "value": value, "old": old, "by": by}
+        if why:
+            msg["confirmed"] = True
+            rec["confirmed"] = True
+        self.send("setting", msg)
         self.log_event(rec)
         self._eval_now = True
         return None, fields
+
+    def save_counter(self):
+        """Queue the authentication counter (written behind, coalesced)."""
+        if self.persist is not None:
+            self.persist.save(CTR_FILE, self.auth.counter_file())
 
     def save_settings(self):
         """Queue the settings file (written behind; settings.saved() once it is on flash)."""
@@ -547,6 +571,7 @@ class Device:
         return self.link.send(mtype, self.uptime_ms, fields)
 
     def reply(self, name, rid, error=None, fields=None):
+        self.last_error = error
         out = {"cmd": name, "id": rid, "ok": error is None}
         if error is not None:
             out["error"] = error

@@ -3,6 +3,7 @@
 from bedside import VERSION
 from bedside.alarms import fsm
 from bedside.alarms.conditions import CONDITIONS, COUNT, IDS, KIND_NAMES, PRIORITY_NAMES
+from bedside.auth import STATE_NAMES
 from bedside.hostlink import HISTORY, PROTOCOL_VERSION
 from bedside.readings import NONE
 
@@ -24,6 +25,8 @@ def hello(dev, rid):
         "settings_problems": list(getattr(dev.settings, "problems", ())),
         "log": dev.log_positions(),
         "history": HISTORY,
+        "device": dev.device_id,
+        "auth": {"state": STATE_NAMES[dev.auth.state], "ctr": dev.auth.last},
         "id": rid,
     }
 
