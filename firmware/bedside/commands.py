@@ -3,17 +3,14 @@
 # before a handler runs; bad input gets a reply with a readable error and changes nothing.
 # Long answers (the flash log) are served a few records per tick from a cursor.
 from bedside.alarms.conditions import P_HIGH, P_LOW, P_MEDIUM
-from bedside.auth import parse_key
 from bedside.compat import const
 from bedside.settings import OPERATOR
-from bedside.ticks import elapsed
 
 # Every command that changes state: HMAC-signed with the device key, a fresh counter and an
 # operator name `by` (docs/protocol.md "Authentication"); accepted and refused ones are logged.
 # A new state-changing command joins by name here. The rest are read-only and need no key.
 AUTHENTICATED = ("set", "nibp", "audio_off", "selftest", "session", "provision")
 AUTH_FIELDS = ("by", "ctr", "mac")  # carried by every authenticated command
-_REFUSAL_LOG_MS = const(1000)  # refused authentications: at most one log record a second
 
 _LOG_PER_TICK = const(4)  # log records sent per tick
 _LOG_MAX = const(16)  # records per log command
@@ -67,9 +64,9 @@ class Commands:
         self._log = None  # running log request: [reader, which, sent, limit, rid, first]
         self.accepted = 0  # authenticated commands taken (saturates)
         self.refused = 0  # authenticated commands refused before their handler (saturates)
-        self._suppressed = 0  # refusals not logged since the last refusal record
-        self._t_refusal = 0
-        self._refusal_quiet = True
+        self.suppressed = 0  # refusals not logged since the last refusal record
+        self.t_refusal = 0
+        self.refusal_quiet = True
 
     # --- entry point (HostLink calls it once per received line) ---------------------------
     def handle(self, cmd, error):
@@ -89,16 +86,18 @@ class Commands:
         args, handler = spec
         auth = name in AUTHENTICATED
         if auth:
-            err = self._authenticate(name, cmd)
+            from bedside import authcmd  # at the first state-changing command (RAM)
+
+            err = authcmd.authenticate(self, name, cmd)
             if err:
-                self._refuse(name, cmd, err)
+                authcmd.refuse(self, name, cmd, err)
                 dev.reply(name, rid, err)
                 return
         err = self._check_args(cmd, args, auth)
         if err:
             dev.reply(name, rid, err)
             if auth:
-                self._record(name, cmd, err)
+                authcmd.record(self, name, cmd, err)
             return
         dev.last_error = None
         try:
@@ -109,68 +108,7 @@ class Commands:
             dev.fault("command", e)
             dev.reply(name, rid, "internal error")
         if auth:
-            self._record(name, cmd, dev.last_error)
-
-    # --- authentication (bedside.auth) -----------------------------------------------------
-    def _authenticate(self, name, cmd):
-        """None when the command may go on (its counter is then used up), else why not."""
-        dev = self.dev
-        a = dev.auth
-        now = dev.now
-        left = a.locked(now)
-        if left:
-            return "locked out after repeated authentication failures: %d s left" % (
-                (left + 999) // 1000
-            )
-        by = cmd.get("by")
-        if not isinstance(by, str) or not by or len(by) > _ID_MAX:
-            return "by (operator name, 1..32 characters) is required"
-        if name == "provision" and a.state == 0 and "mac" not in cmd:
-            return None  # the first key: unsigned, on an unprovisioned device only
-        err = a.check(dev.link.line(), cmd.get("ctr"))
-        if err is None:
-            a.accept(cmd["ctr"])
-            dev.save_counter()
-            return None
-        if err.startswith("authentication"):
-            ms = a.fail(now)
-            if ms:
-                err = "%s; locked out for %d s" % (err, ms // 1000)
-        return err
-
-    def _refuse(self, name, cmd, err):
-        """Log a refused authentication: at most one record a second; the rest are counted
-        in the next record's `more` (a flood never floods the flash)."""
-        if self.refused < 0x3FFFFFFF:
-            self.refused += 1
-        now = self.dev.now
-        if not self._refusal_quiet and elapsed(now, self._t_refusal) < _REFUSAL_LOG_MS:
-            self._suppressed += 1
-            return
-        self._refusal_quiet = False
-        self._t_refusal = now
-        self._record(name, cmd, err, self._suppressed)
-        self._suppressed = 0
-
-    def _record(self, name, cmd, err, more=0):
-        """The flash event-log record of an authenticated command, accepted or refused."""
-        by = cmd.get("by")
-        rec = {
-            "event": "command",
-            "cmd": name[:_ID_MAX],
-            "by": by[:_ID_MAX] if isinstance(by, str) else None,
-            "ok": err is None,
-        }
-        if err is None:
-            if self.accepted < 0x3FFFFFFF:
-                self.accepted += 1
-        else:
-            rec["reason"] = err[:80]
-        if cmd.get("confirm") is True:
-            rec["confirm"] = True
-        if more:
-            rec["more"] = more
-        self.dev.log_event(rec)
+            authcmd.record(self, name, cmd, dev.last_error)
 
     def _check_args(self, cmd, args, auth=False):
         for key in cmd:
@@ -252,18 +190,9 @@ class Commands:
         dev.reply("set", rid, err, fields)
 
     def _provision(self, cmd, rid):
-        dev = self.dev
-        key = cmd["key"]
-        key = parse_key(key) if isinstance(key, str) else None
-        if key is None:
-            raise ValueError("key must be 64 lowercase hex characters")
-        try:
-            dev.auth.install(key)
-        except OSError as e:
-            dev.storage_error(e)
-            dev.reply("provision", rid, "flash write failed: key not changed")
-            return
-        dev.reply("provision", rid, None, {"provisioned": True, "ctr": dev.auth.last})
+        from bedside.authcmd import provision
+
+        provision(self.dev, cmd, rid)
 
     def _replay(self, cmd, rid):
         link = self.dev.link

@@ -23,7 +23,7 @@ from bedside.persist import Persist
 from bedside.readings import NONE, NibpReading, OxiReading
 from bedside.selftest import SelfTest
 from bedside.sensors import EV_FRAME, EV_READING, load_oximeter
-from bedside.settings import SETTINGS_FILE, encode, needs_confirm, read_settings
+from bedside.settings import SETTINGS_FILE, encode, read_settings
 from bedside.ticks import Age, elapsed
 
 TICK_MS = const(10)  # main-loop period the board aims for
@@ -472,6 +472,8 @@ class Device:
         old = s[name]
         if not s.would_change(name, value):
             return None, {"name": name, "value": value, "old": old, "changed": False}
+        from bedside.authcmd import needs_confirm  # loaded by the command's authentication
+
         why = needs_confirm(s, name, value, self.alarms)
         if why and not confirm:
             return "%s: send again with confirm to change it" % why, None

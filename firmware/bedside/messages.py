@@ -3,11 +3,11 @@
 from bedside import VERSION
 from bedside.alarms import fsm
 from bedside.alarms.conditions import CONDITIONS, COUNT, IDS, KIND_NAMES, PRIORITY_NAMES
-from bedside.auth import STATE_NAMES
 from bedside.hostlink import HISTORY, PROTOCOL_VERSION
 from bedside.readings import NONE
 
 _QUALITY_NAMES = ("unknown", "low", "marginal", "good")
+_AUTH_STATES = ("unprovisioned", "provisioned", "key_unreadable")  # bedside.auth S_*
 
 
 def val(x):
@@ -26,7 +26,7 @@ def hello(dev, rid):
         "log": dev.log_positions(),
         "history": HISTORY,
         "device": dev.device_id,
-        "auth": {"state": STATE_NAMES[dev.auth.state], "ctr": dev.auth.last},
+        "auth": {"state": _AUTH_STATES[dev.auth.state], "ctr": dev.auth.last},
         "id": rid,
     }
 

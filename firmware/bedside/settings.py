@@ -13,7 +13,6 @@
 # (SETTINGS_DEFAULTED) until valid settings are saved or an operator reset acknowledges it.
 import json
 
-from bedside.alarms.conditions import IDS
 from bedside.compat import const
 from bedside.crc import crc32
 from bedside.sensors import OXIMETER_FORMATS
@@ -149,61 +148,6 @@ SPEC = {
 
 
 NAMES = tuple(sorted(SPEC))
-
-# Operator settings that make an alarm less sensitive when they move one way: name ->
-# (direction of widening: -1 down, +1 up; 0 means off (a widening of any size) or not;
-# the condition it is the limit or delay of). A widening by more than limit_step, or any
-# widening while that condition's predicate holds (it could end the alarm), needs confirm.
-WIDENS = {
-    "spo2_low": (-1, False, "SPO2_LOW"),
-    "spo2_desat": (-1, False, "SPO2_DESAT"),
-    "spo2_low_delay_s": (1, False, "SPO2_LOW"),
-    "pr_low": (-1, False, "PR_LOW"),
-    "pr_high": (1, False, "PR_HIGH"),
-    "sys_high": (1, False, "NIBP_SYS_HIGH"),
-    "sys_low": (-1, False, "NIBP_SYS_LOW"),
-    "dia_high": (1, False, "NIBP_DIA_HIGH"),
-    "map_low": (-1, False, "NIBP_MAP_LOW"),
-    "bp_rise_pct": (1, True, "BP_RISE"),
-    "nibp_interval_min": (1, True, "NIBP_OVERDUE"),
-}
-
-
-def needs_confirm(s, name, value, alarms):
-    """Why a change of operator setting `name` to `value` needs the operator's confirm (a
-    readable reason), or None. `alarms`: the AlarmEngine (raw and exists per condition)."""
-    row = WIDENS.get(name)
-    if row is None:
-        return None
-    way, zero_off, cond = row
-    old = s[name]
-    if zero_off and value == 0:
-        if old == 0:
-            return None
-        step = 1 << 20  # off: a widening of any size
-    else:
-        if zero_off and old == 0:
-            return None  # from off to on is a narrowing
-        step = (value - old) * way
-    if step <= 0:
-        return None
-    i = IDS.index(cond)
-    if alarms is not None and (alarms.raw[i] or alarms.exists[i]):
-        return "%s %s widens the limit of the active %s alarm (it may end it)" % (
-            name,
-            value,
-            cond,
-        )
-    if step > s["limit_step"]:
-        if step >= 1 << 20:
-            return "%s %s turns the %s alarm off" % (name, value, cond)
-        return "%s %s widens the limit by %d, more than limit_step %d" % (
-            name,
-            value,
-            step,
-            s["limit_step"],
-        )
-    return None
 
 # Limits checked against each other, on every change and on load: (low, high, gap) means
 # value[low] + gap <= value[high]. The defaults satisfy every row (tests/mp/test_settings.py).
