@@ -170,6 +170,11 @@ def record(self, name, cmd, err, more=0):
     if more:
         rec["more"] = more
     self.dev.log_event(rec)
+    live = {}  # the same as a live `command` message (the host's audit table)
+    for k in rec:
+        if k != "event":
+            live[k] = rec[k]
+    self.dev.send("command", live)
 
 
 def provision(dev, cmd, rid):
