@@ -34,6 +34,8 @@ _PERSIST_QUIET_MS = const(60)  # a flash write runs only if no pulse is due this
 _FAULT_MSG_MS = const(1000)  # at most one fault message a second (the count says the rest)
 _BAD_TICKS = const(100)  # ticks in a row whose alarm stages failed: the loop cannot go on
 _COUNT_MAX = const(9999)
+PROGRESS_MS = const(1000)  # every part of the tick must complete within this, or: unhealthy
+PARTS = ("sensors", "alarms", "annunciator", "host")  # the parts whose progress is watched
 _EVENT_KEYS = ("ack", "reset", "check", "nibp", "selftest")
 _WRAP = const(1 << 29)  # statistics counters fold below this: small ints on the Pico for ever
 # the statistics counters of decoders, drivers and readings (they rise per frame or reply)
@@ -75,6 +77,8 @@ class Device:
         self._t_fault_msg = now
         self._fault_quiet = True
         self._bad_ticks = 0
+        self._failing = bytearray(4)  # per part of PARTS: its stage failed and has not
+        self._fail_t = [0, 0, 0, 0]  # completed work since ... the first failure's time
         self.display_errors = 0
         self.phase = "MONITOR"  # session workflow phase (the infusion-session issue)
         self.settings = settings if settings is not None else read_settings(store)
@@ -171,24 +175,33 @@ class Device:
             self._up_ms -= q * 1000
         bad = False
         try:
-            self._read_sensors(now)
+            if self._read_sensors(now):
+                self._failing[0] = 0  # bytes went through the decoders
         except Exception as e:
+            self._stage_failed(0, now)
             self.fault("sensors", e)
+        host_ok = True
         try:
             if self.link.pump(self.host, self._on_line):
                 self.obs.host_seen = True
                 self.obs.host_rx.mark(now)
         except Exception as e:
+            host_ok = False
+            self._stage_failed(3, now)
             self.fault("host", e)
         try:
             self._judge(now)
+            self._failing[1] = 0
         except Exception as e:
             bad = True
+            self._stage_failed(1, now)
             self.fault("alarms", e)
         try:
             self._annunciate(now)
+            self._failing[2] = 0
         except Exception as e:
             bad = True
+            self._stage_failed(2, now)
             self.fault("annunciator", e)
             self._safe(now)
         try:
@@ -200,14 +213,34 @@ class Device:
             self.fault("report", e)
         try:
             self.link.flush(self.host)
+            if host_ok:
+                self._failing[3] = 0
         except Exception as e:
+            self._stage_failed(3, now)
             self.fault("host", e)
         self._bad_ticks = self._bad_ticks + 1 if bad else 0
 
+    def _stage_failed(self, i, now):
+        if not self._failing[i]:
+            self._failing[i] = 1
+            self._fail_t[i] = now
+
+    def stalled(self):
+        """The first of PARTS (index) whose stage failed PROGRESS_MS ago and has completed no
+        work since (a decoder that raises on every byte, a host link that raises every tick),
+        or -1. A part with nothing to do (no bytes) is not stalled."""
+        now = self.now
+        for i in range(4):
+            if self._failing[i] and elapsed(now, self._fail_t[i]) >= PROGRESS_MS:
+                return i
+        return -1
+
     def healthy(self):
-        """False once the alarm stages have failed _BAD_TICKS ticks in a row: the board then
-        stops feeding the watchdog (a deliberate reset is the only way left to alarm)."""
-        return self._bad_ticks < _BAD_TICKS
+        """False once the alarm stages have failed _BAD_TICKS ticks in a row, or any part of
+        the tick (sensor decoders, alarm evaluation, annunciator, host link) has made no
+        progress for PROGRESS_MS: the board then stops feeding the watchdog (a reset, then
+        DEVICE_RESTARTED, is the way back to a working loop)."""
+        return self._bad_ticks < _BAD_TICKS and self.stalled() < 0
 
     def background(self, now):
         """Flash write-behind: one store operation, only when no auditory pulse is due soon
@@ -233,13 +266,16 @@ class Device:
             self.fault("storage", e)
 
     def _read_sensors(self, now):
+        """Returns whether any byte went through a decoder this tick."""
         ev = 0
+        fed = False
         mv = self._mv
         for _ in range(8):  # bounded: at most 8 reads a tick
             n = self.oxi_uart.readinto(mv)
             if not n:
                 break
             ev |= self.decoder.feed(mv, n, now)
+            fed = True
             if n < _RX:
                 break
         o = self.obs
@@ -252,7 +288,8 @@ class Device:
         elif ev & EV_FRAME and o.off_flags:
             self._eval_now = True  # sensor-off: judge soon, not at the packet's end
         if self.nibp_drv is not None:
-            self._poll_nibp(now)
+            fed = self._poll_nibp(now) or fed
+        return fed
 
     def _judge(self, now):
         if not (self._eval_now or elapsed(now, self._t_eval) >= _EVAL_MS):
@@ -335,8 +372,10 @@ class Device:
         mv = self._mv
         ev = 0
         n = self.nibp_uart.readinto(mv)
+        fed = False
         if n:
             ev |= drv.feed(mv, n, now)
+            fed = True
         ev |= drv.step(now)
         o = self.obs
         s = self.settings  # SpO2 alarms held while the cuff inflates (alarms.md 6), capped
@@ -378,6 +417,7 @@ class Device:
             }
             self.send("nibp_state", fields)
             self._eval_now = True
+        return fed
 
     def nibp_request(self, action):
         """Host: "start" (STAT) or "stop" (abort). Returns an error string or None."""
