@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 MP_HEAP ?= 192k
 PORT ?=
 
-.PHONY: all venv test lint typecheck mpy pytest mptest demo bench hardware flash clean
+.PHONY: all venv test lint typecheck mpy pytest mptest demo bench hardware flash clean fuzz
 
 all: test
 
@@ -48,6 +48,12 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) tools/bench.py --heap $(MP_HEAP)
 	$(PY) tools/bench_records.py
+
+# >= 1,000,000 mutated inputs per byte-input target (tools/fuzz.py; a short run is in make test:
+# tests/test_fuzz.py). Failing inputs are kept in tests/fuzz/crashes/.
+FUZZ_N ?= 1000000
+fuzz: $(STAMP)
+	$(PY) tools/fuzz.py --n $(FUZZ_N)
 
 hardware: $(STAMP)
 	$(PY) hardware/build.py
