@@ -72,6 +72,9 @@ samples_id = object()
 if __name__ == "__main__":
     import sys
 
+    if gc is not None and hasattr(gc, "threshold"):
+        gc.threshold(8192)  # collect every 8 KB allocated, as tests/mp/run.py does
+
     hours = int(sys.argv[1]) if len(sys.argv) > 1 else 168
     samples, faults, raises, healthy = run(hours)
     print(
