@@ -16,7 +16,8 @@ _LINES = (
 def test_ten_thousand_hostile_commands():
     """REQ-REL-04: 10,000 unsigned, wrongly signed and garbage command lines during a HIGH
     alarm: the alarm keeps sounding, no setting changes, every line is taken within the
-    per-tick bounds (4 lines, 4 reads of 64 bytes), and refusals reach the flash event log at most once a second."""
+    per-tick bounds (4 lines, 4 reads of 64 bytes), and refusals reach the flash event log at
+    most once a second."""
     b = bench(types=("alarm", "command"))
     b.run(3000, 72, 97)
     b.run(2000, 72, 80)  # SPO2_DESAT (HIGH)
