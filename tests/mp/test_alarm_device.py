@@ -116,7 +116,7 @@ def test_alarm_log_from_device_and_host_command():
     b = Bench(store=store)
     b.run(2000, 72, 97)
     b.run(1000, 72, 80)
-    # SPO2_LOW's predicate holds (80 < 90): lowering its limit needs confirm (REQ-SEC-05)
+    # SPO2_LOW's predicate holds (80 < 90): lowering its limit needs confirm (docs/protocol.md)
     _cmd(b, {"cmd": "set", "name": "spo2_low", "value": 88, "by": "nurse a", "confirm": True})
     b.run(500, 72, 80)  # written behind, between pulses
     b.messages = []
