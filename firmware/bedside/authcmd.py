@@ -102,9 +102,9 @@ def check(self, line, ctr):
 def install(self, key):
     """Use the 32-byte key from now on and store it (OSError if the store fails: then
     nothing changed). A store-less device keeps it in RAM only."""
-    if self.store is not None:
-        self.store.write(KEY_FILE, auth_file("".join("%02x" % b for b in key).encode()))
+    if self.store is not None:  # the counter first: a failed key write leaves the old key
         self.store.write(CTR_FILE, self.counter_file())
+        self.store.write(KEY_FILE, auth_file("".join("%02x" % b for b in key).encode()))
     self._use(key)
     self.problem = None
 
@@ -192,7 +192,7 @@ def provision(dev, cmd, rid):
 
 
 # Operator settings that make an alarm less sensitive when they move one way: name ->
-# (direction of widening: -1 down, +1 up; 0 means off (a widening of any size) or not;
+# (direction of widening: -1 down, +1 up; whether 0 means off (a widening of any size);
 # the condition it is the limit or delay of). A widening by more than limit_step, or any
 # widening while that condition's predicate holds (it could end the alarm), needs confirm.
 WIDENS = {
