@@ -21,7 +21,7 @@ KEY_BYTES = 32
 _ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
-class KeyError_(ValueError):
+class KeyFileError(ValueError):
     """A key file that exists but is not a key, or an unusable device id."""
 
 
@@ -31,7 +31,7 @@ def key_dir() -> Path:
 
 def _path(device_id: str) -> Path:
     if not _ID.fullmatch(device_id) or device_id.startswith("."):
-        raise KeyError_(f"device id {device_id[:64]!r} cannot name a key file")
+        raise KeyFileError(f"device id {device_id[:64]!r} cannot name a key file")
     return key_dir() / f"{device_id}.key"
 
 
@@ -45,17 +45,17 @@ def load_key(device_id: str) -> bytes | None:
         text = _path(device_id).read_text().strip()
     except FileNotFoundError:
         return None
-    except KeyError_:
+    except KeyFileError:
         return None
     if not re.fullmatch(r"[0-9a-f]{64}", text):
-        raise KeyError_(f"key file for {device_id} is not 64 hex characters")
+        raise KeyFileError(f"key file for {device_id} is not 64 hex characters")
     return bytes.fromhex(text)
 
 
 def save_key(device_id: str, key: bytes, suffix: str = "") -> Path:
     """Write the key (owner-only, atomic); returns the file's path."""
     if len(key) != KEY_BYTES:
-        raise KeyError_("a key is 32 bytes")
+        raise KeyFileError("a key is 32 bytes")
     path = _path(device_id)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
