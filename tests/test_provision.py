@@ -101,3 +101,21 @@ def test_provision_replaces_the_key_and_it_never_leaks(sil: Sil, tmp_path: Path)
     blob = "\n".join(texts)
     for k in (old, new):
         assert k.hex() not in blob and k.hex().upper() not in blob
+
+
+def test_key_files_owner_only_and_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """REQ-SEC-08: host key files are 0600 in a 0700 directory, written atomically; a file
+    that is not 64 hex characters is an error, an id that cannot name a file has no key."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    key = keys.new_key()
+    path = keys.save_key("e6614103e7", key)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert keys.load_key("e6614103e7") == key and keys.load_key("other") is None
+    assert not list(path.parent.glob("*.tmp"))
+    path.write_text("not a key\n")
+    with pytest.raises(keys.KeyFileError):
+        keys.load_key("e6614103e7")
+    assert keys.load_key("../../etc/passwd") is None
+    with pytest.raises(keys.KeyFileError):
+        keys.save_key("../x", key)
