@@ -170,11 +170,7 @@ def record(self, name, cmd, err, more=0):
     if more:
         rec["more"] = more
     self.dev.log_event(rec)
-    live = {}  # the same as a live `command` message (the host's audit table)
-    for k in rec:
-        if k != "event":
-            live[k] = rec[k]
-    self.dev.send("command", live)
+    self.dev.send("command", rec)  # the same as a live message (the host's audit table)
 
 
 def provision(dev, cmd, rid):

@@ -108,6 +108,7 @@ def _cmd(b, raw):
         obj = None
     if isinstance(obj, dict) and obj.get("cmd") in AUTHENTICATED:
         raw = line(b.dev, obj)  # signed, as DeviceLink signs
+    b.messages = []  # (a Pico-sized heap: only this command's messages)
     b.host.push(raw)
     b.run(50)
     return [m for m in b.messages if m["type"] == "reply"][-1]
