@@ -48,6 +48,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) tools/bench.py --heap $(MP_HEAP)
 	$(PY) tools/bench_records.py
+	$(PY) tools/bench_reliability.py --heap 256k
 
 # >= 1,000,000 mutated inputs per byte-input target (tools/fuzz.py; a short run is in make test:
 # tests/test_fuzz.py). Failing inputs are kept in tests/fuzz/crashes/.
