@@ -39,6 +39,7 @@ BUDGET_S = {
     "replay": 45.0,
     "mqtt": 45.0,
     "station": 150.0,
+    "reliability": 120.0,
 }
 DEFAULT_BUDGET_S = 90.0
 QUICK_BUDGET_S = 120.0

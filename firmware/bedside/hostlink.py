@@ -108,6 +108,7 @@ class HostLink:
         self._line = bytearray(LINE_MAX)
         self._n = 0
         self._overlong = False
+        self._last_n = 0
         self._rx = bytearray(_RX)  # bytes read but not yet split into lines
         self._rx_mv = memoryview(self._rx)
         self._rx_i = 0
@@ -359,8 +360,14 @@ class HostLink:
             self._n += 1
         return False
 
+    def line(self):
+        """The bytes of the command line being handled (without CR and LF): what a command's
+        MAC covers (bedside.auth). Valid only inside the handler."""
+        return memoryview(self._line)[: self._last_n]
+
     def _line_in(self, n, handle):
         self.rx_lines = _inc(self.rx_lines)
+        self._last_n = n
         try:
             cmd = json.loads(bytes(self._line[:n]))
         except Exception:  # ValueError, UnicodeError; RecursionError/RuntimeError when deep

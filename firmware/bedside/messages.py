@@ -7,6 +7,7 @@ from bedside.hostlink import HISTORY, PROTOCOL_VERSION
 from bedside.readings import NONE
 
 _QUALITY_NAMES = ("unknown", "low", "marginal", "good")
+_AUTH_STATES = ("unprovisioned", "provisioned", "key_unreadable")  # bedside.auth S_*
 
 
 def val(x):
@@ -24,6 +25,8 @@ def hello(dev, rid):
         "settings_problems": list(getattr(dev.settings, "problems", ())),
         "log": dev.log_positions(),
         "history": HISTORY,
+        "device": dev.device_id,
+        "auth": {"state": _AUTH_STATES[dev.auth.state], "ctr": dev.auth.last},
         "id": rid,
     }
 

@@ -128,6 +128,14 @@ SPEC = {
         ORG,
         "while AUDIO OFF: one reminder pulse this often",
     ),
+    "limit_step": (
+        5,
+        0,
+        50,
+        "",
+        ORG,
+        "an operator limit widens by at most this (its own unit) without confirm; 0 = never",
+    ),
     "sounder_hz": (
         600,
         150,
@@ -202,12 +210,12 @@ def _from_1(values):
     return _add(_ADDED_IN_SCHEMA_1, values)
 
 
-# Settings added with the infusion session (schema 3).
+# Settings added with the infusion session and the limit-widening confirmation (schema 3).
 _ADDED_IN_SCHEMA_2 = (
     "aldrete_min", "baseline_gap_min", "baseline_stable_s", "check_escalate_s",
     "check_grace_min", "check_interval_min", "discharge_band_pct", "discharge_spo2",
     "nibp_first_min", "nibp_infusion_min", "nibp_min_gap_s", "nibp_recovery_min", "padss_min",
-    "recovery_min", "sedation_priority", "sedation_score_max",
+    "recovery_min", "sedation_priority", "sedation_score_max", "limit_step",
 )  # fmt: skip
 
 
@@ -219,7 +227,8 @@ def _add(names, values):
 
 
 def _from_2(values):
-    """Schema 2 (before the infusion session): the session settings get their defaults."""
+    """Schema 2 (before the infusion session and the confirmation of widened limits): the
+    session settings and limit_step get their defaults."""
     return _add(_ADDED_IN_SCHEMA_2, values)
 
 
