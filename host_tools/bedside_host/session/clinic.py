@@ -56,7 +56,8 @@ class ClinicSettings:
                     raise ConfigError(f"{where}: {key} must be one of {', '.join(_CHOICES[key])}")
             else:
                 low, high = _RANGES[key]
-                if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                bad = isinstance(value, bool) or not isinstance(value, int)
+                if bad or not low <= value <= high:
                     raise ConfigError(f"{where}: {key} must be a whole number {low}..{high}")
             values[key] = value
         return cls(**values)

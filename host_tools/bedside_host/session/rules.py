@@ -57,9 +57,10 @@ RULES: list[dict[str, Any]] = [
 _WHY = {
     "screening_passed": "screening is not complete: every item answered, any finding "
     "overridden by a named clinician with a reason",
-    "baseline_accepted": "the baseline has not been accepted yet (bedside session baseline accept)",
+    "baseline_accepted": "the baseline has not been accepted yet (baseline accept)",
     "scores_pass": "the modified Aldrete and PADSS scores do not meet the clinic's minimum",
-    "escort_recorded": "an escort (name, relationship) and the no-driving advice must be recorded",
+    "escort_recorded": "an escort (name, relationship) and the no-driving advice must be "
+    "recorded",
 }
 
 

@@ -64,11 +64,11 @@ def validate(s: Screening) -> None:
     for k, v in s.answers.items():
         if not isinstance(v, bool):
             raise InvalidInput(f"screening item {k} must be yes or no")
-    for name, v, (lo, hi) in (
+    for name, bp, (lo, hi) in (
         ("systolic", s.bp_sys, BP_SYS_RANGE),
         ("diastolic", s.bp_dia, BP_DIA_RANGE),
     ):
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        if isinstance(bp, bool) or not isinstance(bp, int) or not lo <= bp <= hi:
             raise InvalidInput(f"resting {name} BP must be a whole number {lo}..{hi} mmHg")
     if s.bp_dia >= s.bp_sys:
         raise InvalidInput("resting diastolic BP must be below the systolic")
