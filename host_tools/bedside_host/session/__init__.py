@@ -45,7 +45,26 @@ _WHERE = {
     "view": "service",
     "InvalidInput": "values",
 }
-__all__ = sorted(_WHERE)
+__all__ = [
+    "ALDRETE",
+    "CONTRAINDICATIONS",
+    "PADSS",
+    "PHASES",
+    "Check",
+    "ClinicSettings",
+    "Criterion",
+    "HostModel",
+    "InvalidInput",
+    "Screening",
+    "SessionService",
+    "SessionView",
+    "StepResult",
+    "aldrete",
+    "evaluate",
+    "load_clinic",
+    "padss",
+    "view",
+]
 
 
 def __getattr__(name: str) -> Any:
