@@ -42,8 +42,8 @@ def test_modified_aldrete_scoring(items: dict[str, int], total: int, passed: boo
     low = ClinicSettings(aldrete_min=8)
     zero = aldrete({**A_FULL, "spo2": 0}, low)
     assert zero.total == 8 and not zero.passed and "item scored 0: spo2" in zero.why
-    assert aldrete({**A_FULL, "spo2": 0}, ClinicSettings(aldrete_min=8,
-                                                         aldrete_no_zero=False)).passed  # fmt: skip
+    lenient = ClinicSettings(aldrete_min=8, aldrete_no_zero=False)
+    assert aldrete({**A_FULL, "spo2": 0}, lenient).passed
 
 
 def test_padss_scoring_with_surgical_bleeding_not_applicable() -> None:
@@ -68,7 +68,7 @@ def test_padss_scoring_with_surgical_bleeding_not_applicable() -> None:
     [
         (lambda: aldrete({"activity": 2}, CLINIC), "missing: respiration"),
         (lambda: aldrete({**A_FULL, "colour": 2}, CLINIC), "unknown Aldrete item 'colour'"),
-        (lambda: aldrete({**A_FULL, "spo2": 3}, CLINIC), "Aldrete spo2 must be a whole number 0..2"),
+        (lambda: aldrete({**A_FULL, "spo2": 3}, CLINIC), "Aldrete spo2 must be a whole number"),
         (lambda: padss({**P_FULL, "pain": -1}, CLINIC), "PADSS pain must be a whole number 0..2"),
         (lambda: padss({**P_FULL, "pain": True}, CLINIC), "PADSS pain must be"),
         (lambda: Check(moaas=6).validate(), "MOAA/S must be a whole number 0..5"),
