@@ -12,7 +12,8 @@ ALL_TRUE = Facts(True, True, True, True)
 
 def _sources(row: dict[str, object]) -> list[str]:
     src = row["source"]
-    return [src] if isinstance(src, str) else list(src)  # type: ignore[arg-type]
+    assert isinstance(src, str | list)
+    return [src] if isinstance(src, str) else [str(x) for x in src]
 
 
 ALLOWED = [(str(r["trigger"]), p, r["dest"]) for r in RULES for p in _sources(r)]
