@@ -1,5 +1,5 @@
 """`bedside session` against the fake device (SESSION_PROTOCOL.md): help, a whole session step
-by step, refusals with the device's reason, bad input, the clinic config (REQ-SES-61..66)."""
+by step, refusals with the device's reason, bad input, the clinic config (REQ-SES-60..65)."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def _wait_nibp_idle(dev: FakeDevice, readings: int) -> None:
 
 
 def test_help_lists_every_step_and_the_forms(capsys: pytest.CaptureFixture[str]) -> None:
-    """REQ-SES-61: `bedside session --help` lists every step (open, screen, baseline, start,
+    """REQ-SES-60: `bedside session --help` lists every step (open, screen, baseline, start,
     dose, o2, check, stop, discharge, close, cancel, show); `screen --help` asks every
     contraindication and the override; `discharge --help` names the Aldrete and PADSS items and
     says surgical bleeding is scored 2 by rule; the table of commands lists `session`."""
@@ -90,7 +90,7 @@ def test_help_lists_every_step_and_the_forms(capsys: pytest.CaptureFixture[str])
 def test_a_whole_session_step_by_step(
     capsys: pytest.CaptureFixture[str], dev: FakeDevice, tmp_path: Path
 ) -> None:
-    """REQ-SES-62: every step of a session through `bedside session` exits 0 and prints the
+    """REQ-SES-61: every step of a session through `bedside session` exits 0 and prints the
     phase change; `show` prints the device's state and the record's steps; the record file
     holds one infusion session with every step by the operator; `discharge` prints which
     criteria hold; `bedside report --session ID` writes the session's report."""
@@ -145,7 +145,7 @@ def test_a_whole_session_step_by_step(
 def test_refusals_exit_1_with_the_reason(
     capsys: pytest.CaptureFixture[str], dev: FakeDevice, tmp_path: Path
 ) -> None:
-    """REQ-SES-63: a step the host rules refuse (start in screening; a screening with a "yes"
+    """REQ-SES-62: a step the host rules refuse (start in screening; a screening with a "yes"
     and no override) or the device refuses (baseline accept without readings) exits 1 and
     prints who refused and why; a refused discharge prints each criterion that fails; the
     refusal is recorded."""
@@ -208,7 +208,7 @@ def test_bad_input_exits_2_and_sends_nothing(
     args: tuple[str, ...],
     message: str,
 ) -> None:
-    """REQ-SES-64: bad step input exits 2 with one line saying what is wrong; no session op is
+    """REQ-SES-63: bad step input exits 2 with one line saying what is wrong; no session op is
     sent to the device and no step is recorded."""
     db = tmp_path / "rec.db"
     code, _out, err = step(capsys, dev, db, *args)
@@ -225,7 +225,7 @@ def test_bad_input_exits_2_and_sends_nothing(
 
 def test_usage_errors(capsys: pytest.CaptureFixture[str], dev: FakeDevice,
                       tmp_path: Path) -> None:  # fmt: skip
-    """REQ-SES-65: a step without an operator, a record file that is not one, a bad option
+    """REQ-SES-64: a step without an operator, a record file that is not one, a bad option
     value (BP not SYS/DIA, a score item not ITEM=N, a dose reason not in the list) exit 2 with
     the reason; an unanswered port exits 1."""
     db = tmp_path / "rec.db"
@@ -251,7 +251,7 @@ def test_usage_errors(capsys: pytest.CaptureFixture[str], dev: FakeDevice,
 def test_clinic_settings_from_the_config_file(
     capsys: pytest.CaptureFixture[str], dev: FakeDevice, tmp_path: Path
 ) -> None:
-    """REQ-SES-66: the clinic settings come from the [session] table of the host config file
+    """REQ-SES-65: the clinic settings come from the [session] table of the host config file
     (here a resting-BP limit of 160/100 and 8 h no-driving advice) and change what the steps
     decide and record; a bad value there exits 2 naming the setting."""
     cfg = tmp_path / "config" / "bedside"

@@ -1,6 +1,6 @@
 """Session steps in the record file (bedside_host.session.service, bedside_host.session_records,
 the store's migration and derivation): every step with who and when, the typed rows, refusals
-recorded, the recorder's session rows from device messages (REQ-SES-52..60)."""
+recorded, the recorder's session rows from device messages (REQ-SES-52..59)."""
 
 from __future__ import annotations
 

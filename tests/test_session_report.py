@@ -1,6 +1,6 @@
 """The session report of an infusion session (bedside_host.report): phases on the time axis,
 dose timeline, checks and scores, baseline band on the BP plot, screening, discharge criteria
-and escort (REQ-SES-67..69)."""
+and escort (REQ-SES-66..68)."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def _data(db: Path) -> ReportData:
 
 
 def test_report_tables_of_an_infusion_session(record: Path) -> None:
-    """REQ-SES-67: the report of an infusion session shows the patient, course and baseline,
+    """REQ-SES-66: the report of an infusion session shows the patient, course and baseline,
     the phases with their times, the screening answers with findings and the clinician's
     override, every dose change with reason and who, O2 with flow, the checks with MOAA/S
     (variant), RASS and side effects, each discharge assessment with its Aldrete and PADSS
@@ -98,7 +98,7 @@ def test_report_tables_of_an_infusion_session(record: Path) -> None:
 
 
 def test_baseline_band_and_phases_on_the_plots(record: Path) -> None:
-    """REQ-SES-68: the BP plot has the baseline band (systolic and diastolic baseline +/- the
+    """REQ-SES-67: the BP plot has the baseline band (systolic and diastolic baseline +/- the
     band) and the phase changes on the shared time axis; the session figure has one bar per
     phase, the dose-rate timeline as a step line through every rate and the MOAA/S scores."""
     d = _data(record)
@@ -126,7 +126,7 @@ def test_baseline_band_and_phases_on_the_plots(record: Path) -> None:
 
 
 def test_report_files_and_boot_sessions_unchanged(record: Path, tmp_path: Path) -> None:
-    """REQ-SES-69: `write_report` writes the HTML and the PDF (with the session figure and
+    """REQ-SES-68: `write_report` writes the HTML and the PDF (with the session figure and
     tables) of an infusion session; a boot session's report has no infusion section."""
     st = Store(record)
     try:
