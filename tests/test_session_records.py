@@ -1,6 +1,6 @@
 """Session steps in the record file (bedside_host.session.service, bedside_host.session_records,
 the store's migration and derivation): every step with who and when, the typed rows, refusals
-recorded, the recorder's session rows from device messages (REQ-SES-52..59)."""
+recorded, the recorder's session rows from device messages (REQ-SES-52..59, 70)."""
 
 from __future__ import annotations
 
@@ -308,3 +308,26 @@ def test_migration_adds_the_session_tables_and_keeps_rows(tmp_path: Path) -> Non
         inf = next(x for x in st.sessions() if x.kind == "infusion")
         assert [v["spo2"] for v in st.vitals(inf)] == [96]  # not the line before the open
         assert inf.messages == 2
+
+
+def test_the_devices_thresholds_win_over_the_host_config(tmp_path: Path) -> None:
+    """REQ-SES-70: where the device has the same clinic setting (aldrete_min, padss_min,
+    sedation_score_max) the host scores and warns with the device's value, so host and device
+    never disagree on a discharge or on deep sedation; the host config is the fallback."""
+    with rig(tmp_path) as r:
+        walk(r, "recovery")
+        s = r.svc
+        eight = {**A_FULL, "spo2": 1, "circulation": 1}
+        res = s.discharge(BY, eight, {**P_FULL, "pain": 1, "ambulation": 1})
+        assert not res.ok and res.refused_by == "host" and "total 8 below 9" in res.error
+        with r.dev.lock:
+            r.dev.settings.values.update(aldrete_min=8, padss_min=8, sedation_score_max=3)
+            r.dev.aldrete_min = r.dev.padss_min = 8
+        assert s.effective_clinic().aldrete_min == 8
+        chk = s.check(BY, Check(moaas=3))
+        assert chk.ok and "deep sedation (at or below 3)" in " ".join(chk.warnings)
+        assert s.check(BY, Check(moaas=5)).ok
+        res = s.discharge(BY, eight, {**P_FULL, "pain": 1, "ambulation": 1})
+        assert res.ok, res.error
+        host = {c.name: c for c in res.criteria if c.source == "host"}
+        assert host["aldrete_items"].ok and host["aldrete_items"].need.startswith(">= 8")

@@ -16,6 +16,7 @@ the phase the host rules expect.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,14 @@ REASON_MAX = 32  # cancel reason (the protocol's limit)
 NOTE_MAX = 200
 O2_FLOW = (1, 15)
 COURSE = (1, 99)
+# Clinic settings the device also has: the device's value wins (one source of truth: the
+# device decides discharge and SEDATION_DEEP); the host config is the fallback for a device
+# without them. host name -> device setting name.
+DEVICE_SETTINGS = {
+    "aldrete_min": "aldrete_min",
+    "padss_min": "padss_min",
+    "deep_moaas": "sedation_score_max",
+}
 
 
 class LinkLike(Protocol):
@@ -189,6 +198,22 @@ class SessionService:
                 self._conn, self.device, self.link.boot or 0, state, None, None, self.clock()
             )
         return state, sid, warnings
+
+    def effective_clinic(self) -> ClinicSettings:
+        """The clinic settings with the device's values where the device has the same setting
+        (its aldrete_min, padss_min, sedation_score_max); the host config's otherwise."""
+        try:
+            values = self.link.request("get_settings", self.timeout).get("settings")
+        except LinkError:
+            return self.clinic
+        if not isinstance(values, dict):
+            return self.clinic
+        changes: dict[str, Any] = {}
+        for host_name, dev_name in DEVICE_SETTINGS.items():
+            v = values.get(dev_name)
+            if isinstance(v, int) and not isinstance(v, bool):
+                changes[host_name] = v
+        return dataclasses.replace(self.clinic, **changes) if changes else self.clinic
 
     def _facts(self, sid: int | None, state: Mapping[str, Any]) -> Facts:
         accepted = isinstance(state.get("baseline"), dict)
@@ -436,10 +461,9 @@ class SessionService:
         if check.moaas is not None:
             send["score"] = check.moaas
         warnings = []
-        if check.moaas is not None and check.moaas <= self.clinic.deep_moaas:
-            warnings.append(
-                f"MOAA/S {check.moaas} is deep sedation (at or below {self.clinic.deep_moaas})"
-            )
+        deep = self.effective_clinic().deep_moaas if check.moaas is not None else 0
+        if check.moaas is not None and check.moaas <= deep:
+            warnings.append(f"MOAA/S {check.moaas} is deep sedation (at or below {deep})")
 
         def rows(sid: int, step: int, res: StepResult) -> None:
             self._row("checks", sid, step, by, scale="MOAA/S", variant=check.variant,
@@ -456,9 +480,10 @@ class SessionService:
     ) -> StepResult:
         """Score modified Aldrete and PADSS; if both pass the clinic's rules, ask the device
         for discharge readiness (it checks its own criteria and says which fail)."""
-        al = aldrete(aldrete_items, self.clinic)
-        pa = padss(padss_items, self.clinic)
-        hosts = host_criteria(al, pa, self.clinic)
+        clinic = self.effective_clinic()
+        al = aldrete(aldrete_items, clinic)
+        pa = padss(padss_items, clinic)
+        hosts = host_criteria(al, pa, clinic)
         args = {"aldrete": al.items, "padss": pa.items}
 
         def rows(sid: int, step: int, res: StepResult) -> None:
