@@ -148,7 +148,8 @@ def test_refusals_exit_1_with_the_reason(
     """REQ-SES-62: a step the host rules refuse (start in screening; a screening with a "yes"
     and no override) or the device refuses (baseline accept without readings) exits 1 and
     prints who refused and why; a refused discharge prints each criterion that fails; the
-    refusal is recorded."""
+    refusal is recorded (and `show` lists it); an accepted override prints the findings it
+    overrode; `show` flags an overdue check."""
     db = tmp_path / "rec.db"
     assert step(capsys, dev, db, "open", "--patient", "P-1", "--course-day", "1",
                 "--course-total", "1")[0] == 0  # fmt: skip
@@ -165,6 +166,7 @@ def test_refusals_exit_1_with_the_reason(
                            "--pregnancy", "no", "--bp", "150/95", "--override-by", "Dr Chen",
                            "--override-reason", "cardiology cleared, usual BP")  # fmt: skip
     assert code == 0, err
+    assert "findings overridden: poorly controlled cardiovascular disease; resting BP" in _out
     code, _out, err = step(capsys, dev, db, "baseline", "accept")
     assert code == 1 and "refused by the device: baseline needs 2 NIBP readings" in err
     with dev.lock:  # straight to recovery with an alarm active: discharge must fail
@@ -180,6 +182,12 @@ def test_refusals_exit_1_with_the_reason(
     code, out, err = step(capsys, dev, db, "discharge", "--aldrete",
                           ALDRETE_OK.replace("spo2=2", "spo2=0"), "--padss", PADSS_OK)  # fmt: skip
     assert code == 1 and "refused by the host rules" in err and "item scored 0: spo2" in err
+    with dev.lock:
+        dev.check_every_s = 0.0
+    time.sleep(1.1)
+    code, out, err = run(capsys, "session", "show", "--port", dev.path, "--db", str(db))
+    assert code == 0 and "CHECK OVERDUE by" in out, err
+    assert "discharge  host_refused" in out and "item scored 0: spo2" in out
     conn = sqlite3.connect(db)
     outcomes = [r[0] for r in conn.execute("SELECT outcome FROM session_steps ORDER BY id")]
     conn.close()

@@ -218,6 +218,8 @@ def _print_result(args: argparse.Namespace, res: StepResult) -> int:
             else f"phase {res.phase_after}"
         )
         print(f"session {res.session_id} (device session {st.get('id')}): {res.op} done, {move}")
+        if res.screening is not None and res.screening.overridden:
+            print("findings overridden: " + "; ".join(res.screening.findings))
         if res.criteria:
             print("discharge criteria:")
             print("\n".join(_criteria_lines(res.criteria)))
@@ -244,9 +246,17 @@ def _print_view(args: argparse.Namespace, v: SessionView) -> int:
             f"; baseline {st.get('baseline')} ({st.get('baseline_readings')} readings, "
             f"ready {st.get('baseline_ready')})"
         )
+        due = st.get("check_due_s")
+        due_text = (
+            "no check due"
+            if not isinstance(due, int)
+            else f"CHECK OVERDUE by {-due} s"
+            if due < 0
+            else f"check due in {due} s"
+        )
         print(
             f"  dose {st.get('dose')}; O2 {st.get('o2')}; last check {st.get('last_check')};"
-            f" check due in {st.get('check_due_s')} s; NIBP every {st.get('nibp_interval_s')} s"
+            f" {due_text}; NIBP every {st.get('nibp_interval_s')} s"
         )
     if v.session_id is None:
         print("record: no infusion session of this device")

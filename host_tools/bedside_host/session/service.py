@@ -509,6 +509,9 @@ class SessionService:
             res.error = "; ".join(
                 f"{s.scale}: {s.why}" for s in (al, pa) if not s.passed
             ) or res.error
+            self._conn.execute(
+                "UPDATE session_steps SET error = ? WHERE id = ?", (res.error, res.step_id)
+            )
         if not any(c.source == "host" for c in res.criteria):
             res.criteria = [*res.criteria, *hosts]
         return res
