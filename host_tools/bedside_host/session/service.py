@@ -33,7 +33,7 @@ from bedside_host.store import Item, Store
 
 REQUEST_TIMEOUT_S = 3.0
 DOSE_REASONS = ("start", "pain", "side_effect", "other")
-RATE_MAX = 100_000  # a typing error beyond this, whatever the units
+RATE_MAX = 99_999  # the protocol's limit (a typing error beyond it, whatever the units)
 UNITS_MAX = 16
 REASON_MAX = 32  # cancel reason (the protocol's limit)
 NOTE_MAX = 200
