@@ -149,7 +149,7 @@ def test_refusals_exit_1_with_the_reason(
     and no override) or the device refuses (baseline accept without readings) exits 1 and
     prints who refused and why; a refused discharge prints each criterion that fails; the
     refusal is recorded (and `show` lists it); an accepted override prints the findings it
-    overrode; `show` flags an overdue check."""
+    overrode; `show` flags an overdue check and, in recovery, prints the discharge hints."""
     db = tmp_path / "rec.db"
     assert step(capsys, dev, db, "open", "--patient", "P-1", "--course-day", "1",
                 "--course-total", "1")[0] == 0  # fmt: skip
@@ -187,6 +187,8 @@ def test_refusals_exit_1_with_the_reason(
     time.sleep(1.1)
     code, out, err = run(capsys, "session", "show", "--port", dev.path, "--db", str(db))
     assert code == 0 and "CHECK OVERDUE by" in out, err
+    assert "discharge hints from device data (confirm at the bedside):" in out
+    assert "aldrete spo2 = 2 (SpO2 97 % on room air)" in out
     assert "discharge  host_refused" in out and "item scored 0: spo2" in out
     conn = sqlite3.connect(db)
     outcomes = [r[0] for r in conn.execute("SELECT outcome FROM session_steps ORDER BY id")]

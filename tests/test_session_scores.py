@@ -1,5 +1,5 @@
 """Nurse-entered scores and clinic settings (bedside_host.session.scores, .clinic): modified
-Aldrete, PADSS with surgical bleeding n/a, MOAA/S and RASS checks (REQ-SES-48..51)."""
+Aldrete, PADSS with surgical bleeding n/a, MOAA/S and RASS checks, hints (REQ-SES-48..51, 72)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from bedside_host.session.scores import (
     PADSS,
     Check,
     aldrete,
+    hints,
     padss,
     pain_item,
 )
@@ -111,3 +112,29 @@ def test_checks_and_clinic_settings() -> None:
     ):
         with pytest.raises(ConfigError, match=msg):
             ClinicSettings.from_mapping(bad)
+
+
+def test_discharge_hints_from_device_data() -> None:
+    """REQ-SES-72: from the latest systolic, pulse and SpO2 against the session baseline the
+    host suggests (for the nurse to confirm, never entering them) Aldrete circulation (within
+    20 %: 2, 20-50 %: 1, beyond: 0), Aldrete O2 saturation (> 92 % on room air: 2; > 90 % with
+    O2: 1; else 0) and PADSS vital signs (BP and pulse within 20 %: 2, 20-40 %: 1, beyond: 0);
+    without a baseline or a value there is no hint for that item."""
+    base = {"sys": 120, "dia": 80, "pr": 70}
+
+    def pts(sys: float | None, pr: float | None, spo2: float | None,
+            o2: bool = False) -> dict[str, int]:  # fmt: skip
+        return {f"{h.form}.{h.item}": h.points for h in hints(base, sys, pr, spo2, o2)}
+
+    assert pts(130, 72, 97) == {"aldrete.circulation": 2, "padss.vital_signs": 2,
+                                "aldrete.spo2": 2}  # fmt: skip
+    assert pts(150, 70, 92) == {"aldrete.circulation": 1, "padss.vital_signs": 1,
+                                "aldrete.spo2": 1}  # fmt: skip
+    assert pts(190, 70, 89) == {"aldrete.circulation": 0, "padss.vital_signs": 0,
+                                "aldrete.spo2": 0}  # fmt: skip
+    assert pts(120, 100, 95, o2=True) == {"aldrete.circulation": 2, "padss.vital_signs": 0,
+                                          "aldrete.spo2": 1}  # fmt: skip
+    assert pts(None, None, None) == {}
+    assert {h.item for h in hints(None, 120, 70, 97, False)} == {"spo2"}
+    (circ,) = hints(base, 150, None, None, False)
+    assert circ.why == "systolic 150 is 25 % from baseline 120"

@@ -226,7 +226,7 @@ def _print_result(args: argparse.Namespace, res: StepResult) -> int:
     return 0
 
 
-def _print_view(args: argparse.Namespace, v: SessionView) -> int:
+def _print_view(args: argparse.Namespace, v: SessionView, hints: list[Any]) -> int:
     if args.json:
         out = dict(v.__dict__)
         out["criteria"] = [c.__dict__ for c in v.criteria]
@@ -258,6 +258,10 @@ def _print_view(args: argparse.Namespace, v: SessionView) -> int:
             f"  dose {st.get('dose')}; O2 {st.get('o2')}; last check {st.get('last_check')};"
             f" {due_text}; NIBP every {st.get('nibp_interval_s')} s"
         )
+    if st.get("phase") == "recovery" and hints:
+        print("discharge hints from device data (confirm at the bedside):")
+        for h in hints:
+            print(f"  {h.form} {h.item} = {h.points} ({h.why})")
     if v.session_id is None:
         print("record: no infusion session of this device")
         return 0
@@ -356,7 +360,10 @@ def run(args: argparse.Namespace) -> int:
             try:
                 svc = SessionService(link, store, clinic)
                 if args.action == "show":
-                    return _print_view(args, svc.show())
+                    view = svc.show()
+                    in_recovery = view.state.get("phase") == "recovery"
+                    hints = svc.discharge_hints(view.state) if in_recovery else []
+                    return _print_view(args, view, hints)
                 assert by is not None
                 try:
                     res = _do(args, svc, by)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from bedside_host.session.clinic import ClinicSettings, load_clinic
     from bedside_host.session.rules import PHASES, HostModel
-    from bedside_host.session.scores import ALDRETE, PADSS, Check, aldrete, padss
+    from bedside_host.session.scores import ALDRETE, PADSS, Check, Hint, aldrete, hints, padss
     from bedside_host.session.screening import CONTRAINDICATIONS, Screening, evaluate
     from bedside_host.session.service import (
         Criterion,
@@ -34,6 +34,8 @@ _WHERE = {
     "PADSS": "scores",
     "Check": "scores",
     "aldrete": "scores",
+    "Hint": "scores",
+    "hints": "scores",
     "padss": "scores",
     "CONTRAINDICATIONS": "screening",
     "Screening": "screening",
@@ -53,6 +55,7 @@ __all__ = [
     "Check",
     "ClinicSettings",
     "Criterion",
+    "Hint",
     "HostModel",
     "InvalidInput",
     "Screening",
@@ -61,6 +64,7 @@ __all__ = [
     "StepResult",
     "aldrete",
     "evaluate",
+    "hints",
     "load_clinic",
     "padss",
     "view",

@@ -153,3 +153,53 @@ class Check:
         """The scale sent to the device: "MOAA/S", the name the device compares with its
         deep-sedation setting (the variant is recorded on the host)."""
         return "MOAA/S"
+
+
+@dataclass(frozen=True)
+class Hint:
+    """A score the host can suggest from device data, for the nurse to confirm (never entered
+    for them): the form, the item, the points and why."""
+
+    form: str  # "aldrete" or "padss"
+    item: str
+    points: int
+    why: str
+
+
+def _off_pct(value: float, base: float) -> float:
+    return abs(value - base) * 100.0 / base
+
+
+def hints(
+    baseline: Mapping[str, object] | None,
+    sys: float | None,
+    pr: float | None,
+    spo2: float | None,
+    o2_on: bool,
+) -> list[Hint]:
+    """Aldrete circulation and O2 saturation, PADSS vital signs, from the latest NIBP, pulse and
+    SpO2 against the session baseline (ref §1.5, §1.6: within 20 % 2; Aldrete 20-50 % 1, PADSS
+    20-40 % 1; beyond 0; SpO2 > 92 % on room air 2, > 90 % with O2 1, else 0). Missing data: no
+    hint for that item."""
+    out: list[Hint] = []
+    b_sys = baseline.get("sys") if baseline else None
+    b_pr = baseline.get("pr") if baseline else None
+    if isinstance(b_sys, int | float) and b_sys > 0 and sys is not None:
+        off = _off_pct(sys, float(b_sys))
+        pts = 2 if off <= 20 else 1 if off <= 50 else 0
+        out.append(Hint("aldrete", "circulation", pts,
+                        f"systolic {sys:g} is {off:.0f} % from baseline {b_sys:g}"))  # fmt: skip
+        if isinstance(b_pr, int | float) and b_pr > 0 and pr is not None:
+            worst = max(off, _off_pct(pr, float(b_pr)))
+            pts = 2 if worst <= 20 else 1 if worst <= 40 else 0
+            out.append(Hint("padss", "vital_signs", pts,
+                            f"BP and pulse within {worst:.0f} % of baseline"))  # fmt: skip
+    if spo2 is not None:
+        if not o2_on:
+            pts = 2 if spo2 > 92 else 1 if spo2 > 90 else 0
+            why = f"SpO2 {spo2:g} % on room air"
+        else:
+            pts = 1 if spo2 > 90 else 0
+            why = f"SpO2 {spo2:g} % on supplemental O2"
+        out.append(Hint("aldrete", "spo2", pts, why))
+    return out

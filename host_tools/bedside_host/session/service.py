@@ -26,7 +26,7 @@ from bedside_host import session_records as rec
 from bedside_host.link.messages import LinkError, LinkProblem
 from bedside_host.session.clinic import ClinicSettings
 from bedside_host.session.rules import Facts, HostModel
-from bedside_host.session.scores import Check, Score, aldrete, padss
+from bedside_host.session.scores import Check, Hint, Score, aldrete, hints, padss
 from bedside_host.session.screening import Screening, ScreenResult, evaluate
 from bedside_host.session.values import InvalidInput, check_int, check_name, check_text
 from bedside_host.store import Item, Store
@@ -38,6 +38,7 @@ UNITS_MAX = 16
 REASON_MAX = 32  # cancel reason (the protocol's limit)
 NOTE_MAX = 200
 O2_FLOW = (1, 15)
+FRESH_S = 3.0  # a hint needs an SpO2/pulse line at most this old (the device sends one a second)
 COURSE = (1, 99)
 # Clinic settings the device also has: the device's value wins (one source of truth: the
 # device decides discharge and SEDATION_DEEP); the host config is the fallback for a device
@@ -539,6 +540,47 @@ class SessionService:
         )
 
     # --- reading ----------------------------------------------------------------------------
+    def discharge_hints(self, state: Mapping[str, Any] | None = None) -> list[Hint]:
+        """Aldrete circulation and SpO2 and PADSS vital signs suggested from the latest NIBP,
+        pulse and SpO2 in the record against the session's baseline, for the nurse to confirm."""
+        st = dict(state) if state is not None else self.device_state()
+        self._drain()
+        conn = self._conn
+        fresh = conn.execute(
+            "SELECT max(rx_time) FROM vitals WHERE device = ?", (self.device,)
+        ).fetchone()[0]
+        if fresh is None or self.clock() - float(fresh) > FRESH_S:
+            self._await_oxi()
+        n = conn.execute(
+            "SELECT sys FROM nibp WHERE device = ? AND sys IS NOT NULL ORDER BY rx_time DESC"
+            " LIMIT 1",
+            (self.device,),
+        ).fetchone()
+        v = conn.execute(
+            "SELECT spo2, pr FROM vitals WHERE device = ? ORDER BY rx_time DESC LIMIT 1",
+            (self.device,),
+        ).fetchone()
+        o2 = st.get("o2")
+        baseline = st.get("baseline")
+        return hints(
+            baseline if isinstance(baseline, dict) else None,
+            None if n is None else n[0],
+            None if v is None else v[1],
+            None if v is None else v[0],
+            bool(isinstance(o2, dict) and o2.get("on")),
+        )
+
+    def _await_oxi(self) -> None:
+        """Read the link until the device's next SpO2/pulse line (it reports every second)."""
+        end = time.monotonic() + FRESH_S
+        while time.monotonic() < end:
+            got = self.link.poll(0.1)
+            for item in got:
+                self.store.add(item)
+            if any(getattr(i, "msg", {}).get("type") == "oxi" for i in got):
+                break
+        self.store.flush()
+
     def show(self) -> SessionView:
         state, sid, warnings = self._sync()
         if sid is None:
