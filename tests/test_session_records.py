@@ -1,6 +1,6 @@
 """Session steps in the record file (bedside_host.session.service, bedside_host.session_records,
 the store's migration and derivation): every step with who and when, the typed rows, refusals
-recorded, the recorder's session rows from device messages (REQ-SES-52..59, 70)."""
+recorded, the recorder's session rows from device messages (REQ-SES-52..59, 70, 73)."""
 
 from __future__ import annotations
 
@@ -331,3 +331,30 @@ def test_the_devices_thresholds_win_over_the_host_config(tmp_path: Path) -> None
         assert res.ok, res.error
         host = {c.name: c for c in res.criteria if c.source == "host"}
         assert host["aldrete_items"].ok and host["aldrete_items"].need.startswith(">= 8")
+
+
+def test_cancel_closes_and_the_next_open_is_a_new_session(tmp_path: Path) -> None:
+    """REQ-SES-73: cancel (screening or baseline, with a reason) closes the session in the
+    record with who and why; close without the no-driving advice is refused by the host; the
+    next open is a new infusion session of the record file with the device's next number."""
+    with rig(tmp_path) as r:
+        s = r.svc
+        assert s.open(BY, "P-1", 1, 2).ok
+        assert s.screen(BY, Screening(NO, 120, 80)).ok
+        res = s.cancel(BY, "patient unwell today")
+        assert res.ok and (res.phase_before, res.phase_after) == ("baseline", "closed")
+        first = res.session_id
+        assert first is not None
+        inf = rec.infusion(r.store.conn, first)
+        assert inf is not None and inf["closed"] is not None and inf["closed_by"] == BY
+        assert json.loads(_steps(r)[-1]["args"]) == {"reason": "patient unwell today"}
+        again = s.open(BY, "P-2", 1, 2)
+        assert again.ok and again.session_id not in (None, first)
+        assert again.state is not None and again.state["id"] == inf["dev_session"] + 1
+        assert len([x for x in r.store.sessions() if x.kind == "infusion"]) == 2
+        with r.dev.lock:  # straight to discharge_ready on the device
+            assert r.dev.sess is not None
+            r.dev.sess["phase"] = "discharge_ready"
+        no_advice = s.close(BY, "Ada", "sister", False)
+        assert not no_advice.ok and no_advice.refused_by == "host"
+        assert "no-driving advice" in no_advice.error
