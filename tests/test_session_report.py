@@ -8,6 +8,7 @@ import re
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from bedside_host.report import (
     BASELINE_BAND_PCT,
@@ -108,7 +109,8 @@ def test_baseline_band_and_phases_on_the_plots(record: Path) -> None:
     spans = []
     for p in bp.patches:
         if isinstance(p, Polygon | Rectangle):
-            ys = [y for _x, y in p.get_path().transformed(p.get_patch_transform()).vertices]
+            verts = np.asarray(p.get_path().transformed(p.get_patch_transform()).vertices)
+            ys = [float(y) for y in verts[:, 1]]
             spans.append((round(min(ys)), round(max(ys))))
     band = BASELINE_BAND_PCT / 100
     for col in ("sys", "dia"):
@@ -120,9 +122,9 @@ def test_baseline_band_and_phases_on_the_plots(record: Path) -> None:
     ph, dose, score = sf.axes[:3]
     assert len(ph.patches) == len(d.infusion.phases)
     (step,) = [ln for ln in dose.get_lines() if ln.get_drawstyle() == "steps-post"]
-    assert list(step.get_ydata())[:-1] == [20, 35, 25]
+    assert [float(y) for y in np.asarray(step.get_ydata())][:-1] == [20, 35, 25]
     moaas = score.get_lines()[0]
-    assert list(moaas.get_ydata()) == [3, 5]
+    assert [float(y) for y in np.asarray(moaas.get_ydata())] == [3, 5]
 
 
 def test_report_files_and_boot_sessions_unchanged(record: Path, tmp_path: Path) -> None:
