@@ -4,7 +4,10 @@ by step, refusals with the device's reason, bad input, the clinic config (REQ-SE
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,6 +49,7 @@ def step(
                "RN Mbeki", *args)  # fmt: skip
 
 
+ENV = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "host_tools"))
 ALDRETE_OK = ",".join(f"{k}=2" for k in ALDRETE)
 PADSS_OK = ",".join(f"{k}=2" for k in PADSS)
 
@@ -64,7 +68,8 @@ def test_help_lists_every_step_and_the_forms(capsys: pytest.CaptureFixture[str])
     """REQ-SES-60: `bedside session --help` lists every step (open, screen, baseline, start,
     dose, o2, check, stop, discharge, close, cancel, show); `screen --help` asks every
     contraindication and the override; `discharge --help` names the Aldrete and PADSS items and
-    says surgical bleeding is scored 2 by rule; the table of commands lists `session`."""
+    says surgical bleeding is scored 2 by rule; the table of commands lists `session`; a step's
+    --help imports neither transitions, pyserial, rich, matplotlib nor sqlite3."""
     with pytest.raises(SystemExit) as e:
         main(["session", "--help"])
     assert e.value.code == 0
@@ -85,6 +90,15 @@ def test_help_lists_every_step_and_the_forms(capsys: pytest.CaptureFixture[str])
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "session" in capsys.readouterr().out
+    code = (
+        "import sys\nfrom bedside_host import cli\ntry:\n    cli.main(['session', 'open', "
+        "'--help'])\nexcept SystemExit:\n    pass\nheavy = ('rich', 'serial', 'transitions', "
+        "'matplotlib', 'sqlite3')\nprint(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "heavy), file=sys.stderr)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True,
+                         check=True)  # fmt: skip
+    assert res.stderr.strip().splitlines()[-1] == "[]"
 
 
 def test_a_whole_session_step_by_step(
@@ -237,7 +251,8 @@ def test_usage_errors(capsys: pytest.CaptureFixture[str], dev: FakeDevice,
                       tmp_path: Path) -> None:  # fmt: skip
     """REQ-SES-64: a step without an operator, a record file that is not one, a bad option
     value (BP not SYS/DIA, a score item not ITEM=N, a dose reason not in the list) exit 2 with
-    the reason; an unanswered port exits 1."""
+    the reason; a device whose firmware has no sessions and an unanswered port exit 1 with
+    the reason."""
     db = tmp_path / "rec.db"
     code, _out, err = run(capsys, "session", "start", "--port", dev.path, "--db", str(db))
     assert code == 2 and "--by NAME" in err
@@ -253,6 +268,12 @@ def test_usage_errors(capsys: pytest.CaptureFixture[str], dev: FakeDevice,
         with pytest.raises(SystemExit) as e:
             step(capsys, dev, db, *args)
         assert e.value.code == 2 and msg in capsys.readouterr().err
+    with dev.lock:
+        dev._cmd_get_session = None  # type: ignore[assignment]  # a firmware without sessions
+    code, _out, err = step(capsys, dev, db, "start")
+    assert code == 1 and "this device's firmware has no infusion sessions" in err
+    with dev.lock:
+        del dev._cmd_get_session
     dev.mute = True
     code, _out, err = step(capsys, dev, db, "start")
     assert code == 1 and "no answer" in err

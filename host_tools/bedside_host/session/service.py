@@ -169,7 +169,12 @@ class SessionService:
 
     def device_state(self) -> dict[str, Any]:
         """The device's session state (``get_session``)."""
-        reply = self.link.request("get_session", self.timeout)
+        try:
+            reply = self.link.request("get_session", self.timeout)
+        except LinkError as e:
+            if "unknown command" in e.error:
+                e.error = f"this device's firmware has no infusion sessions ({e.error})"
+            raise
         state = reply.get("session")
         if not isinstance(state, dict) or not isinstance(state.get("phase"), str):
             raise LinkError("get_session", {"ok": False, "error": "the reply has no session"})
