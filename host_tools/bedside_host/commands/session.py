@@ -369,6 +369,11 @@ def run(args: argparse.Namespace) -> int:
                     res = _do(args, svc, by)
                 except InvalidInput as e:
                     raise UsageError(str(e)) from None
+                except StoreError as e:
+                    raise Refused(
+                        f"the record file could not be written ({e}); check the device's "
+                        "state with `bedside session show` before repeating the step"
+                    ) from None
                 return _print_result(args, res)
             finally:
                 link.close()
