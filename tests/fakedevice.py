@@ -722,10 +722,7 @@ class FakeDevice:
             ss["phase_t"] = now
         ss["restored"] = False
         state = self._state()
-        extra: dict[str, Any] = {}
-        if op == "discharge":
-            extra["criteria"] = self.criteria(cmd["aldrete"], cmd["padss"])
-        self._reply("session", rid, op=op, session=state, **extra)
+        self._reply("session", rid, op=op, session=state)  # (discharge: no criteria when ok)
         self._session_event(op, by)
 
     # --- host -> device -----------------------------------------------------------------

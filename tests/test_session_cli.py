@@ -135,7 +135,8 @@ def test_a_whole_session_step_by_step(
     code, out, err = step(capsys, dev, db, "discharge", "--aldrete", ALDRETE_OK, "--padss",
                           PADSS_OK)  # fmt: skip
     assert code == 0, err
-    assert "recovery -> discharge_ready" in out and "ok   alert" in out
+    assert "recovery -> discharge_ready" in out and "every device criterion holds" in out
+    assert "ok   device_criteria" in out and "ok   aldrete_items" in out
     code, out, err = step(capsys, dev, db, "close", "--escort", "Sam Mbeki", "--relationship",
                           "brother", "--advice-given")  # fmt: skip
     assert code == 0 and "discharge_ready -> closed" in out, err

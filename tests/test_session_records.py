@@ -110,7 +110,7 @@ def test_typed_rows_of_each_step(tmp_path: Path) -> None:
         assert dis["aldrete_total"] == 10 and dis["padss_total"] == 9 and dis["ready"] == 1
         assert json.loads(dis["padss"])["surgical_bleeding"] == 2
         names = {c["name"]: c for c in json.loads(dis["criteria"])}
-        assert names["alert"]["ok"] and names["padss_items"]["source"] == "host"
+        assert names["padss_items"]["ok"] and names["padss_items"]["source"] == "host"
         (esc,) = rec.table(conn, "escorts", sid)
         assert (esc["name"], esc["relationship"], esc["advice"], esc["no_driving_h"]) == (
             "Ada Okafor", "daughter", 1, 24)  # fmt: skip

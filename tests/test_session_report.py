@@ -89,7 +89,7 @@ def test_report_tables_of_an_infusion_session(record: Path) -> None:
         "2 L/min", "3 (variant A)", "-1", "moderate", "no score",
         "surgical_bleeding 2 (n/a, 2 by rule)", "FAIL", "not ready", "ready",
         "consciousness 0",
-        "alert", "holds", "aldrete_items", "host",
+        "device_criteria", "every device criterion holds", "aldrete_items", "host",
         "Kenji Ito", "husband", "yes: no driving for 24 h",
         "host_refused", "Session steps (who and when)", BY,
         f"baseline band (+/- {BASELINE_BAND_PCT} %)",

@@ -107,6 +107,11 @@ class SessionView:
     warnings: list[str]
 
 
+ALL_DEVICE_CRITERIA = Criterion(
+    "device_criteria", True, None, "every device criterion holds", "device"
+)
+
+
 def criteria_from(raw: Any, source: str = "device") -> list[Criterion]:
     """The device's ``criteria`` list (malformed entries are skipped)."""
     out: list[Criterion] = []
@@ -495,6 +500,8 @@ class SessionService:
         def rows(sid: int, step: int, res: StepResult) -> None:
             if res.phase_before != "recovery":
                 return
+            if res.ok and not res.criteria:  # the device accepts without listing them
+                res.criteria = [ALL_DEVICE_CRITERIA]
             res.criteria = [*res.criteria, *hosts]
             self._row("discharge_assessments", sid, step, by, aldrete=al.items,
                       aldrete_total=al.total, aldrete_pass=int(al.passed), padss=pa.items,
