@@ -39,11 +39,13 @@ class Annunciator:
         self._rem_t = 0  # AUDIO OFF: last reminder start (or entry)
         self._off_t0 = 0  # AUDIO OFF: entry, for the green flash phase
         self.tone_on = False
+        self._info = False  # an information signal (one soft pulse) is due or sounding
+        self._info_t = 0
 
     def quiet_ms(self, now):
         """Milliseconds until the next auditory pulse is due (0 while one sounds): the board
         runs a flash write (interrupts off) only when this is long enough. QUIET_MAX if none."""
-        if self._level:
+        if self._level or self._info:
             return 0
         if self._prio:
             pat = AUDITORY[self._prio]
@@ -71,6 +73,12 @@ class Annunciator:
         self._silenced = True
         self.invalidate()
         self.step(now, prio, prio, False)
+
+    def info(self, now):
+        """An information signal (not an alarm signal): one soft REMINDER pulse now, unless an
+        auditory alarm signal plays (the alarm says more) or audio is off."""
+        self._info = True
+        self._info_t = now
 
     def silence(self):
         """Audio inactivated by the operator: stop the running burst now."""
@@ -107,11 +115,18 @@ class Annunciator:
                 t %= per
                 self._t0 = ticks_add(now, -t)
             level = self._level_at(pat, t)
+            self._info = False
         elif self._off:
+            self._info = False
             dt = elapsed(now, self._rem_t)
             if dt >= self.settings["audio_off_reminder_min"] * 60000:
                 self._rem_t = now
                 dt = 0
+            level = _pulse_level(REMINDER[0], REMINDER[1], dt)
+        elif self._info:
+            dt = elapsed(now, self._info_t)
+            if dt >= REMINDER[0]:
+                self._info = False
             level = _pulse_level(REMINDER[0], REMINDER[1], dt)
         if level != self._level:
             self._level = level

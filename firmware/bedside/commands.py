@@ -207,6 +207,12 @@ class Commands:
         err = self.dev.nibp_request(action)
         self.dev.reply("nibp", rid, err, None if err else {"action": action})
 
+    def _session(self, cmd, rid):
+        self.dev.session().command(cmd, rid)
+
+    def _get_session(self, cmd, rid):
+        self.dev.session().get(cmd, rid)
+
     def _selftest(self, cmd, rid):
         p = _PRIORITIES.get(cmd["priority"])
         if p is None:
@@ -214,6 +220,14 @@ class Commands:
         self.dev.test_alarm(p, "host")
         self.dev.reply("selftest", rid, None, {"priority": cmd["priority"]})
 
+
+# the `session` command's arguments (which op takes which: bedside.session.OPS)
+_SESSION_ARGS = (
+    ("patient", A_STR), ("course_day", A_INT), ("course_total", A_INT), ("override", A_BOOL),
+    ("reason", A_STR), ("action", A_STR), ("rate", A_INT), ("units", A_STR), ("on", A_BOOL),
+    ("flow", A_INT), ("score", A_INT), ("scale", A_STR), ("aldrete", A_INT), ("padss", A_INT),
+    ("escort", A_STR), ("relationship", A_STR), ("advice", A_BOOL),
+)  # fmt: skip
 
 # name: ((argument, kind, required), ...), handler
 TABLE = {
@@ -233,4 +247,12 @@ TABLE = {
     ),
     "nibp": ((("action", A_STR, True),), Commands._nibp),
     "selftest": ((("priority", A_STR, True),), Commands._selftest),
+    "get_session": ((), Commands._get_session),
+    # every op's arguments (session.OPS says which op takes which, and checks them)
+    "session": (
+        (("op", A_STR, True), ("by", A_STR, True))
+        + tuple((a, kind, False) for a, kind in _SESSION_ARGS),
+        Commands._session,
+    ),
 }
+del _SESSION_ARGS  # (in the table now)

@@ -18,8 +18,8 @@ from bedside.commands import Commands
 from bedside.compat import const
 from bedside.hostlink import HostLink
 from bedside.observations import Observations
-from bedside.persist import Persist
-from bedside.readings import NONE, NibpReading, OxiReading
+from bedside.persist import SESSION_FILE, Persist
+from bedside.readings import NibpReading, OxiReading
 from bedside.selftest import SelfTest
 from bedside.sensors import EV_FRAME, EV_READING, load_oximeter
 from bedside.settings import SETTINGS_FILE, encode, read_settings
@@ -33,7 +33,7 @@ _PERSIST_QUIET_MS = const(60)  # a flash write runs only if no pulse is due this
 _FAULT_MSG_MS = const(1000)  # at most one fault message a second (the count says the rest)
 _BAD_TICKS = const(100)  # ticks in a row whose alarm stages failed: the loop cannot go on
 _COUNT_MAX = const(9999)
-_EVENT_KEYS = ("ack", "reset", "check", "nibp", "selftest")
+_EVENT_KEYS = ("ack", "reset", "check", "nibp", "selftest", "check_hold", "nibp_hold")
 _WRAP = const(1 << 29)  # statistics counters fold below this: small ints on the Pico for ever
 # the statistics counters of decoders, drivers and readings (they rise per frame or reply)
 _COUNTERS = (
@@ -74,7 +74,6 @@ class Device:
         self._fault_quiet = True
         self._bad_ticks = 0
         self.display_errors = 0
-        self.phase = "MONITOR"  # session workflow phase (the infusion-session issue)
         self.settings = settings if settings is not None else read_settings(store)
         s = self.settings
         # flash: two logs and the write-behind queue; a failing store is a technical alarm
@@ -107,11 +106,12 @@ class Device:
 
             self.nibp_states = STATE_NAMES
             self.nibp_drv = SuntechNibp(nibp_uart, self.nibp, patient=s["nibp_patient"])
-            self.schedule = NibpSchedule(interval_min=s["nibp_interval_min"])
-            self.schedule.set_interval(s["nibp_interval_min"], now)
+            self.schedule = NibpSchedule(min_gap_s=s["nibp_min_gap_s"])
+            self.schedule.set_interval(s["nibp_interval_min"], now)  # the session's per phase
         restarted = reset_cause not in ("power_on", "soft")
         self.obs = Observations(now, self.oxi, self.nibp, restarted)
         self.obs.storage_fault = not storage_ok
+        self.obs.nibp_interval_min = s["nibp_interval_min"]
         self.alarms = AlarmEngine(s, self._alarm_event)
         self.annunciator = Annunciator(sounder, leds, s)
         self.selftest = SelfTest(sounder, leds)
@@ -132,6 +132,14 @@ class Device:
         self._pfault = False
         if not storage_ok:
             self._fault_msg("storage", storage_err)
+        self.sessctl = None  # the infusion session (sessionctl.py), loaded on first use
+        raw = None
+        try:
+            raw = store.read(SESSION_FILE) if store is not None else None
+        except Exception as e:  # the session starts idle; STORAGE_FAULT says why
+            self.storage_error(e)
+        if raw is not None:
+            self.session(raw)  # restored in its phase, or idle with a fault if corrupt
         if selftest:
             self.selftest.start(now)
         self.log_event({"event": "boot", "reset_cause": reset_cause}, alarm=True)
@@ -171,6 +179,11 @@ class Device:
                 self.obs.host_rx.mark(now)
         except Exception as e:
             self.fault("host", e)
+        try:
+            if self.sessctl is not None:
+                self.sessctl.tick(now)
+        except Exception as e:
+            self.fault("session", e)
         try:
             self._judge(now)
         except Exception as e:
@@ -353,13 +366,7 @@ class Device:
                 sched.cycle_started(now)
                 self.send("nibp_state", {"state": "starting", "cuff": None})
         if ev & _EV_NIBP_RESULT:
-            n = self.nibp
-            o.nibp_due.mark(now)
-            self.nibp_age.mark(now)
-            if o.bp_baseline_sys == NONE:
-                o.bp_baseline_sys = n.sys
-            self.send("nibp", messages.nibp(self, now))
-            self._eval_now = True
+            self.nibp_result(now)
         if ev & _EV_NIBP_ERROR:
             fields = {
                 "state": "error",
@@ -369,6 +376,15 @@ class Device:
             }
             self.send("nibp_state", fields)
             self._eval_now = True
+
+    def nibp_result(self, now):
+        """A valid reading is in self.nibp: report it, judge it, give it to the session."""
+        self.obs.nibp_due.mark(now)
+        self.nibp_age.mark(now)
+        self.send("nibp", messages.nibp(self, now))
+        if self.sessctl is not None:
+            self.sessctl.nibp(now)
+        self._eval_now = True
 
     def nibp_request(self, action):
         """Host: "start" (STAT) or "stop" (abort). Returns an error string or None."""
@@ -415,7 +431,12 @@ class Device:
         if name not in _EVENT_KEYS:
             return 0
         self.now = now
-        if name == "ack":
+        n = None  # key sequences of the session (docs/session.md)
+        if self.sessctl is not None:
+            n = self.sessctl.key(name, now)
+        if n is not None:
+            pass
+        elif name == "ack":
             n = self.alarms.ack(now)
             if n:
                 self.annunciator.silence()
@@ -430,9 +451,8 @@ class Device:
             rules.evaluate(self.alarms, self.settings, o, now)
             self.alarms.step(now)
             n = self.alarms.reset(now)
-        elif name == "check":
-            n = 1
-            self.obs.check_overdue = False
+        elif name == "check" or name == "check_hold" or name == "nibp_hold":
+            n = 0  # no session check running: nothing to record
         elif name == "nibp":
             n = self._nibp_key(now)
         else:
@@ -451,6 +471,14 @@ class Device:
         self.log_event({"event": "selftest", "by": by})
         return len(seq)
 
+    def session(self, raw=None):
+        """The session control, imported and made on first use (RAM on a Pico-sized heap)."""
+        if self.sessctl is None:
+            from bedside.sessionctl import SessionCtl
+
+            self.sessctl = SessionCtl(self, self.now, raw)
+        return self.sessctl
+
     # --- settings and AUDIO OFF (host commands) -------------------------------------------
     def change_setting(self, name, value, access, by):
         """Validate and apply; returns (error or None, reply fields)."""
@@ -466,9 +494,15 @@ class Device:
             return err, None
         fields = {"name": name, "value": value, "old": old, "changed": True}
         self.save_settings()
-        if name == "nibp_interval_min" and self.schedule is not None:
-            self.schedule.set_interval(value, self.now)
+        if self.sessctl is not None:
+            self.sessctl.sync(self.now)  # the NIBP interval per session phase
+        elif name == "nibp_interval_min":
+            self.obs.nibp_interval_min = value
             self.obs.nibp_due.mark(self.now)
+            if self.schedule is not None:
+                self.schedule.set_interval(value, self.now)
+        elif name == "nibp_min_gap_s" and self.schedule is not None:
+            self.schedule.min_gap_ms = value * 1000
         if name == "nibp_patient" and self.nibp_drv is not None:
             self.nibp_drv.set_patient(value)
         msg = {"name": name, "value": value, "old": old, "by": by}

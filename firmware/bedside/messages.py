@@ -103,7 +103,7 @@ def heartbeat(dev, now):
         "audio_paused_s": a.paused_remaining_ms(now) // 1000,
         "audio_off": a.audio_off,
         "audio_off_left_s": dev.audio_off_left_ms(now) // 1000 if a.audio_off else None,
-        "phase": dev.phase,
+        "phase": dev.sessctl.sess.name() if dev.sessctl is not None else "idle",
         "rx_errors": dev.link.rx_errors + dev.decoder.frames_bad,
         "tx_dropped": dev.link.tx_dropped,
         "faults": dev.faults,
@@ -117,3 +117,8 @@ def heartbeat(dev, now):
         hb["nibp_state"] = dev.nibp_states[drv.state]
         hb["cuff"] = val(drv.cuff_mmhg)
     return hb
+
+
+def session(sess, event, by):
+    """The `session` message: what happened, who did it, the state object after it."""
+    return {"event": event, "by": by, "session": sess.state()}

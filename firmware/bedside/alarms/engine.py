@@ -10,6 +10,7 @@ from bedside.alarms.conditions import (
     P_HIGH,
     P_MEDIUM,
     P_NONE,
+    base_priority,
 )
 from bedside.alarms.deficit import IntegratedDeficit
 from bedside.readings import NONE
@@ -44,7 +45,7 @@ class AlarmEngine:
         self._lk_latch = fsm.build_lookup(True)
         self._lk_plain = fsm.build_lookup(False)
         for i in range(n):
-            self.prio[i] = CONDITIONS[i][2]
+            self.prio[i] = base_priority(i, settings)
         self.deficit = IntegratedDeficit()  # SPO2_LOW integral delay (rules.py feeds it)
         self.nibp_hold = NibpHold()  # SpO2 hold during NIBP inflation (the device feeds it)
         self.audio_off = False  # AUDIO OFF (global, only if the organisation allows it)
@@ -100,7 +101,7 @@ class AlarmEngine:
                     self.exists[i] = 1
                     self.t_start[i] = now
                     self.onset_sat[i] = 0
-                    self.prio[i] = cond[2]
+                    self.prio[i] = base_priority(i, self.settings)
                     self._fire(i, fsm.E_RAISE, now)
             elif self.exists[i]:
                 self.exists[i] = 0

@@ -110,7 +110,7 @@ def nibp(eng, s, o, now):
     eng.report(c.NIBP_FAILED, cond == "NIBP_FAILED", o.nibp_error, NONE, now)
     eng.report(c.NIBP_COMM_LOST, cond == "NIBP_COMM_LOST", NONE, NONE, now)
     eng.report(c.NIBP_CUFF_FAULT, o.cuff_fault, NONE, NONE, now)
-    interval = s["nibp_interval_min"]
+    interval = o.nibp_interval_min  # the schedule's interval now (the session's phase)
     overdue = interval > 0 and o.nibp_due.ms(now) >= 2 * interval * 60000
     eng.report(c.NIBP_OVERDUE, overdue, NONE, 2 * interval, now)
 
@@ -122,6 +122,7 @@ def device(eng, s, o, now):
     eng.report(c.DEVICE_RESTARTED, o.restarted, NONE, NONE, now)
     eng.report(c.SETTINGS_DEFAULTED, s.defaulted, NONE, NONE, now)
     eng.report(c.CHECK_OVERDUE, o.check_overdue, NONE, NONE, now)
+    eng.report(c.SEDATION_DEEP, o.sedation_deep, o.sedation_score, s["sedation_score_max"], now)
     eng.report(c.STORAGE_FAULT, o.storage_fault, NONE, NONE, now)
     eng.report(c.CORE_FAULT, o.core_fault(now), NONE, NONE, now)
     t = o.test_running(now)

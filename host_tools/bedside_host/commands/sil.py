@@ -56,6 +56,8 @@ PRESSES: dict[str, tuple[int, int]] = {
     "check": (K_CHECK, 150),
     "nibp": (K_NIBP, 150),
     "selftest": (K_CHECK | K_NIBP, 3200),
+    "check_hold": (K_CHECK, 1700),  # the session's MOAA/S score entry (docs/session.md)
+    "nibp_hold": (K_NIBP, 1700),  # the session's infusion start/stop, confirmed by check
 }
 BUTTONS = tuple(PRESSES)
 RELEASE_MS = 100  # keys released between two presses
