@@ -211,7 +211,13 @@ def test_raw_capture_per_port_never_overwritten(tmp_path: Path) -> None:
     for _run in range(2):
         link = HookLink(stream)
         args = argparse.Namespace(
-            port=["loop://ttyACM0"], db=tmp_path / "r.db", duration=0.5, quiet=True, raw=raw
+            port=["loop://ttyACM0"],
+            db=tmp_path / "r.db",
+            duration=0.5,
+            quiet=True,
+            raw=raw,
+            mqtt=None,
+            site=None,
         )
         assert record.run(args, lambda _url, link=link: link) == 0  # type: ignore[misc]
         assert link.closed

@@ -40,7 +40,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str,
     sil = Sil(tmp, "--capture", str(cap))
     try:
         sil.feed_oximeter(1.0, 72, 97)
-        sil.write("host", (json.dumps(SET) + "\n").encode())
+        sil.write("host", sil.signed(SET))  # signed as DeviceLink signs it (docs/protocol.md)
         sil.wait_for(lambda m: m["type"] == "setting", 10, feed=(72, 97))
         sil.wait_for(
             lambda m: m["type"] == "alarm" and m["condition"] == "SPO2_DESAT", 10, feed=(72, 80)
@@ -71,7 +71,7 @@ def test_capture_keeps_host_commands_and_key_presses(
     cap = read_capture(cap_path)
     assert cap.header["source"] == "sil" and cap.header["version"] == 2
     host = b"".join(d for _t, p, d in cap.records if p == "host")
-    assert (json.dumps(SET) + "\n").encode() in host
+    assert b'"by":"alice","cmd":"set","id":7,"name":"spo2_low","value":88,"ctr":' in host
     presses = [(lv, w) for _t, lv, w in cap.keys]
     assert (1, "ack") in presses and (0, None) in presses  # K_ACK held, then released
     t_press = next(t for t, lv, w in cap.keys if w == "ack")

@@ -242,7 +242,9 @@ class KeyPresser:
         return self.levels
 
 
-def _start_capture(args: argparse.Namespace, settings: Any, reset_cause: str) -> CaptureWriter:
+def _start_capture(
+    args: argparse.Namespace, settings: Any, reset_cause: str, device_id: str | None
+) -> CaptureWriter:
     """The capture file with its header (format version, oximeter format, settings in force)."""
     from bedside import VERSION as fw_version
 
@@ -253,6 +255,7 @@ def _start_capture(args: argparse.Namespace, settings: Any, reset_cause: str) ->
         "clock_start_ms": args.clock_start_ms & MASK,
         "reset_cause": reset_cause,
         "firmware": fw_version,
+        "device": device_id,  # the board id: `bedside replay` signs with its key when it has it
         "settings": values,
         "changed": {k: v for k, v in values.items() if defaults.get(k) != v},
     }
@@ -345,7 +348,7 @@ def run(args: argparse.Namespace) -> int:
     except Exception as e:  # serial.SerialException, OSError, ValueError
         print(f"bedside sil: cannot open port: {e}", file=sys.stderr)
         return 2
-    capture = _start_capture(args, settings, reset_cause) if args.capture else None
+    capture = _start_capture(args, settings, reset_cause, device_id) if args.capture else None
     if capture is not None:  # the device reads through the recording wrappers
         oxi, nibp = capture.wrap(oxi, "oximeter"), capture.wrap(nibp, "nibp")
         host = capture.wrap(host, "host")  # the operator's commands, as the device reads them

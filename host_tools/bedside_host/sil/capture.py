@@ -226,7 +226,7 @@ def command_row(t_ms: int, line: bytes) -> dict[str, Any] | None:
     if cmd in READ_ONLY_COMMANDS:
         return None
     args = " ".join(
-        f"{k}={msg[k]}" for k in sorted(msg) if k not in ("cmd", "id", "by", "sig", "nonce")
+        f"{k}={msg[k]}" for k in sorted(msg) if k not in ("cmd", "id", "by", "ctr", "mac")
     )
     by = f" by {msg['by']}" if msg.get("by") else ""
     return {"t_ms": t_ms, "kind": "command", "text": f"{cmd} {args}".strip() + by}

@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 from bedside_host import FIRMWARE_DIR, ensure_firmware_on_path
+from bedside_host.keys import load_key
 from bedside_host.sil.capture import (
     Capture,
     CaptureError,
@@ -151,6 +152,13 @@ def replay(cap: Capture, all_settings: bool = False) -> dict[str, Any]:
         reset_cause=str(cap.header.get("reset_cause", "power_on")),
         settings=settings,
     )
+    # The captured commands are signed for the board that ran (docs/protocol.md): the virtual
+    # device takes that board's key when this host has it (bedside_host.keys), as the board had
+    # it; without it the replay shows them refused ("not provisioned"), as a new board would.
+    board = cap.header.get("device")
+    key = load_key(board) if isinstance(board, str) and board else None
+    if key is not None:
+        dev.auth._use(key)
     send = dev.send
 
     def _send(mtype: str, fields: dict[str, Any]) -> Any:
