@@ -19,7 +19,9 @@ def sil(tmp_path: Path) -> Iterator[Sil]:
 
 
 def _cmd(sil: Sil, obj: dict[str, Any]) -> dict[str, Any]:
-    sil.write("host", (json.dumps(obj) + "\n").encode())
+    """One command, signed as DeviceLink signs it when it changes state (docs/protocol.md)."""
+    line = sil.signed(obj) if obj["cmd"] == "session" else (json.dumps(obj) + "\n").encode()
+    sil.write("host", line)
     return sil.wait_for(lambda m: m["type"] == "reply" and m.get("id") == obj["id"], 5)
 
 
