@@ -147,6 +147,7 @@ def _run(
     r = Run(overrides)
     for act in actions:
         kind = act[0]
+        r.escalated_now = []  # due at the last step only: not after an ACK, reset or end
         if kind == "pred":  # a rule's verdict changes, then the device ticks on
             r.pred(conds[act[1] % len(conds)], act[2])
             for _ in range(act[3]):
