@@ -39,6 +39,7 @@ import benchlib  # noqa: E402
 from bedside.device import TICK_MS, Device  # noqa: E402
 from bedside.settings import defaults  # noqa: E402
 from bedside.ticks import ticks_add, ticks_diff  # noqa: E402
+from authkit import line, provision_store  # noqa: E402
 from fakes import Clock, FakeLeds, FakeSounder, FakeUart, MemStore  # noqa: E402
 from mputil import nonin2_packet  # noqa: E402
 from nibpmod import NibpModule  # noqa: E402
@@ -60,7 +61,7 @@ STIMULI: dict[str, tuple[tuple[int, int] | None, tuple[int, int, int] | None, st
     "NIBP_MAP_LOW": (None, (100, 50, 60), None),
     "BP_RISE": (None, (160, 90, 113), None),
 }
-BASELINE = (120, 80, 93)  # the first NIBP result (BP_RISE's baseline)
+BASELINE = (120, 80, 93)  # the NIBP baseline readings (BP_RISE: the session's baseline)
 
 
 class _Rig:
@@ -74,10 +75,12 @@ class _Rig:
         # fixed SPO2_LOW delay (the integral mode has no single "true from" moment), manual NIBP
         stored = dict(defaults(), spo2_delay_mode="fixed", nibp_interval_min=0)
         store = MemStore({"settings.json": json.dumps(stored).encode()})
+        provision_store(store)  # the test key: the session ops are signed (docs/protocol.md)
+        self.host = FakeUart()
         self.dev = Device(
             self.clock.now,
             self.oxi,
-            FakeUart(),
+            self.host,
             self.sounder,
             self.leds,
             store=store,
@@ -86,6 +89,7 @@ class _Rig:
         )
         self.t = 0
         self.hr_spo2 = (72, 97)
+        self.talking = False  # a host that sent a command keeps the link alive (pings)
 
     def _sound(self, t: int, hz: int, duty: int) -> None:
         if hz:
@@ -94,6 +98,8 @@ class _Rig:
     def tick(self) -> None:
         if self.t % 330 == 0:
             self.oxi.push(nonin2_packet(*self.hr_spo2))
+        if self.talking and self.t % 5000 == 0:
+            self.host.push(b'{"cmd":"ping"}\n')
         self.clock.advance(TICK_MS)
         self.t += TICK_MS
         self.dev.poll(self.clock.now)
@@ -102,6 +108,28 @@ class _Rig:
     def run(self, ms: int) -> None:
         for _ in range(ms // TICK_MS):
             self.tick()
+
+    def op(self, name: str, **args: Any) -> None:
+        """One signed `session` op, given a second to be handled."""
+        self.talking = True
+        self.host.push(line(self.dev, {"cmd": "session", "op": name, "by": "bench", **args}))
+        self.run(1000)
+
+    def session_baseline(self) -> None:
+        """BP_RISE compares with the session's accepted baseline (docs/session.md): open,
+        screened, two readings baseline_gap_min apart, accept."""
+        self.op("open", patient="BENCH", course_day=1, course_total=1)
+        self.op("screened", override=False)
+        self.measure_nibp(BASELINE)
+        self.run(self.dev.settings["baseline_gap_min"] * 60000 + 5000)
+        self.measure_nibp(BASELINE)
+        self.run(1000)
+        self.op("baseline", action="accept")
+        if self.dev.obs.bp_baseline_sys != BASELINE[0]:
+            raise RuntimeError("the session baseline was not accepted")
+        if self.dev.alarms.audible_priority():
+            raise RuntimeError("an alarm sounds after the session baseline")
+        self.tones.clear()  # the information pulses of the session steps are not alarms
 
     def measure_nibp(self, values: tuple[int, int, int]) -> int:
         """One NIBP measurement with these values; the tick its result was read."""
@@ -121,7 +149,10 @@ def virtual_delay(cond: str, phase_ms: int) -> int:
     oxi, nibp, delay_name = STIMULI[cond]
     r = _Rig()
     r.run(3000 + phase_ms)
-    if nibp is not None:
+    if cond == "BP_RISE":
+        r.session_baseline()
+        r.run(2000)
+    elif nibp is not None:
         r.measure_nibp(BASELINE)
         r.run(2000)
     if r.tones:
