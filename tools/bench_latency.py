@@ -36,10 +36,10 @@ for p in ("firmware", "host_tools", "tests/mp", "tools/mpbench", "tools"):
     sys.path.insert(0, str(ROOT / p))
 
 import benchlib  # noqa: E402
+from authkit import line, provision_store  # noqa: E402
 from bedside.device import TICK_MS, Device  # noqa: E402
 from bedside.settings import defaults  # noqa: E402
 from bedside.ticks import ticks_add, ticks_diff  # noqa: E402
-from authkit import line, provision_store  # noqa: E402
 from fakes import Clock, FakeLeds, FakeSounder, FakeUart, MemStore  # noqa: E402
 from mputil import nonin2_packet  # noqa: E402
 from nibpmod import NibpModule  # noqa: E402
