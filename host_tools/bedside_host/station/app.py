@@ -243,7 +243,7 @@ def create_app(hub: Hub) -> FastAPI:
     async def state() -> dict[str, Any]:
         return model.snapshot()
 
-    @app.get("/api/chairs/{chair_id}/history")
+    @app.get("/api/chairs/{chair_id:path}/history")  # MQTT chair ids hold a "/"
     async def chair_history(
         chair_id: str, minutes: float = Query(60.0, gt=0, le=HISTORY_MAX_MIN)
     ) -> dict[str, Any]:
