@@ -141,12 +141,12 @@ def chair_specs(
     from bedside_host.commands.record import UsageError as RecordUsage
     from bedside_host.commands.record import _check_ports
 
-    if not ports:
-        if mqtt and not names:
-            return []  # every chair comes from the broker
-        raise UsageError("give at least one --port (or --mqtt URL)")
     if len(names) > len(ports):
         raise UsageError("more --chair names than --port")
+    if not ports:
+        if mqtt:
+            return []  # every chair comes from the broker
+        raise UsageError("give at least one --port (or --mqtt URL)")
     try:
         _check_ports(ports)
     except RecordUsage as e:
