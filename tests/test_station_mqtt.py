@@ -671,3 +671,80 @@ def test_history_of_an_mqtt_chair_id_with_a_slash(tmp_path: Path) -> None:
         body = h.json()
         assert body["chair"] == f"{SITE}/c4" and body["label"] == "c4"
         assert client.get(f"/api/chairs/{SITE}%2Fnone/history").status_code == 404
+
+
+class PortLink:
+    """A DeviceLink stand-in for a chair on a port: oxi every poll step, one NIBP result, one
+    alarm raised, and one replayed (history) alarm event that must not reach HL7."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.state = "live"
+        self.last_error = ""
+        self.sim = DeviceSim(boot=4, port=url)
+        self.t_ms = 0
+        self.closed = False
+
+    def poll(self, timeout: float = 0.0) -> list[Received]:
+        time.sleep(max(timeout, 0.2))
+        self.t_ms += 200
+        out = [self.sim.send(self.t_ms, "oxi", spo2=91, pr=64, flags=[], quality="good")]
+        if self.t_ms == 400:
+            out.append(self.sim.send(self.t_ms, "nibp", sys=131, dia=79, map=96, pr=64))
+            old = alarm(self.sim, 100, "PR_LOW", "medium", "active", "raise", 38, 40)
+            out.append(Received(old.port, old.line, old.msg, old.rx_time, None, True))
+            out.append(alarm(self.sim, self.t_ms, "SPO2_LOW", "high", "active", "raise", 88, 90))
+        now = time.time()
+        return [Received(r.port, r.line, r.msg, now, now, r.replayed) for r in out]
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_station_hl7_for_chairs_on_ports(tmp_path: Path) -> None:
+    """REQ-STA-22, REQ-STA-23: `bedside station --port ... --hl7 mllp://...`: every live
+    message of a chair on a port goes to the HL7 bridge under ``<site>/<chair name>``
+    (--site, the name made HL7-safe): the listener receives valid PCD-01 with the NIBP result
+    and PCD-04 for the alarm raised, nothing for the replayed event; at shutdown the queue
+    is sent, nothing dead-lettered."""
+    import asyncio
+
+    listener = MllpListener()
+    dead = tmp_path / "dead.jsonl"
+    chairs = station_cmd.chair_specs(["loop://a"], ["Bay A"])
+    hl7 = station_cmd.Hl7Options(listener.url, dead, 60.0, "ward3")
+    said: list[str] = []
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        task = asyncio.create_task(
+            station_cmd.serve(
+                chairs,
+                tmp_path / "st.db",
+                "127.0.0.1",
+                0,
+                open_link=PortLink,
+                announce=said.append,
+                stop=stop,
+                hl7=hl7,
+            )
+        )
+        end = time.monotonic() + 20
+        while time.monotonic() < end and not (
+            listener.texts("ORU^R40") and listener.texts("ORU^R01")
+        ):
+            await asyncio.sleep(0.05)
+        stop.set()
+        return await task
+
+    try:
+        assert asyncio.run(main()) == 0
+    finally:
+        listener.close()
+    assert f"HL7 to {listener.url}" in said[0]
+    assert all(g.problems == [] for g in listener.got), [g.problems for g in listener.got]
+    r40 = listener.texts("ORU^R40")
+    assert len(r40) == 1 and "SPO2_LOW" in r40[0] and "PR_LOW" not in r40[0]
+    assert all("ward3^^Bay_A" in t for t in listener.texts())
+    assert any("150021" in t and "131" in t for t in listener.texts("ORU^R01"))  # NIBP sys
+    assert not dead.exists()
