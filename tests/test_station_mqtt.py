@@ -147,7 +147,7 @@ def _alarm_events(db: Path, device: str | None = None) -> list[tuple[Any, ...]]:
 def test_station_mqtt_shows_a_gateway_chair_records_it_and_sends_hl7(
     broker: Broker, tmp_path: Path
 ) -> None:
-    """REQ-STA-20, REQ-STA-21, REQ-STA-22, REQ-STA-23: a SIL device behind `bedside gateway`
+    """REQ-STA-20, REQ-STA-21, REQ-STA-22: a SIL device behind `bedside gateway`
     and `bedside station --mqtt URL --site clinic1 --hl7 mllp://...` in their own processes:
     the chair appears on the station (API and WebSocket) live with its SpO2; a desaturation
     puts SPO2_DESAT in the chair's tile and first in the alarm list; the station's record
@@ -566,7 +566,7 @@ def _line_payload(msg: dict[str, Any], replayed: bool = False) -> dict[str, Any]
 
 
 def test_station_mqtt_feed_records_each_line_and_names_chairs(tmp_path: Path) -> None:
-    """REQ-STA-21: what the broker delivers is recorded as `bedside record --mqtt` records it
+    """REQ-STA-21, REQ-STA-23: what the broker delivers is recorded as `bedside record --mqtt` records it
     (the chair id as device key, the gateway's receive time, the line verbatim; a duplicate
     delivery stored once); a chair is added to the model on its first message or state,
     named by its chair name with --site (its site too without), with its record key for the
