@@ -154,7 +154,7 @@ def test_station_mqtt_shows_a_gateway_chair_records_it_and_sends_hl7(
     file holds the chair's alarm events exactly as the gateway's own record does (each once)
     and its history is served under the chair id with its '/'; the MLLP listener receives
     valid PCD-01 ORU^R01 and PCD-04 ORU^R40 for the desaturation; a gateway that stops shows
-    offline at the station."""
+    offline at the station. A chair on a port is shown beside them."""
     chair = f"{SITE}/c7"
     (tmp_path / "sil").mkdir()
     sil = Sil(tmp_path / "sil")
@@ -177,6 +177,10 @@ def test_station_mqtt_shows_a_gateway_chair_records_it_and_sends_hl7(
             "2",
             "--dead-letter",
             str(dead),
+            "--port",
+            "loop://",  # a chair on a port beside the broker's (a silent one)
+            "--chair",
+            "Bay L",
         )
         assert f"MQTT mqtt://127.0.0.1:{broker.port} site {SITE}" in station.first_line
         gw = _bedside(
@@ -206,7 +210,9 @@ def test_station_mqtt_shows_a_gateway_chair_records_it_and_sends_hl7(
         ws_url = station.url.replace("http://", "ws://") + "/ws"
         with connect(ws_url, open_timeout=10) as ws:
             snap = json.loads(ws.recv(10))
-            assert snap["type"] == "snapshot" and chair in snap["order"]
+            assert snap["type"] == "snapshot" and set(snap["order"]) == {"Bay L", chair}
+            port_tile = next(t for t in snap["tiles"] if t["id"] == "Bay L")
+            assert port_tile["offline"] and port_tile["device"] == "loop://"
             tile = next(t for t in snap["tiles"] if t["id"] == chair)
             assert tile["label"] == "c7" and tile["device"] == chair and tile["spo2"] == 97
             oxi.spo2 = 80  # deep desaturation: SPO2_DESAT at once
