@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from bedside_host.station.feeds import MqttOptions
 
-HELP = "central station: every chair on one page in the browser, recorded (FastAPI, WebSocket)"
+HELP = "central station: every chair (ports, MQTT) on one page in the browser, recorded, HL7"
 DEFAULT_HTTP = "127.0.0.1:8080"
 DEFAULT_DB = "bedside-station.db"
 LABEL_MAX = 24
