@@ -576,8 +576,8 @@ def test_station_mqtt_feed_records_each_line_and_names_chairs(tmp_path: Path) ->
     --mqtt` records it (the chair id as device key, the gateway's receive time, the line
     verbatim; a duplicate delivery stored once); a chair is added to the model on its first
     message or state, named by its chair name with --site (its site too without), with its
-    record key for the history; a line the gateway published as history (replayed) changes nothing live and is
-    not sent to HL7."""
+    record key for the history; a line the gateway published as history (replayed) changes
+    nothing live and is not sent to HL7."""
     import asyncio
 
     model = StationModel()
