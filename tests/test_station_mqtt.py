@@ -147,14 +147,15 @@ def _alarm_events(db: Path, device: str | None = None) -> list[tuple[Any, ...]]:
 def test_station_mqtt_shows_a_gateway_chair_records_it_and_sends_hl7(
     broker: Broker, tmp_path: Path
 ) -> None:
-    """REQ-STA-20, REQ-STA-21, REQ-STA-22: a SIL device behind `bedside gateway`
+    """REQ-STA-20, REQ-STA-21, REQ-STA-22, REQ-STA-27: a SIL device behind `bedside gateway`
     and `bedside station --mqtt URL --site clinic1 --hl7 mllp://...` in their own processes:
     the chair appears on the station (API and WebSocket) live with its SpO2; a desaturation
     puts SPO2_DESAT in the chair's tile and first in the alarm list; the station's record
     file holds the chair's alarm events exactly as the gateway's own record does (each once)
     and its history is served under the chair id with its '/'; the MLLP listener receives
     valid PCD-01 ORU^R01 and PCD-04 ORU^R40 for the desaturation; a gateway that stops shows
-    offline at the station. A chair on a port is shown beside them."""
+    offline at the station. A chair on a port is shown beside them. The station's status
+    reports the broker connected, lines recorded, HL7 delivered and no problem."""
     chair = f"{SITE}/c7"
     (tmp_path / "sil").mkdir()
     sil = Sil(tmp_path / "sil")
@@ -252,6 +253,11 @@ def test_station_mqtt_shows_a_gateway_chair_records_it_and_sends_hl7(
             return any(a["condition"] == "SPO2_DESAT" for a in h["alarms"])
 
         assert _until(history_has_alarm, 20)
+        status = station.get("/api/status")
+        assert status["mqtt"]["connected"] and status["mqtt"]["client_id"].endswith(SITE)
+        assert status["mqtt"]["recorded"] > 0 and status["store"]["error"] == ""
+        assert status["hl7"]["sent"]["pcd04"] >= 1 and status["hl7"]["dead_lettered"] == 0
+        assert status["problems"] == []
         assert _stop(gw) == 0  # a clean stop: retained status offline
 
         def offline() -> bool:
@@ -374,9 +380,10 @@ class LinkWatch(threading.Thread):
 def test_station_mqtt_broker_killed_during_alarms_shows_offline_and_loses_nothing(
     broker: Broker, tmp_path: Path
 ) -> None:
-    """REQ-STA-24: two gateways publish bursts of alarm events to `bedside station --mqtt`;
-    the broker is killed (SIGKILL) in the middle and restarted: the station shows each
-    gateway offline (it lost the broker) and live again, and its record file holds every
+    """REQ-STA-24, REQ-STA-27: two gateways publish bursts of alarm events to `bedside
+    station --mqtt`; the broker is killed (SIGKILL) in the middle and restarted: the station
+    shows each gateway offline (it lost the broker) and live again, its status names the
+    lost broker as a problem while it is away and no problem after, and its record file holds every
     alarm event of both chairs exactly once, in order (the station's persistent session and
     the gateways' outboxes; the broker keeps sessions in its persistence file, as the clinic
     configuration does)."""
@@ -408,6 +415,9 @@ def test_station_mqtt_broker_killed_during_alarms_shows_offline_and_loses_nothin
         assert _until(lambda: all(s.n >= 150 for s in chairs.values()), 30)
         broker.stop(kill=True)
         assert _until(lambda: all("offline" in watch.states[c] for c in ids), 15), watch.states
+        status = station.get("/api/status")
+        assert not status["mqtt"]["connected"]
+        assert any("not connected" in p for p in status["problems"]), status
         time.sleep(1.0)
         assert all(s.n < 600 for s in chairs.values())  # the bursts go on while it is away
         broker.start()
@@ -422,6 +432,7 @@ def test_station_mqtt_broker_killed_during_alarms_shows_offline_and_loses_nothin
 
         assert _until(done, 60), (watch.states, [g.status() for g in gws], broker.output())
         time.sleep(2.0)  # the last deliveries reach the station's store
+        assert station.get("/api/status")["problems"] == []
         assert station.stop() == 0
     finally:
         watch.stopping.set()
@@ -754,3 +765,35 @@ def test_station_hl7_for_chairs_on_ports(tmp_path: Path) -> None:
     assert all("ward3^^Bay_A" in t for t in listener.texts())
     assert any("150021" in t and "131" in t for t in listener.texts("ORU^R01"))  # NIBP sys
     assert not dead.exists()
+
+
+def test_station_status_names_problems_in_words() -> None:
+    """REQ-STA-27: the station's status turns a record file it cannot write, a lost broker,
+    dead-lettered HL7 messages, a receiver falling behind and messages it could not build
+    into problems in words (shown in a red line on the page); a healthy station has none."""
+    ok = {
+        "store": {"file": "s.db", "error": ""},
+        "mqtt": {"broker": "mqtt://station@b:1883", "connected": True, "last_error": ""},
+        "hl7": {
+            "url": "mllp://e:2575",
+            "pending": 0,
+            "dead_lettered": 0,
+            "dead_letter_file": "d.jsonl",
+            "last_error": "",
+            "build_errors": 0,
+        },
+    }
+    assert feeds.problems(ok) == []
+    bad = {
+        "store": {"file": "s.db", "error": "database is locked"},
+        "mqtt": {"broker": "mqtt://station@b:1883", "connected": False, "last_error": "refused"},
+        "hl7": dict(ok["hl7"], pending=25, dead_lettered=3, last_error="no ACK", build_errors=1),
+    }
+    got = feeds.problems(bad)
+    assert got == [
+        "record file not written yet: database is locked",
+        "MQTT broker mqtt://station@b:1883 not connected: refused (its chairs show offline)",
+        "HL7: 3 messages not delivered, kept in d.jsonl",
+        "HL7: 25 messages waiting for mllp://e:2575 (no ACK)",
+        "HL7: 1 messages could not be built",
+    ]

@@ -205,7 +205,7 @@ async def serve(
     from bedside_host.mqtt import topics
     from bedside_host.station import history
     from bedside_host.station.app import Hub, create_app
-    from bedside_host.station.feeds import MqttChairs, hl7_chair_id
+    from bedside_host.station.feeds import MqttChairs, hl7_chair_id, hl7_status
     from bedside_host.station.links import LinkThread, StoreThread
     from bedside_host.station.model import StationModel
 
@@ -286,14 +286,18 @@ async def serve(
         if hl7 is not None:
             start_detail["hl7"] = hl7.url
         await asyncio.to_thread(history.audit, db, "", "start", start_detail, hub.name)
+        hub.status["store"] = lambda: {"file": str(db), "error": store_thread.error}
         if hl7 is not None:
             bridge = start_bridge(hl7.url, hl7.dead_letters, period_s=hl7.period_s)
+            started, hl7_url = bridge, hl7.url
+            hub.status["hl7"] = lambda: hl7_status(started, hl7_url)
         for t in threads:
             t.start()
         if mqtt is not None:
             remote = MqttChairs(
                 model, mqtt, loop, record=store_thread.put, also=[to_hl7] if hl7 else []
             ).start()
+            hub.status["mqtt"] = remote.status
         waits = [serving, asyncio.create_task(stop.wait())]
         if duration > 0:
             waits.append(asyncio.create_task(asyncio.sleep(duration)))

@@ -4,7 +4,8 @@
 step); ``GET /api/state`` every tile, the alarm list and the audio state; ``GET
 /api/chairs/{id}/history?minutes=N`` trends and alarm history from the record file; ``POST
 /api/audio/pause`` (the station's own 120 s pause), ``/api/audio/off`` (named user, audited),
-``/api/audio/on``; ``GET /api/audit``; ``WS /ws``: a snapshot, then frames with the tiles that
+``/api/audio/on``; ``GET /api/audit``; ``GET /api/status`` (record file, MQTT, HL7, and the
+problems in words); ``WS /ws``: a snapshot, then frames with the tiles that
 changed (coalesced per chair per frame), the alarm list and the audio state when they changed,
 and a ``tick`` every second so the page can tell a silent station from a quiet one.
 
@@ -104,6 +105,8 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self.frames = 0
         self.commanders: dict[str, Commander] = {}
+        # name -> a callable giving that part's state for GET /api/status (store, mqtt, hl7)
+        self.status: dict[str, Callable[[], dict[str, Any]]] = {}
         self.allowed: frozenset[str] = STATION_COMMANDS
         model.listeners.append(self._changed.set)
 
@@ -289,6 +292,16 @@ def create_app(hub: Hub) -> FastAPI:
         if hub.db is None:
             return []
         return await asyncio.to_thread(history.audit_rows, hub.db, limit)
+
+    @app.get("/api/status")
+    async def system_status() -> dict[str, Any]:
+        from bedside_host.station.feeds import problems
+
+        out: dict[str, Any] = {"station": hub.name, "chairs": len(model.chairs)}
+        for name, part in hub.status.items():
+            out[name] = part()
+        out["problems"] = problems(out)
+        return out
 
     @app.get("/api/time")
     async def server_time() -> dict[str, float]:

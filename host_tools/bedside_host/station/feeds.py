@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bedside_host.hl7.bridge import Hl7Bridge
 from bedside_host.mqtt import topics
 from bedside_host.mqtt.recorder import item_of
 from bedside_host.mqtt.subscriber import Delivery, Subscriber, start_feed
@@ -133,6 +134,64 @@ class MqttChairs:
             self.record(item)
             self.recorded += 1
 
+    def status(self) -> dict[str, Any]:
+        """For ``GET /api/status`` (any thread): broker, session, connection, counts."""
+        sub = self.sub
+        return {
+            "broker": str(topics.parse_url(self.opts.url)),  # never the password
+            "site": self.opts.site,
+            "client_id": self.opts.client_id,
+            "connected": self.connected,
+            "last_error": sub.conn.last_error if sub is not None else "",
+            "received": sub.received if sub is not None else 0,
+            "bad_payloads": (sub.bad_payloads if sub is not None else 0) + self.bad,
+            "recorded": self.recorded,
+        }
+
     def stop(self) -> None:
         if self.sub is not None:
             self.sub.stop()
+
+
+HL7_BEHIND = 20  # messages waiting for the receiver before the station calls it a problem
+
+
+def hl7_status(bridge: Hl7Bridge, url: str) -> dict[str, Any]:
+    """For ``GET /api/status`` (any thread): what the HL7 bridge delivered and what it could
+    not."""
+    s = bridge.sender
+    return {
+        "url": url,
+        "sent": dict(bridge.sent),
+        "pending": bridge.pending(),
+        "retries": s.retries,
+        "dead_lettered": s.dead.count,
+        "dead_letter_file": str(s.dead.path),
+        "last_error": s.last_error,
+        "build_errors": bridge.build_errors,
+    }
+
+
+def problems(status: dict[str, Any]) -> list[str]:
+    """What a biomedical engineer must see at once, in words (the page's red system line)."""
+    out: list[str] = []
+    store = status.get("store")
+    if store and store.get("error"):
+        out.append(f"record file not written yet: {store['error']}")
+    mq = status.get("mqtt")
+    if mq and not mq["connected"]:
+        why = f": {mq['last_error']}" if mq["last_error"] else ""
+        out.append(f"MQTT broker {mq['broker']} not connected{why} (its chairs show offline)")
+    h = status.get("hl7")
+    if h:
+        if h["dead_lettered"]:
+            out.append(
+                f"HL7: {h['dead_lettered']} messages not delivered, kept in"
+                f" {h['dead_letter_file']}"
+            )
+        if h["pending"] >= HL7_BEHIND:
+            why = f" ({h['last_error']})" if h["last_error"] else ""
+            out.append(f"HL7: {h['pending']} messages waiting for {h['url']}{why}")
+        if h["build_errors"]:
+            out.append(f"HL7: {h['build_errors']} messages could not be built")
+    return out

@@ -416,6 +416,20 @@ $("detail-close").addEventListener("click", () => { $("detail").hidden = true; S
 $("detail-minutes").addEventListener("change", loadDetail);
 document.addEventListener("keydown", (ev) => { if (ev.key === "Escape") { $("detail").hidden = true; $("dialog").hidden = true; S.detail = null; } });
 
+// The station's own parts (record file, MQTT broker, HL7 receiver): problems in a red line.
+async function loadStatus() {
+  try {
+    const r = await fetch("/api/status", { cache: "no-store" });
+    if (!r.ok) return;
+    const st = await r.json();
+    const el = $("system"), hidden = !st.problems.length;
+    el.textContent = st.problems.join(" · ");
+    if (el.hidden !== hidden) { el.hidden = hidden; layout(); }
+  } catch (e) { /* a station that does not answer is shown by the WebSocket check */ }
+}
+
 window.station = { S, audio: () => Audio.state() };  // for the browser tests
 connect();
 setInterval(everySecond, 1000);
+setInterval(loadStatus, 5000);
+loadStatus();
