@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 MP_HEAP ?= 192k
 PORT ?=
 
-.PHONY: all venv debs test lint typecheck mpy pytest mptest demo demo-station bench hardware flash clean
+.PHONY: all venv debs test lint typecheck mpy pytest mptest demo demo-station bench hardware flash clean fuzz soak
 
 all: test
 
@@ -54,11 +54,20 @@ demo: $(STAMP)
 demo-station: $(STAMP)
 	$(VENV)/bin/bedside demo --station --http $(or $(HTTP),127.0.0.1:8080)
 
+# every tools/bench_*.py part (MicroPython, latency, records, replay, MQTT, station ...),
+# merged into bench/results.json (docs/performance.md); < 10 min
 bench: $(STAMP)
 	$(PY) tools/bench.py --heap $(MP_HEAP)
-	$(PY) tools/bench_records.py
-	$(PY) tools/bench_mqtt.py
-	$(PY) tools/bench_station.py
+
+# the simulated week of issue 14 on MicroPython (about an hour; make bench samples 4 hours)
+soak: $(STAMP)
+	$(PY) tools/bench_reliability.py --hours 168 --heap 256k
+
+# >= 1,000,000 mutated inputs per byte-input target (tools/fuzz.py; a short run is in make test:
+# tests/test_fuzz.py). Failing inputs are kept in tests/fuzz/crashes/.
+FUZZ_N ?= 1000000
+fuzz: $(STAMP)
+	$(PY) tools/fuzz.py --n $(FUZZ_N)
 
 hardware: $(STAMP)
 	$(PY) hardware/build.py

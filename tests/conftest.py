@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Generator
 
 import mqttbroker
 import pytest
 from mputil import Skipped
 from mqttbroker import Broker
+
+# Host key files (bedside_host.keys) written by SILs and `bedside provision` in tests go to a
+# throw-away config directory, never the user's (subprocesses inherit it).
+if "BEDSIDE_TEST_CONFIG" not in os.environ:
+    os.environ["BEDSIDE_TEST_CONFIG"] = tempfile.mkdtemp(prefix="bedside-test-config-")
+    os.environ["XDG_CONFIG_HOME"] = os.environ["BEDSIDE_TEST_CONFIG"]
 
 
 @pytest.hookimpl(wrapper=True)

@@ -59,13 +59,16 @@ TECHNICAL = {
     "TEST_LOW",
 }
 # Each command's arguments (docs/protocol.md, host -> device commands).
+# State-changing ones also carry by, ctr and mac (docs/protocol.md "Authentication"): this fake
+# has no device id in its hello, so DeviceLink sends them unsigned and the fake takes them.
+_AUTH = ("by", "ctr", "mac")
 ARGUMENTS = {
-    "set": ("name", "value", "by"),
-    "nibp": ("action",),
+    "set": ("name", "value", "confirm", *_AUTH),
+    "nibp": ("action", *_AUTH),
     "log": ("from", "log", "count"),
-    "audio_off": ("on", "lease_s"),
+    "audio_off": ("on", "lease_s", *_AUTH),
     "replay": ("from",),
-    "selftest": ("priority",),
+    "selftest": ("priority", *_AUTH),
 }
 # Limits that must stay in order (the fake's stand-in for docs/settings.md invariants).
 INVARIANTS = (("spo2_desat", "spo2_low"), ("pr_low", "pr_high"), ("sys_low", "sys_high"))
@@ -363,7 +366,7 @@ class FakeDevice:
                 if self.audio_off_until is not None
                 else None
             ),
-            "phase": "MONITOR",
+            "phase": "idle",
             "rx_errors": self.rx_errors,
             "tx_dropped": self.tx_dropped,
             "faults": 0,

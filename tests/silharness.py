@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import signal
@@ -12,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from bedside_host.keys import load_key
 from mputil import nonin2_packet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +52,28 @@ class Sil:
             k: os.open(v, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK) for k, v in self.ports.items()
         }
         self._host_buf = b""
+        self._ctr = 0
         self.messages: list[dict[str, Any]] = []
+
+    def signed(self, obj: dict[str, Any]) -> bytes:
+        """A state-changing command line signed as DeviceLink signs it, with the key the SIL
+        provisioned itself with (found by its board id, as DeviceLink finds it)."""
+        if self._ctr == 0:
+            end = time.monotonic() + 5
+            while time.monotonic() < end:
+                self.host_messages()
+                hello = [m for m in self.messages if m["type"] == "hello"]
+                if hello:
+                    self._ctr = hello[-1]["auth"]["ctr"]
+                    break
+                time.sleep(0.05)
+        self._ctr += 1
+        key = load_key((self.state / "board.id").read_text().strip())
+        assert key is not None, "the SIL provisioned no host key"
+        body = json.dumps({"by": "test", **obj, "ctr": self._ctr}, separators=(",", ":"))
+        prefix = body[:-1].encode()
+        mac = hmac.new(key, prefix, hashlib.sha256).hexdigest().encode()
+        return prefix + b',"mac":"' + mac + b'"}\n'
 
     def write(self, port: str, data: bytes) -> None:
         os.write(self.fds[port], data)

@@ -22,7 +22,6 @@ from bedside.alarms.conditions import (
     CONDITIONS,
     NIBP_CUFF_FAULT,
     OXI_SENSOR_OFF,
-    P_HIGH,
     P_NONE,
     PR_LOW,
     SPO2_DESAT,
@@ -73,8 +72,10 @@ class Run:
         return self.s[d] * 1000 if isinstance(d, str) else d
 
     def prio(self, i: int) -> int:
-        """The priority the condition must have now (its own, or HIGH once escalated)."""
-        return P_HIGH if self.escalated[i] else CONDITIONS[i][2]
+        """The priority the condition must have now (its own, or its escalation's once
+        escalated: HIGH for SPO2_LOW, MEDIUM for CHECK_OVERDUE)."""
+        esc = CONDITIONS[i][5]
+        return esc[1] if self.escalated[i] and esc else CONDITIONS[i][2]
 
     # --- actions ------------------------------------------------------------------------
     def pred(self, i: int, on: bool) -> None:
@@ -232,7 +233,8 @@ def _escalation_is_audible(r: Run, act: Any) -> None:
         if r.eng.audio_off:
             continue
         assert r.eng.state[i] in AUDIBLE, (i, fsm.STATE_NAMES[r.eng.state[i]])
-        assert r.eng.audible_priority() == P_HIGH, (i, r.eng.audible_priority())
+        # the escalated priority sounds (or a higher one)
+        assert r.eng.audible_priority() >= r.prio(i), (i, r.eng.audible_priority())
 
 
 def _reset_keeps_existing(r: Run, act: Any) -> None:

@@ -156,3 +156,25 @@ def test_keys_and_host_through_the_board(pico: Pico) -> None:
     replies = [m for m in msgs if m["type"] == "reply"]
     assert [(r["ok"], r["id"]) for r in replies] == [(False, None), (True, 7)]
     assert replies[0]["error"] == "invalid JSON" and replies[1]["cmd"] == "ping"
+
+
+def test_stuck_decoder_starves_the_watchdog(pico: Pico) -> None:
+    """REQ-REL-01: on the board (fakes of machine): a sensor decoder that fails on every byte
+    makes no progress; after PROGRESS_MS the loop stops feeding the watchdog; the alarm stages
+    still run (the watchdog reset is the way back)."""
+    from bedside.device import PROGRESS_MS
+
+    b = pico.mod.setup()
+    wdt = FakeWDT.last
+    assert wdt is not None
+    assert all(_ticks(pico, b, 100))
+
+    def broken(*a: Any) -> int:
+        raise RuntimeError("decoder stuck")
+
+    b.dev.decoder.feed = broken
+    health = _ticks(pico, b, PROGRESS_MS // 10 + 60)
+    bad = health.index(False)
+    assert PROGRESS_MS // 10 <= bad <= PROGRESS_MS // 10 + 40  # the first byte, + PROGRESS_MS
+    assert not any(health[bad:])
+    assert wdt.feeds == 100 + bad

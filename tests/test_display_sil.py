@@ -51,7 +51,7 @@ def test_desaturation_then_sensor_off(sil: Sil, tmp_path: Path) -> None:
     """REQ-HW-07, REQ-HW-08: SPO2_LOW with the MEDIUM marker, then SpO2 SENSOR OFF, on screen."""
     sil.feed_oximeter(1.5, 72, 97)
     quiet = wait_frame(sil, tmp_path, lambda f: f["lines"][5] == "SpO2  97  PR  72", 3)
-    assert quiet["lines"][0] == "" and quiet["lines"][7].endswith("MONITOR")
+    assert quiet["lines"][0] == "" and quiet["lines"][7].endswith("IDLE")
     assert quiet["tall"] == [0, 2]
     low = wait_frame(sil, tmp_path, lambda f: f["lines"][2] == "SpO2 LOW", 8, feed=(72, 86, 0x82))
     assert low["lines"][0].startswith("!!  MEDIUM")

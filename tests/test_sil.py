@@ -73,7 +73,7 @@ def test_buttons_from_stdin(sil: Sil) -> None:
 
 def test_state_dir_keeps_settings(sil: Sil, tmp_path: Path) -> None:
     """REQ-SIL-04: a setting changed over the host link is stored in --state-dir."""
-    sil.write("host", b'{"cmd": "set", "name": "spo2_low", "value": 88, "id": 1}\n')
+    sil.write("host", sil.signed({"cmd": "set", "name": "spo2_low", "value": 88, "id": 1}))
     m = sil.wait_for(lambda m: m["type"] == "reply" and m.get("id") == 1, 3)
     assert m["ok"] is True
     _schema, stored = decode((tmp_path / "state" / "settings.json").read_bytes())

@@ -59,7 +59,9 @@ def test_disk_full_during_high_alarm_keeps_alarming(state_mount: Path, tmp_path:
             os.close(fd)
         sil.feed_oximeter(2, 72, 80)  # SPO2_DESAT (HIGH) while the disk is full
         for i in range(20):  # settings changes and alarm events: every write fails
-            sil.write("host", b'{"cmd": "set", "name": "spo2_low", "value": %d}\n' % (91 + i % 3))
+            v = 91 + i % 3  # (a lowering during SPO2_LOW needs confirm)
+            cmd = {"cmd": "set", "name": "spo2_low", "value": v, "confirm": True}
+            sil.write("host", sil.signed(cmd))
         sil.feed_oximeter(8, 72, 80)
         assert sil.proc.poll() is None, "bedside sil died on a full disk"
         raised = {m["condition"] for m in sil.messages if m["type"] == "alarm"}

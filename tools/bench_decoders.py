@@ -2,9 +2,10 @@
 # SunTech reply parser; on CPython also false sensor-off edges per hour under 1 % garbage,
 # corruption and drops (simulator encoders + fault injector -> firmware decoder, probe on; see
 # host_tools/bedside_host/sim/false_off.py). Prints (never asserts); main() returns the figures.
-# Run from the repo root:
+# `make bench` part "decoders": on CPython it also runs itself on the MicroPython unix port
+# (BEDSIDE_MP_HEAP, the core as .mpy) and writes bench/parts/decoders.json. Run from the repo root:
 #   MICROPYPATH=firmware micropython -X heapsize=192k tools/bench_decoders.py
-#   python tools/bench_decoders.py        (BENCH_FALSE_OFF_MIN: simulated minutes, default 60)
+#   python tools/bench_decoders.py        (BENCH_FALSE_OFF_MIN: simulated minutes, default 15)
 import sys
 
 _here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
@@ -21,7 +22,7 @@ from bedside.sensors import OXIMETER_FORMATS, load_oximeter  # noqa: E402
 MP = sys.implementation.name == "micropython"
 SECONDS = 4  # seconds of real traffic per buffer (at least 20 units)
 REPEAT = 5  # buffers decoded per measurement
-FALSE_OFF_MIN = 60.0  # simulated minutes per format and fault for the false sensor-off figure
+FALSE_OFF_MIN = 15.0  # simulated minutes per format and fault for the false sensor-off figure
 
 if MP:
 
@@ -148,7 +149,8 @@ def bench_false_sensor_off(results):
             sys.path.insert(0, _p)
     from bedside_host.sim.false_off import FAULTS, PROBE_ON_SCENARIO, false_sensor_off
 
-    minutes = float(os.environ.get("BENCH_FALSE_OFF_MIN", FALSE_OFF_MIN))
+    quick = os.environ.get("BEDSIDE_BENCH_QUICK") == "1"
+    minutes = float(os.environ.get("BENCH_FALSE_OFF_MIN", 2 if quick else FALSE_OFF_MIN))
     print(
         "false sensor-off edges per hour, probe on (scenario %s, %g simulated min each):"
         % (PROBE_ON_SCENARIO, minutes)
@@ -175,7 +177,87 @@ def main():
             print("%-9s no bench traffic defined here" % fmt)
     results["suntech"] = bench_suntech()
     bench_false_sensor_off(results)
+    if MP:
+        import json
+
+        print("BENCH " + json.dumps(results))
     return results
 
 
-main()
+def write_part(cpy):
+    """CPython: run this script on MicroPython too and write bench/parts/decoders.json."""
+    import json
+    from pathlib import Path
+
+    tools = str(Path(__file__).resolve().parent)
+    if tools not in sys.path:
+        sys.path.insert(0, tools)
+    import benchlib
+    import micropython
+
+    mp = None
+    heap = micropython.HEAP
+    if micropython.executable() is not None:
+        fw = micropython.compile_firmware()
+        res = micropython.run(Path(__file__).resolve(), heap=heap, path=[fw], cwd=micropython.ROOT)
+        out = res.stdout + res.stderr
+        sys.stdout.write(
+            "".join(ln + "\n" for ln in out.splitlines() if not ln.startswith("BENCH "))
+        )
+        for line in res.stdout.splitlines():
+            if line.startswith("BENCH "):
+                mp = json.loads(line[6:])
+    fig = benchlib.figure
+    figs = []
+    m = "tools/bench_decoders.py: %d-frame buffers of real traffic fed to the decoder, %d times"
+    m = m % (SECONDS, REPEAT)
+    for fmt in sorted(cpy):
+        if "frames_per_s" not in cpy[fmt]:
+            continue
+        if mp is not None and fmt in mp:
+            d = mp[fmt]
+            figs.append(
+                fig(
+                    "decode only, MicroPython: %s" % fmt,
+                    round(d["frames_per_s"]),
+                    "frames/s",
+                    None,
+                    m + ", ticks_us (heap %s, .mpy); real rate %d/s" % (heap, d["real_per_s"]),
+                )
+            )
+            figs.append(
+                fig(
+                    "decode only, allocation per frame: %s" % fmt,
+                    d["alloc_per_frame"],
+                    "B",
+                    "<= 0",
+                    m + ", gc disabled, mem_alloc() before and after (MicroPython)",
+                )
+            )
+        figs.append(
+            fig(
+                "decode only, CPython: %s" % fmt,
+                round(cpy[fmt]["frames_per_s"]),
+                "frames/s",
+                None,
+                m + ", time.perf_counter",
+            )
+        )
+    for fmt in sorted(cpy):
+        for fault, per_h in sorted(cpy[fmt].get("false_off_per_h", {}).items()):
+            figs.append(
+                fig(
+                    "false sensor-off edges, %s, %s" % (fmt, fault),
+                    per_h,
+                    "/h",
+                    None,
+                    "host_tools/bedside_host/sim/false_off.py: simulator encoders + fault "
+                    "injector -> firmware decoder, probe on (CPython)",
+                )
+            )
+    benchlib.write_part("decoders", figs)
+
+
+_results = main()
+if not MP and __name__ == "__main__":
+    write_part(_results)

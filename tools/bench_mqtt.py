@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -96,9 +97,11 @@ def _pct(values: list[float], q: float) -> float | None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--chairs", type=int, default=16)
-    ap.add_argument("--seconds", type=float, default=20.0)
+    quick = os.environ.get("BEDSIDE_BENCH_QUICK") == "1"  # tools/benchlib.py: a short run
+    ap.add_argument("--seconds", type=float, default=3.0 if quick else 20.0)
     ap.add_argument("--alarm-hz", type=float, default=2.0)
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "parts" / "mqtt.json")
+    parts = Path(os.environ.get("BEDSIDE_BENCH_PARTS", ROOT / "bench" / "parts"))
+    ap.add_argument("--out", type=Path, default=parts / "mqtt.json")
     args = ap.parse_args()
 
     import mqttbroker

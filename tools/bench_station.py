@@ -288,10 +288,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
         "--steps",
-        default=",".join(map(str, STEPS)),
+        # BEDSIDE_BENCH_QUICK=1 (tools/benchlib.py): two small steps, figures not published
+        default="4,8"
+        if os.environ.get("BEDSIDE_BENCH_QUICK") == "1"
+        else ",".join(map(str, STEPS)),
         help="chair counts to try, in order (default: %(default)s)",
     )
-    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "parts" / "station.json")
+    parts = Path(os.environ.get("BEDSIDE_BENCH_PARTS", ROOT / "bench" / "parts"))
+    ap.add_argument("--out", type=Path, default=parts / "station.json")
     args = ap.parse_args()
     steps = tuple(int(s) for s in args.steps.split(","))
     results = asyncio.run(main_async(steps))

@@ -20,6 +20,7 @@ from bedside.compat import const
 from bedside.ticks import elapsed, ticks_add
 
 QUIET_MAX = const(60000)
+_PERIOD = tuple(period(p) if p else 0 for p in AUDITORY)  # burst period per priority, ms
 
 
 class Annunciator:
@@ -39,11 +40,13 @@ class Annunciator:
         self._rem_t = 0  # AUDIO OFF: last reminder start (or entry)
         self._off_t0 = 0  # AUDIO OFF: entry, for the green flash phase
         self.tone_on = False
+        self._info = False  # an information signal (one soft pulse) is due or sounding
+        self._info_t = 0
 
     def quiet_ms(self, now):
         """Milliseconds until the next auditory pulse is due (0 while one sounds): the board
         runs a flash write (interrupts off) only when this is long enough. QUIET_MAX if none."""
-        if self._level:
+        if self._level or self._info:
             return 0
         if self._prio:
             pat = AUDITORY[self._prio]
@@ -51,7 +54,7 @@ class Annunciator:
             for start in pat[2]:
                 if start > t:
                     return start - t
-            left = period(pat) - t
+            left = _PERIOD[self._prio] - t
             return left if left > 0 else 0
         if self._off:
             left = self.settings["audio_off_reminder_min"] * 60000 - elapsed(now, self._rem_t)
@@ -78,6 +81,12 @@ class Annunciator:
         self._silenced = True
         self.invalidate()
         self.step(now, prio, prio, False)
+
+    def info(self, now):
+        """An information signal (not an alarm signal): one soft REMINDER pulse now, unless an
+        auditory alarm signal plays (the alarm says more) or audio is off."""
+        self._info = True
+        self._info_t = now
 
     def silence(self):
         """Audio inactivated by the operator: stop the running burst now."""
@@ -108,17 +117,24 @@ class Annunciator:
         if self._prio:
             pat = AUDITORY[self._prio]
             t = elapsed(now, self._t0)
-            per = period(pat)
+            per = _PERIOD[self._prio]
             if t >= per:  # next burst: move the origin (no tick overflow however long)
                 self._first = False
                 t %= per
                 self._t0 = ticks_add(now, -t)
             level = self._level_at(pat, t)
+            self._info = False
         elif self._off:
+            self._info = False
             dt = elapsed(now, self._rem_t)
             if dt >= self.settings["audio_off_reminder_min"] * 60000:
                 self._rem_t = now
                 dt = 0
+            level = _pulse_level(REMINDER[0], REMINDER[1], dt)
+        elif self._info:
+            dt = elapsed(now, self._info_t)
+            if dt >= REMINDER[0]:
+                self._info = False
             level = _pulse_level(REMINDER[0], REMINDER[1], dt)
         if level != self._level:
             self._level = level
@@ -173,15 +189,19 @@ class Annunciator:
                 want1 = lit
             else:
                 want2 = lit
-        self._led_set(0, want0)
-        self._led_set(1, want1)
-        self._led_set(2, want2)
-        self._led_set(GREEN, want3)
-
-    def _led_set(self, color, on):
-        if self._led[color] != on:
-            self._led[color] = on
-            self.leds.set(color, bool(on))
+        led = self._led  # every tick: the four LEDs compared inline, set only on a change
+        if led[0] != want0:
+            led[0] = want0
+            self.leds.set(0, bool(want0))
+        if led[1] != want1:
+            led[1] = want1
+            self.leds.set(1, bool(want1))
+        if led[2] != want2:
+            led[2] = want2
+            self.leds.set(2, bool(want2))
+        if led[GREEN] != want3:
+            led[GREEN] = want3
+            self.leds.set(GREEN, bool(want3))
 
 
 def _pulse_level(td, ramp, dt):

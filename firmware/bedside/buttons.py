@@ -44,19 +44,23 @@ K_CHECK = const(2)
 K_NIBP = const(4)
 CHORD_MS = const(3000)  # CHECK + NIBP held together this long: alarm-signal self-test
 # Events (names are what Device.button takes).
-EVENTS = (None, "ack", "reset", "check", "nibp", "selftest")
+EVENTS = (None, "ack", "reset", "check", "nibp", "selftest", "check_hold", "nibp_hold")
 E_ACK = const(1)
 E_RESET = const(2)
 E_CHECK = const(3)
 E_NIBP = const(4)
 E_SELFTEST = const(5)
+E_CHECK_HOLD = const(6)  # CHECK held alone: MOAA/S score entry (docs/session.md)
+E_NIBP_HOLD = const(7)  # NIBP held alone: infusion start/stop, confirmed with CHECK
 
 
 class Keys:
     """The one key mapping, used by the Pico board layer and the SIL alike: ACK short press =
     acknowledge (audio pause), ACK long press = alarm reset, CHECK, NIBP start/stop; CHECK and
     NIBP held together for CHORD_MS = self-test (a sequence that is not pressed by accident;
-    their single events are then suppressed). update() returns at most one event per call."""
+    their single events are then suppressed); CHECK or NIBP held alone for long_ms: the
+    session's score entry and infusion start/stop (each confirmed by a further press).
+    update() returns at most one event per call."""
 
     def __init__(self, debounce_ms=50, long_ms=1500):
         self.ack = Button(debounce_ms, long_ms)
@@ -100,8 +104,12 @@ class Keys:
         if not self._chord_used:
             if ec == SHORT:
                 self._push(E_CHECK)
+            elif ec == LONG:
+                self._push(E_CHECK_HOLD)
             if en == SHORT:
                 self._push(E_NIBP)
+            elif en == LONG:
+                self._push(E_NIBP_HOLD)
         return self.next_event()
 
     def next_event(self):

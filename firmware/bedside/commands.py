@@ -6,6 +6,12 @@ from bedside.alarms.conditions import P_HIGH, P_LOW, P_MEDIUM
 from bedside.compat import const
 from bedside.settings import OPERATOR
 
+# Every command that changes state: HMAC-signed with the device key, a fresh counter and an
+# operator name `by` (docs/protocol.md "Authentication"); accepted and refused ones are logged.
+# A new state-changing command joins by name here. The rest are read-only and need no key.
+AUTHENTICATED = ("set", "nibp", "audio_off", "selftest", "session", "provision")
+AUTH_FIELDS = ("by", "ctr", "mac")  # carried by every authenticated command
+
 _LOG_PER_TICK = const(4)  # log records sent per tick
 _LOG_MAX = const(16)  # records per log command
 _ID_MAX = const(32)  # longest string id / operator name
@@ -56,6 +62,11 @@ class Commands:
     def __init__(self, dev):
         self.dev = dev
         self._log = None  # running log request: [reader, which, sent, limit, rid, first]
+        self.accepted = 0  # authenticated commands taken (saturates)
+        self.refused = 0  # authenticated commands refused before their handler (saturates)
+        self.suppressed = 0  # refusals not logged since the last refusal record
+        self.t_refusal = 0
+        self.refusal_quiet = True
 
     # --- entry point (HostLink calls it once per received line) ---------------------------
     def handle(self, cmd, error):
@@ -73,10 +84,22 @@ class Commands:
             dev.reply(name, rid, "unknown command %s" % name[:_ID_MAX])
             return
         args, handler = spec
-        err = self._check_args(cmd, args)
+        auth = name in AUTHENTICATED
+        if auth:
+            from bedside import authcmd  # at the first state-changing command (RAM)
+
+            err = authcmd.authenticate(self, name, cmd)
+            if err:
+                authcmd.refuse(self, name, cmd, err)
+                dev.reply(name, rid, err)
+                return
+        err = self._check_args(cmd, args, auth)
         if err:
             dev.reply(name, rid, err)
+            if auth:
+                authcmd.record(self, name, cmd, err)
             return
+        dev.last_error = None
         try:
             handler(self, cmd, rid)
         except (KeyError, TypeError, ValueError) as e:
@@ -84,10 +107,14 @@ class Commands:
         except Exception as e:  # never out of the tick: reported as a fault, answered
             dev.fault("command", e)
             dev.reply(name, rid, "internal error")
+        if auth:
+            authcmd.record(self, name, cmd, dev.last_error)
 
-    def _check_args(self, cmd, args):
+    def _check_args(self, cmd, args, auth=False):
         for key in cmd:
-            if key != "cmd" and key != "id" and not any(a[0] == key for a in args):
+            if key == "cmd" or key == "id" or (auth and key in AUTH_FIELDS):
+                continue
+            if not any(a[0] == key for a in args):
                 return "unknown argument %s" % str(key)[:_ID_MAX]
         for field, kind, required in args:
             if field not in cmd:
@@ -157,8 +184,15 @@ class Commands:
         self.dev.reply("get_settings", rid, None, {"settings": self.dev.settings.values})
 
     def _set(self, cmd, rid):
-        err, fields = self.dev.change_setting(cmd["name"], cmd["value"], OPERATOR, cmd.get("by"))
-        self.dev.reply("set", rid, err, fields)
+        dev = self.dev
+        confirm = cmd.get("confirm", False)
+        err, fields = dev.change_setting(cmd["name"], cmd["value"], OPERATOR, cmd["by"], confirm)
+        dev.reply("set", rid, err, fields)
+
+    def _provision(self, cmd, rid):
+        from bedside.authcmd import provision
+
+        provision(self.dev, cmd, rid)
 
     def _replay(self, cmd, rid):
         link = self.dev.link
@@ -207,6 +241,12 @@ class Commands:
         err = self.dev.nibp_request(action)
         self.dev.reply("nibp", rid, err, None if err else {"action": action})
 
+    def _session(self, cmd, rid):
+        self.dev.session().command(cmd, rid)
+
+    def _get_session(self, cmd, rid):
+        self.dev.session().get(cmd, rid)
+
     def _selftest(self, cmd, rid):
         p = _PRIORITIES.get(cmd["priority"])
         if p is None:
@@ -215,6 +255,14 @@ class Commands:
         self.dev.reply("selftest", rid, None, {"priority": cmd["priority"]})
 
 
+# the `session` command's arguments (which op takes which: bedside.session.OPS)
+_SESSION_ARGS = (
+    ("patient", A_STR), ("course_day", A_INT), ("course_total", A_INT), ("override", A_BOOL),
+    ("reason", A_STR), ("action", A_STR), ("rate", A_INT), ("units", A_STR), ("on", A_BOOL),
+    ("flow", A_INT), ("score", A_INT), ("scale", A_STR), ("aldrete", A_INT), ("padss", A_INT),
+    ("escort", A_STR), ("relationship", A_STR), ("advice", A_BOOL),
+)  # fmt: skip
+
 # name: ((argument, kind, required), ...), handler
 TABLE = {
     "ping": ((), Commands._ping),
@@ -222,9 +270,10 @@ TABLE = {
     "status": ((), Commands._status),
     "get_settings": ((), Commands._get_settings),
     "set": (
-        (("name", A_STR, True), ("value", A_VALUE, True), ("by", A_STR, False)),
+        (("name", A_STR, True), ("value", A_VALUE, True), ("confirm", A_BOOL, False)),
         Commands._set,
     ),
+    "provision": ((("key", A_VALUE, True),), Commands._provision),
     "replay": ((("from", A_INT, True),), Commands._replay),
     "audio_off": ((("on", A_BOOL, True), ("lease_s", A_INT, False)), Commands._audio_off),
     "log": (
@@ -233,4 +282,12 @@ TABLE = {
     ),
     "nibp": ((("action", A_STR, True),), Commands._nibp),
     "selftest": ((("priority", A_STR, True),), Commands._selftest),
+    "get_session": ((), Commands._get_session),
+    # every op's arguments (session.OPS says which op takes which, and checks them)
+    "session": (
+        (("op", A_STR, True), ("by", A_STR, True))
+        + tuple((a, kind, False) for a, kind in _SESSION_ARGS),
+        Commands._session,
+    ),
 }
+del _SESSION_ARGS  # (in the table now)

@@ -14,12 +14,13 @@ from bedside.alarms import rules
 from bedside.alarms.conditions import HOST_LINK_LOST, P_HIGH, P_LOW, P_MEDIUM, TEST_HIGH
 from bedside.alarms.engine import AlarmEngine
 from bedside.annunciator import Annunciator
+from bedside.auth import CTR_FILE, S_READY, Auth
 from bedside.commands import Commands
 from bedside.compat import const
 from bedside.hostlink import HostLink
 from bedside.observations import Observations
-from bedside.persist import Persist
-from bedside.readings import NONE, NibpReading, OxiReading
+from bedside.persist import SESSION_FILE, Persist
+from bedside.readings import NibpReading, OxiReading
 from bedside.selftest import SelfTest
 from bedside.sensors import EV_FRAME, EV_READING, load_oximeter
 from bedside.settings import SETTINGS_FILE, encode, read_settings
@@ -33,7 +34,9 @@ _PERSIST_QUIET_MS = const(60)  # a flash write runs only if no pulse is due this
 _FAULT_MSG_MS = const(1000)  # at most one fault message a second (the count says the rest)
 _BAD_TICKS = const(100)  # ticks in a row whose alarm stages failed: the loop cannot go on
 _COUNT_MAX = const(9999)
-_EVENT_KEYS = ("ack", "reset", "check", "nibp", "selftest")
+PROGRESS_MS = const(1000)  # every part of the tick must complete within this, or: unhealthy
+PARTS = ("sensors", "alarms", "annunciator", "host")  # the parts whose progress is watched
+_EVENT_KEYS = ("ack", "reset", "check", "nibp", "selftest", "check_hold", "nibp_hold")
 _WRAP = const(1 << 29)  # statistics counters fold below this: small ints on the Pico for ever
 # the statistics counters of decoders, drivers and readings (they rise per frame or reply)
 _COUNTERS = (
@@ -61,6 +64,7 @@ class Device:
         reset_cause="power_on",
         settings=None,
         selftest=True,
+        device_id="",
     ):
         self.link = HostLink()  # first: its rings are the largest blocks (a Pico-sized heap)
         self.oxi_uart = oxi_uart
@@ -73,8 +77,9 @@ class Device:
         self._t_fault_msg = now
         self._fault_quiet = True
         self._bad_ticks = 0
+        self._failing = bytearray(4)  # per part of PARTS: its stage failed and has not
+        self._fail_t = [0, 0, 0, 0]  # completed work since ... the first failure's time
         self.display_errors = 0
-        self.phase = "MONITOR"  # session workflow phase (the infusion-session issue)
         self.settings = settings if settings is not None else read_settings(store)
         s = self.settings
         # flash: two logs and the write-behind queue; a failing store is a technical alarm
@@ -107,14 +112,18 @@ class Device:
 
             self.nibp_states = STATE_NAMES
             self.nibp_drv = SuntechNibp(nibp_uart, self.nibp, patient=s["nibp_patient"])
-            self.schedule = NibpSchedule(interval_min=s["nibp_interval_min"])
-            self.schedule.set_interval(s["nibp_interval_min"], now)
+            self.schedule = NibpSchedule(min_gap_s=s["nibp_min_gap_s"])
+            self.schedule.set_interval(s["nibp_interval_min"], now)  # the session's per phase
         restarted = reset_cause not in ("power_on", "soft")
         self.obs = Observations(now, self.oxi, self.nibp, restarted)
         self.obs.storage_fault = not storage_ok
+        self.obs.nibp_interval_min = s["nibp_interval_min"]
         self.alarms = AlarmEngine(s, self._alarm_event)
         self.annunciator = Annunciator(sounder, leds, s)
         self.selftest = SelfTest(sounder, leds)
+        self.device_id = device_id  # the board's unique id (hello): the host's key name
+        self.auth = Auth(store)
+        self.last_error = None  # of the last reply (the command log records it)
         self.cmds = Commands(self)
         self._on_line = self.cmds.handle  # bound once: no allocation per tick
         self._buf = bytearray(_RX)
@@ -132,11 +141,23 @@ class Device:
         self._pfault = False
         if not storage_ok:
             self._fault_msg("storage", storage_err)
+        self.sessctl = None  # the infusion session (sessionctl.py), loaded on first use
+        raw = None
+        try:
+            raw = store.read(SESSION_FILE) if store is not None else None
+        except Exception as e:  # the session starts idle; STORAGE_FAULT says why
+            self.storage_error(e)
+        if raw is not None:
+            self.session(raw)  # restored in its phase, or idle with a fault if corrupt
         if selftest:
             self.selftest.start(now)
         self.log_event({"event": "boot", "reset_cause": reset_cause}, alarm=True)
         for text in s.problems:
             self.log_event({"event": "settings_problem", "problem": text})
+        if self.auth.problem:
+            self.log_event({"event": "auth_problem", "problem": self.auth.problem})
+        if self.auth.state == S_READY:
+            self.save_counter()  # the reserve after a start is used up: never again
         if s.needs_save:
             self.save_settings()  # an older schema: written once in the current one
         self.send_hello(None)
@@ -162,24 +183,38 @@ class Device:
             self._up_ms -= q * 1000
         bad = False
         try:
-            self._read_sensors(now)
+            if self._read_sensors(now):
+                self._failing[0] = 0  # bytes went through the decoders
         except Exception as e:
+            self._stage_failed(0, now)
             self.fault("sensors", e)
+        host_ok = True
         try:
             if self.link.pump(self.host, self._on_line):
                 self.obs.host_seen = True
                 self.obs.host_rx.mark(now)
         except Exception as e:
+            host_ok = False
+            self._stage_failed(3, now)
             self.fault("host", e)
         try:
+            if self.sessctl is not None:
+                self.sessctl.tick(now)
+        except Exception as e:
+            self.fault("session", e)
+        try:
             self._judge(now)
+            self._failing[1] = 0
         except Exception as e:
             bad = True
+            self._stage_failed(1, now)
             self.fault("alarms", e)
         try:
             self._annunciate(now)
+            self._failing[2] = 0
         except Exception as e:
             bad = True
+            self._stage_failed(2, now)
             self.fault("annunciator", e)
             self._safe(now)
         try:
@@ -191,14 +226,34 @@ class Device:
             self.fault("report", e)
         try:
             self.link.flush(self.host)
+            if host_ok:
+                self._failing[3] = 0
         except Exception as e:
+            self._stage_failed(3, now)
             self.fault("host", e)
         self._bad_ticks = self._bad_ticks + 1 if bad else 0
 
+    def _stage_failed(self, i, now):
+        if not self._failing[i]:
+            self._failing[i] = 1
+            self._fail_t[i] = now
+
+    def stalled(self):
+        """The first of PARTS (index) whose stage failed PROGRESS_MS ago and has completed no
+        work since (a decoder that raises on every byte, a host link that raises every tick),
+        or -1. A part with nothing to do (no bytes) is not stalled."""
+        now = self.now
+        for i in range(4):
+            if self._failing[i] and elapsed(now, self._fail_t[i]) >= PROGRESS_MS:
+                return i
+        return -1
+
     def healthy(self):
-        """False once the alarm stages have failed _BAD_TICKS ticks in a row: the board then
-        stops feeding the watchdog (a deliberate reset is the only way left to alarm)."""
-        return self._bad_ticks < _BAD_TICKS
+        """False once the alarm stages have failed _BAD_TICKS ticks in a row, or any part of
+        the tick (sensor decoders, alarm evaluation, annunciator, host link) has made no
+        progress for PROGRESS_MS: the board then stops feeding the watchdog (a reset, then
+        DEVICE_RESTARTED, is the way back to a working loop)."""
+        return self._bad_ticks < _BAD_TICKS and self.stalled() < 0
 
     def background(self, now):
         """Flash write-behind: one store operation, only when no auditory pulse is due soon
@@ -224,13 +279,16 @@ class Device:
             self.fault("storage", e)
 
     def _read_sensors(self, now):
+        """Returns whether any byte went through a decoder this tick."""
         ev = 0
+        fed = False
         mv = self._mv
         for _ in range(8):  # bounded: at most 8 reads a tick
             n = self.oxi_uart.readinto(mv)
             if not n:
                 break
             ev |= self.decoder.feed(mv, n, now)
+            fed = True
             if n < _RX:
                 break
         o = self.obs
@@ -243,7 +301,8 @@ class Device:
         elif ev & EV_FRAME and o.off_flags:
             self._eval_now = True  # sensor-off: judge soon, not at the packet's end
         if self.nibp_drv is not None:
-            self._poll_nibp(now)
+            fed = self._poll_nibp(now) or fed
+        return fed
 
     def _judge(self, now):
         if not (self._eval_now or elapsed(now, self._t_eval) >= _EVAL_MS):
@@ -326,8 +385,10 @@ class Device:
         mv = self._mv
         ev = 0
         n = self.nibp_uart.readinto(mv)
+        fed = False
         if n:
             ev |= drv.feed(mv, n, now)
+            fed = True
         ev |= drv.step(now)
         o = self.obs
         s = self.settings  # SpO2 alarms held while the cuff inflates (alarms.md 6), capped
@@ -353,13 +414,7 @@ class Device:
                 sched.cycle_started(now)
                 self.send("nibp_state", {"state": "starting", "cuff": None})
         if ev & _EV_NIBP_RESULT:
-            n = self.nibp
-            o.nibp_due.mark(now)
-            self.nibp_age.mark(now)
-            if o.bp_baseline_sys == NONE:
-                o.bp_baseline_sys = n.sys
-            self.send("nibp", messages.nibp(self, now))
-            self._eval_now = True
+            self.nibp_result(now)
         if ev & _EV_NIBP_ERROR:
             fields = {
                 "state": "error",
@@ -369,6 +424,16 @@ class Device:
             }
             self.send("nibp_state", fields)
             self._eval_now = True
+        return fed
+
+    def nibp_result(self, now):
+        """A valid reading is in self.nibp: report it, judge it, give it to the session."""
+        self.obs.nibp_due.mark(now)
+        self.nibp_age.mark(now)
+        self.send("nibp", messages.nibp(self, now))
+        if self.sessctl is not None:
+            self.sessctl.nibp(now)
+        self._eval_now = True
 
     def nibp_request(self, action):
         """Host: "start" (STAT) or "stop" (abort). Returns an error string or None."""
@@ -415,7 +480,12 @@ class Device:
         if name not in _EVENT_KEYS:
             return 0
         self.now = now
-        if name == "ack":
+        n = None  # key sequences of the session (docs/session.md)
+        if self.sessctl is not None:
+            n = self.sessctl.key(name, now)
+        if n is not None:
+            pass
+        elif name == "ack":
             n = self.alarms.ack(now)
             if n:
                 self.annunciator.silence()
@@ -430,9 +500,8 @@ class Device:
             rules.evaluate(self.alarms, self.settings, o, now)
             self.alarms.step(now)
             n = self.alarms.reset(now)
-        elif name == "check":
-            n = 1
-            self.obs.check_overdue = False
+        elif name == "check" or name == "check_hold" or name == "nibp_hold":
+            n = 0  # no session check running: nothing to record
         elif name == "nibp":
             n = self._nibp_key(now)
         else:
@@ -451,9 +520,19 @@ class Device:
         self.log_event({"event": "selftest", "by": by})
         return len(seq)
 
+    def session(self, raw=None):
+        """The session control, imported and made on first use (RAM on a Pico-sized heap)."""
+        if self.sessctl is None:
+            from bedside.sessionctl import SessionCtl
+
+            self.sessctl = SessionCtl(self, self.now, raw)
+        return self.sessctl
+
     # --- settings and AUDIO OFF (host commands) -------------------------------------------
-    def change_setting(self, name, value, access, by):
-        """Validate and apply; returns (error or None, reply fields)."""
+    def change_setting(self, name, value, access, by, confirm=False):
+        """Validate and apply; returns (error or None, reply fields). A change that widens
+        the limit of an active physiological alarm, or widens a limit by more than the
+        organisation's limit_step, needs confirm (settings.needs_confirm)."""
         s = self.settings
         err = s.check_set(name, value, access)
         if err:
@@ -461,22 +540,43 @@ class Device:
         old = s[name]
         if not s.would_change(name, value):
             return None, {"name": name, "value": value, "old": old, "changed": False}
+        from bedside.authcmd import needs_confirm  # loaded by the command's authentication
+
+        why = needs_confirm(s, name, value, self.alarms)
+        if why and not confirm:
+            return "%s: send again with confirm to change it" % why, None
         err = s.set(name, value, access)
         if err:
             return err, None
         fields = {"name": name, "value": value, "old": old, "changed": True}
+        if why:
+            fields["confirmed"] = why
         self.save_settings()
-        if name == "nibp_interval_min" and self.schedule is not None:
-            self.schedule.set_interval(value, self.now)
+        if self.sessctl is not None:
+            self.sessctl.sync(self.now)  # the NIBP interval per session phase
+        elif name == "nibp_interval_min":
+            self.obs.nibp_interval_min = value
             self.obs.nibp_due.mark(self.now)
+            if self.schedule is not None:
+                self.schedule.set_interval(value, self.now)
+        elif name == "nibp_min_gap_s" and self.schedule is not None:
+            self.schedule.min_gap_ms = value * 1000
         if name == "nibp_patient" and self.nibp_drv is not None:
             self.nibp_drv.set_patient(value)
         msg = {"name": name, "value": value, "old": old, "by": by}
-        self.send("setting", msg)
         rec = {"event": "setting", "name": name, "value": value, "old": old, "by": by}
+        if why:
+            msg["confirmed"] = True
+            rec["confirmed"] = True
+        self.send("setting", msg)
         self.log_event(rec)
         self._eval_now = True
         return None, fields
+
+    def save_counter(self):
+        """Queue the authentication counter (written behind, coalesced)."""
+        if self.persist is not None:
+            self.persist.save(CTR_FILE, self.auth.counter_file())
 
     def save_settings(self):
         """Queue the settings file (written behind; settings.saved() once it is on flash)."""
@@ -547,6 +647,7 @@ class Device:
         return self.link.send(mtype, self.uptime_ms, fields)
 
     def reply(self, name, rid, error=None, fields=None):
+        self.last_error = error
         out = {"cmd": name, "id": rid, "ok": error is None}
         if error is not None:
             out["error"] = error

@@ -9,7 +9,8 @@
 #   4    "AUDIO PAUSED 95s"   while any alarm's audio is paused
 #   5    "SpO2  97  PR  72"   "--" when there is no current value
 #   6    "120/80 (93) 12m"    last NIBP with its age (never shown without it)
-#   7    "CUFF 150  MONITOR"  cuff pressure while measuring; the session phase on the right
+#   7    "INFU CHK 12m"       the session phase and next check (a key prompt while one runs);
+#                             while measuring the cuff pressure on the left
 #
 # render() allocates only when a line's inputs change (the keys below), so a steady screen
 # costs no heap; `dirty` says which lines changed so the board redraws only those.
@@ -231,7 +232,8 @@ class Display:
             self._put(L_NIBP, text)
         busy = drv is not None and drv.busy
         cuff = drv.cuff_mmhg if busy else NONE
-        phase = dev.phase
+        ctl = dev.sessctl  # the session phase and next check, or a key prompt
+        phase = ctl.text if ctl is not None else "IDLE"
         if self._stale(L_INFO, (1 << 12) | (cuff + 1) if busy else 0) or phase != self._phase:
             self._phase = phase
             left = ("CUFF %d" % cuff if cuff != NONE else "CUFF --") if busy else ""

@@ -25,6 +25,8 @@ _RX = const(64)  # bytes read from the host per read call
 _OUT_LINE = const(1024)  # longest message built in place (a longer one is built on the heap)
 _COUNT_MAX = const(0x3FFFFFFF)  # counters stay small ints on the Pico (31-bit)
 RETAIN_TYPES = ("alarm", "nibp", "nibp_state", "setting", "audio_off", "fault", "selftest")
+SESSION_KEPT = const(1)  # the last `session` line kept in a ring of its own (they are long) ...
+SESSION_BYTES = const(896)  # ... so they never push alarm lines out of the retained ring
 
 
 def _inc(x):
@@ -106,6 +108,7 @@ class HostLink:
         self._line = bytearray(LINE_MAX)
         self._n = 0
         self._overlong = False
+        self._last_n = 0
         self._rx = bytearray(_RX)  # bytes read but not yet split into lines
         self._rx_mv = memoryview(self._rx)
         self._rx_i = 0
@@ -118,6 +121,7 @@ class HostLink:
         self._omv = memoryview(self._obuf)
         self._hist = LineRing(HISTORY_BYTES, HISTORY)
         self._kept = LineRing(RETAINED_BYTES, RETAINED)
+        self._sess = None  # made with the first `session` line (RAM on a Pico-sized heap)
         self._out = []  # waiting for the transport, in order: seqs (live) or bytes (replays)
         self._copies = 0  # bytes of replayed copies in _out
         self._cur = -1  # seq being written, its bytes and how far
@@ -143,6 +147,10 @@ class HostLink:
         self._hist.add(self.seq, line)
         if mtype in RETAIN_TYPES:
             self._kept.add(self.seq, line)
+        elif mtype == "session":
+            if self._sess is None:
+                self._sess = LineRing(SESSION_BYTES, SESSION_KEPT)
+            self._sess.add(self.seq, line)
         self._queue(self.seq)
         return self.seq
 
@@ -183,11 +191,17 @@ class HostLink:
         i = self._kept.find(seq)
         if i >= 0:
             return self._kept, i
+        if self._sess is not None:
+            i = self._sess.find(seq)
+            if i >= 0:
+                return self._sess, i
         return None, -1
 
     def _kept_seqs(self, first_seq):
         seen = {}
-        for ring in (self._hist, self._kept):
+        for ring in (self._hist, self._kept, self._sess):
+            if ring is None:
+                continue
             slots = len(ring.seq)
             for k in range(ring.n):
                 q = ring.seq[(ring.head + k) % slots]
@@ -218,7 +232,9 @@ class HostLink:
 
     def oldest_kept(self):
         best = self.seq + 1
-        for ring in (self._hist, self._kept):
+        for ring in (self._hist, self._kept, self._sess):
+            if ring is None:
+                continue
             q = ring.oldest()
             if 0 < q < best:
                 best = q
@@ -344,8 +360,14 @@ class HostLink:
             self._n += 1
         return False
 
+    def line(self):
+        """The bytes of the command line being handled (without CR and LF): what a command's
+        MAC covers (bedside.auth). Valid only inside the handler."""
+        return memoryview(self._line)[: self._last_n]
+
     def _line_in(self, n, handle):
         self.rx_lines = _inc(self.rx_lines)
+        self._last_n = n
         try:
             cmd = json.loads(bytes(self._line[:n]))
         except Exception:  # ValueError, UnicodeError; RecursionError/RuntimeError when deep

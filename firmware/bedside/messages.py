@@ -7,6 +7,7 @@ from bedside.hostlink import HISTORY, PROTOCOL_VERSION
 from bedside.readings import NONE
 
 _QUALITY_NAMES = ("unknown", "low", "marginal", "good")
+_AUTH_STATES = ("unprovisioned", "provisioned", "key_unreadable")  # bedside.auth S_*
 
 
 def val(x):
@@ -24,6 +25,8 @@ def hello(dev, rid):
         "settings_problems": list(getattr(dev.settings, "problems", ())),
         "log": dev.log_positions(),
         "history": HISTORY,
+        "device": dev.device_id,
+        "auth": {"state": _AUTH_STATES[dev.auth.state], "ctr": dev.auth.last},
         "id": rid,
     }
 
@@ -103,7 +106,7 @@ def heartbeat(dev, now):
         "audio_paused_s": a.paused_remaining_ms(now) // 1000,
         "audio_off": a.audio_off,
         "audio_off_left_s": dev.audio_off_left_ms(now) // 1000 if a.audio_off else None,
-        "phase": dev.phase,
+        "phase": dev.sessctl.sess.name() if dev.sessctl is not None else "idle",
         "rx_errors": dev.link.rx_errors + dev.decoder.frames_bad,
         "tx_dropped": dev.link.tx_dropped,
         "faults": dev.faults,
@@ -117,3 +120,8 @@ def heartbeat(dev, now):
         hb["nibp_state"] = dev.nibp_states[drv.state]
         hb["cuff"] = val(drv.cuff_mmhg)
     return hb
+
+
+def session(sess, event, by):
+    """The `session` message: what happened, who did it, the state object after it."""
+    return {"event": event, "by": by, "session": sess.state()}

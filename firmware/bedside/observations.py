@@ -30,7 +30,8 @@ class Observations:
         self.spo2_held = False  # SpO2 alarms held (NIBP inflation on the same arm)
         # NIBP
         self.nibp_due = Age(now)  # last valid reading (or interval change): NIBP_OVERDUE
-        self.bp_baseline_sys = NONE
+        self.bp_baseline_sys = NONE  # the session's accepted baseline (none: BP_RISE off)
+        self.nibp_interval_min = 0  # the NIBP interval in force (NIBP_OVERDUE)
         self.cuff_fault = False
         self.nibp_cond = None  # the NIBP driver's technical condition id, or None
         self.nibp_error = NONE  # its error code
@@ -38,7 +39,9 @@ class Observations:
         self.host_seen = False
         self.host_rx = Age()
         self.restarted = restarted
-        self.check_overdue = False
+        self.check_overdue = False  # the session's check is overdue (CHECK_OVERDUE)
+        self.sedation_deep = False  # the last MOAA/S score is deep (SEDATION_DEEP)
+        self.sedation_score = NONE
         self.storage_fault = False
         self.fault = Age()  # last error caught in the tick
         self.test_prio = 0  # priority of the running test alarm (0: none)

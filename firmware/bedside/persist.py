@@ -14,6 +14,7 @@ RETRIES = const(3)  # attempts per operation before it is dropped
 SAVES = const(4)  # distinct file names with a save pending at once
 COUNT_MAX = const(9999)  # errors and dropped saturate here
 _MSG = const(80)  # last_error length
+SESSION_FILE = "session.json"  # the infusion-session record (bedside.session, docs/session.md)
 _ALARM = const(1)
 _SAVE = const(2)
 _EVENT = const(3)

@@ -128,6 +128,14 @@ SPEC = {
         ORG,
         "while AUDIO OFF: one reminder pulse this often",
     ),
+    "limit_step": (
+        5,
+        0,
+        50,
+        "",
+        ORG,
+        "an operator limit widens by at most this (its own unit) without confirm; 0 = never",
+    ),
     "sounder_hz": (
         600,
         150,
@@ -136,6 +144,30 @@ SPEC = {
         ORG,
         "alarm tone f0 (IEC 150-1000 Hz; <= 660 keeps 4 harmonics under 4 kHz)",
     ),
+    # --- infusion session (docs/session.md) ---
+    "baseline_gap_min": (3, 1, 15, "min", ORG, "baseline NIBP readings this far apart"),
+    "baseline_stable_s": (60, 10, 600, "s", ORG, "baseline SpO2/pulse stable this long"),
+    "nibp_first_min": (5, 1, 30, "min", ORG, "NIBP interval, infusion hour 1 and after a rise"),
+    "nibp_infusion_min": (15, 1, 60, "min", ORG, "NIBP interval, rest of the infusion"),
+    "nibp_recovery_min": (15, 1, 60, "min", ORG, "NIBP interval in recovery"),
+    "nibp_min_gap_s": (30, 10, 300, "s", ORG, "least gap between NIBP cycles"),
+    "check_interval_min": (15, 5, 60, "min", ORG, "responsiveness check interval"),
+    "check_grace_min": (5, 1, 30, "min", ORG, "check late this long: CHECK_OVERDUE"),
+    "check_escalate_s": (300, 0, 1800, "s", ORG, "CHECK_OVERDUE to MEDIUM; 0 = never"),
+    "sedation_score_max": (2, 0, 4, "", ORG, "MOAA/S at or below: SEDATION_DEEP"),
+    "sedation_priority": (
+        "medium",
+        ("low", "medium", "high"),
+        None,
+        "",
+        ORG,
+        "SEDATION_DEEP priority",
+    ),
+    "recovery_min": (60, 30, 240, "min", ORG, "least recovery time"),
+    "discharge_band_pct": (20, 5, 50, "%", ORG, "discharge BP/pulse band around baseline"),
+    "discharge_spo2": (92, 85, 99, "%", ORG, "discharge SpO2 above, room air"),
+    "aldrete_min": (9, 0, 10, "", ORG, "least modified Aldrete total"),
+    "padss_min": (9, 0, 10, "", ORG, "least PADSS total"),
 }
 
 
@@ -155,7 +187,7 @@ INVARIANTS = (
 
 # --- the file on flash ---------------------------------------------------------------------
 SETTINGS_FILE = "settings.json"
-SCHEMA = 2  # the schema this firmware writes; raise it with a MIGRATIONS entry on any change
+SCHEMA = 3  # the schema this firmware writes; raise it with a MIGRATIONS entry on any change
 _MAX_FILE = const(8192)  # bytes; larger is not a settings file (today's is under 700 bytes)
 _NAME_SHOWN = const(40)  # characters of an unknown name quoted in a problem
 _LISTED = const(6)  # names listed one by one in a problem, the rest counted
@@ -175,15 +207,34 @@ _ADDED_IN_SCHEMA_1 = (
 
 def _from_1(values):
     """Plain JSON without a checksum (first releases): settings added since then get defaults."""
-    for name in _ADDED_IN_SCHEMA_1:
+    return _add(_ADDED_IN_SCHEMA_1, values)
+
+
+# Settings added with the infusion session and the limit-widening confirmation (schema 3).
+_ADDED_IN_SCHEMA_2 = (
+    "aldrete_min", "baseline_gap_min", "baseline_stable_s", "check_escalate_s",
+    "check_grace_min", "check_interval_min", "discharge_band_pct", "discharge_spo2",
+    "nibp_first_min", "nibp_infusion_min", "nibp_min_gap_s", "nibp_recovery_min", "padss_min",
+    "recovery_min", "sedation_priority", "sedation_score_max", "limit_step",
+)  # fmt: skip
+
+
+def _add(names, values):
+    for name in names:
         if name not in values:
             values[name] = SPEC[name][0]
     return values
 
 
+def _from_2(values):
+    """Schema 2 (before the infusion session and the confirmation of widened limits): the
+    session settings and limit_step get their defaults."""
+    return _add(_ADDED_IN_SCHEMA_2, values)
+
+
 # schema n -> function(values dict of schema n) -> values dict of schema n + 1. A migration sees
 # the names of its own schema; RENAMED is applied after all migrations.
-MIGRATIONS = {1: _from_1}
+MIGRATIONS = {1: _from_1, 2: _from_2}
 
 # retired name -> current name, for every setting ever renamed. Never reuse a retired name.
 RENAMED = {}  # type: dict[str, str]

@@ -293,6 +293,14 @@ def _init_commands(driver, o):
     return bytes(rec.cmds)
 
 
+def _unique_id():
+    """The RP2040 board's flash unique id in hex: the device id in hello (host key name)."""
+    try:
+        return "".join("%02x" % b for b in machine.unique_id())
+    except Exception:
+        return ""
+
+
 def _reset_cause():
     cause = machine.reset_cause()
     if cause == machine.WDT_RESET:
@@ -368,6 +376,7 @@ def setup():
         nibp_uart=UartIn(nibp),
         reset_cause=_reset_cause(),
         settings=settings,
+        device_id=_unique_id(),
     )
     pull = Pin.PULL_UP if pins.BTN_ACTIVE_LOW else Pin.PULL_DOWN
     keys = (

@@ -28,6 +28,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "simulate",
         "simulate the pulse oximeter and SunTech NIBP module on serial ports (bench testing)",
     ),
+    "bench": (
+        "bench",
+        "run scenario files against the firmware (virtual time, SIL) or a Pico; test protocol",
+    ),
     "monitor": (
         "monitor",
         "live view of one device: vitals, alarm state with priority colours, link health",
@@ -40,6 +44,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "settings": ("settings", "read, change, compare, export and import the device's settings"),
     "log": ("log", "read the device's flash alarm log (or event log), every page"),
     "nibp": ("nibp", "start or stop a blood-pressure measurement on the device"),
+    "provision": (
+        "provision",
+        "give the device its command key (made here, stored on the device and this host)",
+    ),
     "audio-off": (
         "audio_off",
         "AUDIO OFF while this runs (a renewed lease; only if the organisation allows it)",

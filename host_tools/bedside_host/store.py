@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 BATCH_ITEMS = 64  # never more than the device keeps for replay (docs/protocol.md)
 BATCH_MS = 500.0
 BUSY_TIMEOUT_MS = 5000
@@ -236,6 +236,26 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_audit(conn: sqlite3.Connection) -> None:
+    """The audit table (issue 14): every authenticated command the device accepted or refused,
+    with the operator (`by`) and the reason, from the live `command` message and the flash
+    event log's `command` record (one row for both: same device, boot and uptime)."""
+    _script(
+        conn,
+        """
+        CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            device TEXT NOT NULL, boot INTEGER NOT NULL, epoch INTEGER NOT NULL,
+            t_ms INTEGER NOT NULL, wall_time REAL, rx_time REAL NOT NULL,
+            cmd TEXT NOT NULL, by_name TEXT NOT NULL, ok INTEGER NOT NULL, reason TEXT NOT NULL,
+            confirm INTEGER NOT NULL DEFAULT 0, more INTEGER NOT NULL DEFAULT 0,
+            source TEXT NOT NULL,   -- 'live' or 'log' (whichever came first)
+            UNIQUE (device, boot, epoch, t_ms, cmd, ok, by_name, reason)
+        );
+        """,
+    )
+
+
 def _create_v1(conn: sqlite3.Connection) -> None:
     _script(conn, _V1)
 
@@ -284,6 +304,7 @@ MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (
     _migrate_1_to_2,
     _migrate_mqtt_outbox,
     _migrate_station,
+    _migrate_audit,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
@@ -753,6 +774,9 @@ class Store:
                 self._event(str(mtype), _fields(m), raw_id, key, t_ms, wall, rx, "live", None)
                 if mtype == "setting":
                     self._setting(m, raw_id, key, t_ms, wall, rx, "live")
+        elif mtype == "command":
+            if t_ms is not None:
+                self._audit(m, key, t_ms, wall, rx, "live")
         elif mtype == "hello":
             f = _fields(m)
             ex(
@@ -968,8 +992,40 @@ class Store:
         elif rec.get("event") == "audio_off":
             fields["on"] = True
         self._event(etype, fields, raw_id, key, u, wall, rx, "log", (str(log_name), n))
+        if etype == "command":
+            self._audit(rec, key, u, wall, rx, "log")
         if etype == "setting":
             self._setting(rec, raw_id, key, u, wall, rx, "log")
+
+    def _audit(
+        self,
+        m: Mapping[str, Any],
+        key: tuple[str, int, int],
+        t_ms: int,
+        wall: float | None,
+        rx: float,
+        source: str,
+    ) -> None:
+        """One authenticated command, accepted or refused; the second source adds nothing."""
+        more = _int(m.get("more"))
+        self.conn.execute(
+            "INSERT INTO audit (device, boot, epoch, t_ms, wall_time, rx_time, cmd, by_name, ok,"
+            " reason, confirm, more, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
+            (
+                *key,
+                t_ms,
+                wall,
+                rx,
+                str(m.get("cmd"))[:32],
+                _text(m.get("by")) or "",
+                m.get("ok") is True,
+                _text(m.get("reason")) or "",
+                m.get("confirm") is True,
+                more if more is not None else 0,
+                source,
+            ),
+        )
 
     def _add_gap(self, g: GapItem) -> None:
         """Store the part of the gap the file does not already hold: a recorder restarted on

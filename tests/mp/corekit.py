@@ -1,7 +1,6 @@
 # corekit.py: shared helpers of the core hardening tests (valid on MicroPython and CPython):
 # a flash that fails, a Bench that keeps only the messages a test reads, a command helper.
-import json
-
+from authkit import line
 from fakes import Events
 from scenario import Bench
 
@@ -26,7 +25,7 @@ def cmd(b, obj):
             b.keep(m)
 
     b.on_message = hook
-    b.host.push((json.dumps(obj) + "\n").encode())
+    b.host.push(line(b.dev, obj))
     try:
         for _ in range(300):
             b.run(10)

@@ -3,6 +3,7 @@
 # print the same canonical timeline, which tests/test_parity.py compares byte for byte.
 import json
 
+from authkit import provision
 from bedside.device import Device
 from bedside.hostlink import WRITE_BUDGET
 from fakes import Clock, FakeLeds, FakeSounder, FakeUart, MemStore
@@ -43,6 +44,7 @@ class Bench:
             selftest=selftest,
             nibp_uart=nibp_uart,
         )
+        provision(self.dev)  # the test key (tests/mp/authkit.py), as `bedside provision` does
         self.messages = []  # every message but the periodic oxi/heartbeat ones
         self.periodic = {"oxi": [], "heartbeat": []}
         self.seq_gaps = 0

@@ -71,7 +71,7 @@ class Rig:
 def test_condition_table_consistent():
     """REQ-ALM-07: the one condition table: every id in index order, priorities, kinds and
     latching."""
-    assert len(IDS) == c.COUNT == 26
+    assert len(IDS) == c.COUNT == 27
     for name in IDS:
         assert getattr(c, name) == c.index(name)
     assert CONDITIONS[c.SPO2_DESAT][2] == P_HIGH and CONDITIONS[c.SPO2_LOW][2] == P_MEDIUM

@@ -2,6 +2,7 @@
 # hold, AUDIO OFF, flash log, settings files (CPython and MicroPython).
 import json
 
+from authkit import line
 from bedside.nibp_schedule import NibpSchedule
 from bedside.readings import NONE
 from bedside.settings import defaults
@@ -34,7 +35,7 @@ class _Drv:
 
 
 def _cmd(b, obj):
-    b.host.push((json.dumps(obj) + "\n").encode())
+    b.host.push(line(b.dev, obj))
     b.run(50)
     return [m for m in b.messages if m["type"] == "reply"][-1]
 
@@ -115,7 +116,8 @@ def test_alarm_log_from_device_and_host_command():
     b = Bench(store=store)
     b.run(2000, 72, 97)
     b.run(1000, 72, 80)
-    _cmd(b, {"cmd": "set", "name": "spo2_low", "value": 88, "by": "nurse a"})
+    # SPO2_LOW's predicate holds (80 < 90): lowering its limit needs confirm (docs/protocol.md)
+    _cmd(b, {"cmd": "set", "name": "spo2_low", "value": 88, "by": "nurse a", "confirm": True})
     b.run(500, 72, 80)  # written behind, between pulses
     b.messages = []
     r = _cmd(b, {"cmd": "log", "from": 0})

@@ -1,6 +1,7 @@
 # test_core_faults.py: no exception, flash fault or key flood stops local alarming (CPython and
 # MicroPython). Clocks start just below the 2**30 ms wrap.
 
+from authkit import provision_store
 from corekit import bench, cmd
 from fakes import MemStore
 from scenario import Bench
@@ -10,6 +11,7 @@ def test_failing_store_at_boot_and_during_alarms():
     """REQ-CORE-01: a flash that fails every operation (from boot on) never stops the device:
     it starts, alarms and sounds, and raises STORAGE_FAULT instead of raising an exception."""
     store = MemStore()  # a flash that fails every read, write and append (its fault injection)
+    provision_store(store)  # provisioned before the flash failed
     store.fail_read = OSError(5)
     store.fail_write = store.fail_append = OSError(28)  # ENOSPC
     b = bench(store=store)
@@ -19,6 +21,13 @@ def test_failing_store_at_boot_and_during_alarms():
     assert b.alarms("SPO2_DESAT")[0]["event"] == "raise"
     assert any(hz for _t, hz, _d in b.sounder.log)
     r = cmd(b, {"cmd": "set", "name": "spo2_low", "value": 91})
+    assert r["ok"] is False and "key store unreadable" in r["error"]  # the key: unknown
+    assert b.dev.settings["spo2_low"] == 90
+    store.fail_read = None  # reads work again, writes still fail: the key is read again,
+    r = cmd(b, {"cmd": "set", "name": "spo2_low", "value": 91})
+    if not r["ok"]:  # with its counter reserve: the host learns the counter and resends
+        assert "counter not above" in r["error"]
+        r = cmd(b, {"cmd": "set", "name": "spo2_low", "value": 91})
     assert r["ok"] is True  # applied in RAM at once; the write fails behind
     b.run(2000, 72, 80)
     assert b.dev.settings["spo2_low"] == 91 and b.dev.persist.errors > 0

@@ -37,6 +37,25 @@ def _drop_msg(m):
     pass
 
 
+class _Ctl:
+    """Stands in for the session control (sessionctl.py): only its display text."""
+
+    def __init__(self, text):
+        self.text = text
+
+    def tick(self, now):
+        pass
+
+    def nibp(self, now):
+        pass
+
+    def key(self, name, now):
+        return None
+
+    def sync(self, now):
+        pass
+
+
 def _shown(b, d, ms, hr=72, spo2=None, status=0x82, step=250, keep=True):
     """Run the bench for ms, rendering every `step` ms like the board; the frames seen."""
     frames = []
@@ -73,17 +92,17 @@ def test_every_title_fits():
 
 
 def test_quiet_screen_shows_vitals_and_phase():
-    """REQ-HW-08: no alarm: alarm lines empty; SpO2 and pulse; the phase (MONITOR by default)"""
+    """REQ-HW-08: no alarm: alarm lines empty; SpO2 and pulse; the phase (IDLE: no session)"""
     b = _bench()
     d = Display()
     _shown(b, d, 3000, 72, 97)
     assert d.lines[L_HEADER] == "" and d.lines[L_TITLE] == "" and d.lines[L_PAUSE] == ""
     assert d.lines[L_VITALS] == "SpO2  97  PR  72"
-    assert d.lines[L_INFO] == "         MONITOR"
+    assert d.lines[L_INFO] == "            IDLE"
     assert d.lines[L_NIBP] == ""  # no NIBP module on this bench
     assert d.inverse == 0
     _fits(d)
-    b.dev.phase = "INFUSION"
+    b.dev.sessctl = _Ctl("INFUSION")
     d.render(b.dev, b.clock.now)
     assert d.changed and d.dirty == 1 << L_INFO and d.lines[L_INFO].endswith("INFUSION")
     d.render(b.dev, b.clock.now)
@@ -216,7 +235,7 @@ def test_nibp_with_age_and_cuff():
     from bedside.sensors.suntech import ST_MEASURING  # the device imported it already
 
     drv.state, drv.cuff_mmhg = ST_MEASURING, 150
-    dev.phase = "RECOVERY-LONG-NAME"
+    dev.sessctl = _Ctl("RECOVERY-LONG-NAME")
     d.render(dev, clock.advance(250))
     assert d.lines[L_INFO] == "CUFF 150 RECOVER"
     _fits(d)

@@ -105,6 +105,19 @@ def test_bad_values_are_missing():
     assert r.spo2 == NONE and r.pr == 72
 
 
+def test_perfusion_index_out_of_range_is_missing():
+    """REQ-SEN-17, REQ-REL-05: a PI above 20 % (fuzzing found "PI=020000" published as
+    20000 %, tests/fuzz/crashes/oxi_masimo/) is a field error, NONE; 20.00 % is kept."""
+    r = OxiReading()
+    d = MasimoDecoder(r)
+    x = line(pi=b"020000")
+    d.feed(x, len(x), 0)
+    assert r.pi_x100 == NONE and d.field_errors == 1 and r.spo2 == 97
+    x = line(pi=b"20.00")
+    d.feed(x, len(x), 0)
+    assert r.pi_x100 == 2000
+
+
 def test_line_without_keys_is_rejected():
     r = OxiReading()
     d = MasimoDecoder(r)

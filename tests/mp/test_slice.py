@@ -1,7 +1,11 @@
 # test_slice.py: the foundation slice end to end through the core, on CPython and MicroPython:
 # oximeter bytes -> decoder -> alarm -> annunciator -> host link. The bench clock starts just
 # below the 2**30 ms tick wrap, so every delay here runs across the wrap (REQ-SYS-03).
+import json
+
+from authkit import line
 from bedside.alarms.patterns import CYAN, GREEN, YELLOW
+from bedside.commands import AUTHENTICATED
 from bedside.observations import OFF_CONFIRM_MS
 from bedside.settings import decode
 from fakes import MemStore
@@ -97,8 +101,15 @@ def test_missing_values_are_null():
     assert oxi["spo2"] is None and oxi["pr"] is None
 
 
-def _cmd(b, line):
-    b.host.push(line)
+def _cmd(b, raw):
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        obj = None
+    if isinstance(obj, dict) and obj.get("cmd") in AUTHENTICATED:
+        raw = line(b.dev, obj)  # signed, as DeviceLink signs
+    b.messages = []  # (a Pico-sized heap: only this command's messages)
+    b.host.push(raw)
     b.run(50)
     return [m for m in b.messages if m["type"] == "reply"][-1]
 

@@ -43,10 +43,11 @@ CHECK_OVERDUE = const(19)
 NIBP_CUFF_FAULT = const(20)
 STORAGE_FAULT = const(21)
 CORE_FAULT = const(22)
-TEST_HIGH = const(23)
-TEST_MEDIUM = const(24)
-TEST_LOW = const(25)
-COUNT = const(26)
+SEDATION_DEEP = const(23)
+TEST_HIGH = const(24)
+TEST_MEDIUM = const(25)
+TEST_LOW = const(26)
+COUNT = const(27)
 
 # (id, kind, priority, latching, delay (setting name in s, or fixed ms),
 #  escalation ((setting name in s, priority) or None), title for the display and the monitor)
@@ -78,16 +79,37 @@ CONDITIONS = (
     ("HOST_LINK_LOST", TECHNICAL, P_LOW, L_NO, 0, None, "HOST LINK LOST"),
     ("DEVICE_RESTARTED", TECHNICAL, P_MEDIUM, L_NO, 0, None, "DEVICE RESTARTED"),
     ("SETTINGS_DEFAULTED", TECHNICAL, P_MEDIUM, L_NO, 0, None, "DEFAULT SETTINGS"),
-    ("CHECK_OVERDUE", TECHNICAL, P_LOW, L_NO, 0, None, "CHECK OVERDUE"),
+    (
+        "CHECK_OVERDUE",
+        TECHNICAL,
+        P_LOW,
+        L_NO,
+        0,
+        ("check_escalate_s", P_MEDIUM),
+        "CHECK OVERDUE",
+    ),
     ("NIBP_CUFF_FAULT", TECHNICAL, P_HIGH, L_NO, 0, None, "CUFF NOT DEFLATED"),
     ("STORAGE_FAULT", TECHNICAL, P_LOW, L_NO, 0, None, "STORAGE FAULT"),
     ("CORE_FAULT", TECHNICAL, P_MEDIUM, L_NO, 0, None, "DEVICE FAULT"),
+    ("SEDATION_DEEP", PHYSIOLOGICAL, P_MEDIUM, L_SETTING, 0, None, "SEDATION DEEP"),
     ("TEST_HIGH", TECHNICAL, P_HIGH, L_NO, 0, None, "TEST ALARM HIGH"),
     ("TEST_MEDIUM", TECHNICAL, P_MEDIUM, L_NO, 0, None, "TEST ALARM MED"),
     ("TEST_LOW", TECHNICAL, P_LOW, L_NO, 0, None, "TEST ALARM LOW"),
 )
 
 IDS = tuple(c[0] for c in CONDITIONS)
+
+# Conditions whose priority is an organisation setting (a choice of PRIORITY_NAMES); the table's
+# priority above is that setting's default.
+PRIORITY_SETTING = ((SEDATION_DEEP, "sedation_priority"),)
+
+
+def base_priority(i, s):
+    """Condition i's priority when it starts: the table's, or its setting's."""
+    for j, name in PRIORITY_SETTING:
+        if j == i:
+            return PRIORITY_NAMES.index(s[name])
+    return CONDITIONS[i][2]
 
 
 def index(cond_id):

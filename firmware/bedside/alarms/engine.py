@@ -10,6 +10,7 @@ from bedside.alarms.conditions import (
     P_HIGH,
     P_MEDIUM,
     P_NONE,
+    base_priority,
 )
 from bedside.alarms.deficit import IntegratedDeficit
 from bedside.readings import NONE
@@ -32,6 +33,7 @@ class AlarmEngine:
         self.raw = bytearray(n)  # predicate now (from the rules)
         self.exists = bytearray(n)  # condition exists (predicate held for its delay)
         self.state = bytearray(n)  # fsm.S_*
+        self._none = bytes(n)  # state when no condition shows (compared with, never changed)
         self.prio = bytearray(n)  # current priority (escalation raises it)
         self.no_delay = bytearray(n)  # rule applies its own delay (e.g. integrated deficit)
         self.t_raw = [0] * n  # when the predicate became true
@@ -44,7 +46,7 @@ class AlarmEngine:
         self._lk_latch = fsm.build_lookup(True)
         self._lk_plain = fsm.build_lookup(False)
         for i in range(n):
-            self.prio[i] = CONDITIONS[i][2]
+            self.prio[i] = base_priority(i, settings)
         self.deficit = IntegratedDeficit()  # SPO2_LOW integral delay (rules.py feeds it)
         self.nibp_hold = NibpHold()  # SpO2 hold during NIBP inflation (the device feeds it)
         self.audio_off = False  # AUDIO OFF (global, only if the organisation allows it)
@@ -93,28 +95,33 @@ class AlarmEngine:
         """Apply delays, endings, escalation and pause expiry at now."""
         if self.audio_off and not self.settings["audio_off_allowed"]:
             self.audio_off = False  # the organisation withdrew it: audio back on at once
+        raw = self.raw  # the per-condition arrays as locals: this runs every rule evaluation
+        exists = self.exists
+        state = self.state
+        prio = self.prio
         for i in range(COUNT):
             cond = CONDITIONS[i]
-            if self.raw[i]:
-                if not self.exists[i] and elapsed(now, self.t_raw[i]) >= self.delay_ms(i):
-                    self.exists[i] = 1
+            if raw[i]:
+                if not exists[i] and elapsed(now, self.t_raw[i]) >= self.delay_ms(i):
+                    exists[i] = 1
                     self.t_start[i] = now
                     self.onset_sat[i] = 0
-                    self.prio[i] = cond[2]
+                    prio[i] = base_priority(i, self.settings)
                     self._fire(i, fsm.E_RAISE, now)
-            elif self.exists[i]:
-                self.exists[i] = 0
+            elif exists[i]:
+                exists[i] = 0
                 self._fire(i, fsm.E_END, now)
             esc = cond[5]
-            if esc and self.exists[i] and self.prio[i] < esc[1]:
+            if esc and exists[i] and prio[i] < esc[1]:
                 esc_s = self.settings[esc[0]]
                 if esc_s and self.age_ms(i, now) >= esc_s * 1000:
-                    self.prio[i] = esc[1]
+                    prio[i] = esc[1]
                     self._fire(i, fsm.E_ESCALATE, now)
-            if self.state[i]:
+            st = state[i]
+            if st:
                 self.age_ms(i, now)  # keep the age saturating, never wrapping
-            if self.state[i] == _S_PAUSED and ticks_diff(now, self.t_pause_end[i]) >= 0:
-                self._fire(i, fsm.E_PAUSE_END, now)
+                if st == _S_PAUSED and ticks_diff(now, self.t_pause_end[i]) >= 0:
+                    self._fire(i, fsm.E_PAUSE_END, now)
 
     def age_ms(self, i, now):
         """How long condition i's occurrence has been shown (saturating)."""
@@ -172,20 +179,26 @@ class AlarmEngine:
     def audible_priority(self):
         """Highest priority whose auditory signal should sound (P_NONE if none or AUDIO OFF)."""
         best = P_NONE
-        if self.audio_off:
+        state = self.state
+        if self.audio_off or state == self._none:  # every tick: no loop when nothing shows
             return best
+        prio = self.prio
         for i in range(COUNT):
-            s = self.state[i]
-            if (s == _S_ACTIVE or s == _S_LATCHED) and self.prio[i] > best:
-                best = self.prio[i]
+            s = state[i]
+            if (s == _S_ACTIVE or s == _S_LATCHED) and prio[i] > best:
+                best = prio[i]
         return best
 
     def visible_priority(self):
         """Highest priority with a visual signal (paused and latched ones included)."""
         best = P_NONE
+        state = self.state
+        if state == self._none:
+            return best
+        prio = self.prio
         for i in range(COUNT):
-            if self.state[i] and self.prio[i] > best:
-                best = self.prio[i]
+            if state[i] and prio[i] > best:
+                best = prio[i]
         return best
 
     def top(self):

@@ -24,6 +24,7 @@ FORMAT = "masimo"
 BAUD = 9600
 FRAME_RATE = 1  # lines per second (S22 timestamps; "trend data at 2 s intervals" per S19)
 PR_MAX = 400  # plausibility bound on BPM; above -> missing
+PI_MAX_X100 = 2000  # perfusion index range 0.02..20 %; above -> missing (fuzzing found 20000 %)
 MAX_LINE = 192  # default line buffer; vector 22 is 127 bytes + CR LF, Radical-7 adds PVI=nnn
 
 # EXC bits: S21 only, all UNCONFIRMED (section 1.9); isolated so a real table can replace them.
@@ -229,7 +230,7 @@ class MasimoDecoder:
             bpm = NONE
         if spo2 == NONE or bpm == NONE:
             flags |= F_MISSING
-        if pi == _BAD:
+        if pi == _BAD or pi > PI_MAX_X100:
             self.field_errors += 1
             pi = NONE
         if exc == _BAD:

@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import queue
+import secrets
 import shutil
 import signal
 import sys
@@ -22,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-from bedside_host import ensure_firmware_on_path
+from bedside_host import ensure_firmware_on_path, keys
 from bedside_host.sil.capture import CaptureWriter, CapturingStream
 from bedside_host.sil.pcboard import (
     AnnunciatorLog,
@@ -38,6 +39,7 @@ from bedside_host.sil.pcboard import (
 
 ensure_firmware_on_path()
 
+from bedside import auth as fw_auth  # noqa: E402
 from bedside import settings as fw_settings  # noqa: E402
 from bedside.alarms.conditions import PRIORITY_NAMES  # noqa: E402
 from bedside.buttons import K_ACK, K_CHECK, K_NIBP  # noqa: E402
@@ -57,12 +59,43 @@ PRESSES: dict[str, tuple[int, int]] = {
     "check": (K_CHECK, 150),
     "nibp": (K_NIBP, 150),
     "selftest": (K_CHECK | K_NIBP, 3200),
+    "check_hold": (K_CHECK, 1700),  # the session's MOAA/S score entry (docs/session.md)
+    "nibp_hold": (K_NIBP, 1700),  # the session's infusion start/stop, confirmed by check
 }
 BUTTONS = tuple(PRESSES)
 RELEASE_MS = 100  # keys released between two presses
 KEY_QUEUE = 16  # words waiting; more are dropped (and counted): a flood never stalls the loop
 RUNNING_MARK = "sil.running"  # present while running: found at start = unclean stop
+BOARD_ID_FILE = "board.id"  # the simulated board's unique id (hello `device`)
 LOCK_FILE = "sil.lock"  # flock()ed while running: one `bedside sil` per state directory
+
+
+def _provision_self(state_dir: Path, store: DirStore) -> tuple[str | None, str | None]:
+    """The SIL's board id (kept in the state directory, like a Pico's unique id) and its
+    command key: made on first start and stored as `bedside provision` would (the device file
+    through the flash store, the host copy in the host's key directory), so DeviceLink signs
+    for it (docs/sil.md). A state directory that cannot be written: no id, no key (the device
+    then refuses state-changing commands: not provisioned)."""
+    id_file = state_dir / BOARD_ID_FILE
+    try:
+        device_id = id_file.read_text().strip() if id_file.exists() else ""
+        if not device_id:
+            device_id = "sil-" + secrets.token_hex(6)
+            id_file.write_text(device_id + "\n")
+        raw = store.read(fw_auth.KEY_FILE)
+        if raw is None:
+            key = keys.new_key()
+            store.write(fw_auth.KEY_FILE, fw_auth.auth_file(key.hex().encode()))
+        else:
+            parsed = fw_auth.parse_key(bytes(raw)[9:-1])
+            if parsed is None:
+                return device_id, None  # corrupt: the device says so (key_unreadable)
+            key = parsed
+        if keys.load_key(device_id) != key:
+            keys.save_key(device_id, key)
+    except (OSError, ValueError) as e:
+        return None, f"sil: no command key ({e}): state-changing commands will be refused"
+    return device_id, None
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -291,6 +324,10 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:
         warning = f"sil: state directory not writable ({e}); running with STORAGE_FAULT"
 
+    device_id, key_warning = _provision_self(state_dir, store)
+    if key_warning:
+        warning = f"{warning}\n{key_warning}" if warning else key_warning
+
     settings = fw_settings.read_settings(store)
     err = settings.set_many(overrides, fw_settings.ORG)
     if err:
@@ -345,6 +382,7 @@ def run(args: argparse.Namespace) -> int:
             nibp_uart=nibp,
             reset_cause=reset_cause,
             settings=settings,
+            device_id=device_id or "",
         )
     except ValueError as e:
         print(f"bedside sil: {e}", file=sys.stderr)
@@ -401,5 +439,10 @@ def run(args: argparse.Namespace) -> int:
             pass
         if temp_dir is not None:
             shutil.rmtree(temp_dir, ignore_errors=True)
+            if device_id:  # a throw-away device: its host key goes with it
+                try:
+                    keys.forget(device_id)
+                except (OSError, ValueError):
+                    pass
         _log("sil: stopped")
     return 0

@@ -71,6 +71,14 @@ def _fault(text: str) -> FaultSpec:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _scenario(text: str) -> str:
+    if text in SCENARIOS or text.endswith(".toml"):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"unknown scenario {text!r} (choose from {', '.join(sorted(SCENARIOS))}, or a .toml file)"
+    )
+
+
 def _error_code(text: str) -> int:
     try:
         v = int(text, 0)
@@ -132,9 +140,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nibp", metavar="PORT", help="SunTech NIBP port (path or pyserial URL)")
     parser.add_argument(
         "--scenario",
-        choices=sorted(SCENARIOS),
+        type=_scenario,
         default=DEFAULT_SCENARIO,
-        help=f"patient course (default {DEFAULT_SCENARIO})",
+        metavar="NAME|FILE",
+        help=f"patient course: a name below (default {DEFAULT_SCENARIO}) or a bench scenario"
+        " file (.toml, docs/scenarios.md): its physiology, faults and NIBP module played in"
+        " real time, each injection and operator action printed",
+    )
+    parser.add_argument(
+        "--host",
+        metavar="PORT",
+        help="with a scenario file: the device's host port, for its host actions and faults",
     )
     parser.add_argument(
         "--speed",
@@ -268,6 +284,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.scenario.endswith(".toml"):
+        return _run_file(args)
+    if args.host:
+        raise UsageError("--host goes with a scenario file (--scenario FILE.toml)")
     if not args.oximeter and not args.nibp:
         raise UsageError("give at least one of --oximeter PORT, --nibp PORT")
     if any(f.stream == "nibp" for f in args.fault) and not args.nibp:
@@ -314,6 +334,84 @@ def _run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(sim.status(sim.t) + "  (stopped)", file=sys.stderr, flush=True)
     return 0
+
+
+def _run_file(args: argparse.Namespace) -> int:
+    """Play a bench scenario file by hand: the Stimulus in real time on the ports given."""
+    from bedside_host.bench.scenario import ScenarioError, load_scenario
+    from bedside_host.bench.stimulus import Stimulus
+
+    try:
+        sc = load_scenario(args.scenario)
+    except ScenarioError as e:
+        raise UsageError(str(e)) from None
+    if not args.oximeter and not args.nibp:
+        raise UsageError("give at least one of --oximeter PORT, --nibp PORT")
+    stim = Stimulus(sc)
+    oxi = open_port("oximeter", args.oximeter, stim.encoder.link) if args.oximeter else None
+    nibp = open_port("nibp", args.nibp, LinkSettings(NIBP_BAUD)) if args.nibp else None
+    link = None
+    if args.host:
+        from bedside_host.link.client import DeviceLink
+
+        link = DeviceLink(args.host, operator="simulate")
+    print(f"scenario {sc.id}: {sc.title} ({sc.duration_s:g} s, {sc.oximeter_format})", flush=True)
+    for name, value in sorted(sc.settings.items()):
+        print(f"  needs setting {name} = {value}", flush=True)
+    stop = _Stop()
+    old = _install_signals(stop)
+    start = time.monotonic()
+    end = min(sc.duration_s, args.duration or sc.duration_s)
+    actions = list(sc.actions)
+    shown = 0
+    try:
+        while not stop.flag:
+            t = time.monotonic() - start
+            if t >= end:
+                break
+            rx = b""
+            if nibp is not None:
+                try:
+                    rx = bytes(nibp.ser.read(4096))
+                except (serial.SerialException, OSError):
+                    rx = b""
+            o, n = stim.step(t, rx)
+            if oxi is not None:
+                oxi.write(o)
+            if nibp is not None:
+                nibp.write(n)
+            while actions and actions[0].at_s <= t:
+                a = actions.pop(0)
+                stim.log.append(f"t={t:7.2f}s  action: {_perform(a, link)}")
+            if link is not None and not stim.host_silent(t):
+                link.poll(0.0)
+            for line in stim.log[shown:]:
+                print(line, flush=True)
+            shown = len(stim.log)
+            time.sleep(TICK_S)
+    finally:
+        for sig, handler in old:
+            signal.signal(sig, handler)
+        for p in (oxi, nibp):
+            if p is not None:
+                p.ser.close()
+        if link is not None:
+            link.close()
+    print(f"stopped at t={time.monotonic() - start:.1f}s: {stim.oxi_bytes} oximeter bytes,"
+          f" {stim.nibp_bytes} NIBP bytes sent", flush=True)  # fmt: skip
+    return 0
+
+
+def _perform(a: Any, link: Any) -> str:
+    """An operator action of a scenario file: host actions are sent when --host is given,
+    keys are prompted (the person at the bench presses them)."""
+    from bedside_host.bench.runner import KEY_WORDS, Target, _do_action
+
+    if a.do in KEY_WORDS:
+        return f"PRESS {a.do.upper()} on the device now ({a.describe()})"
+    if link is None:
+        return f"{a.describe()} (not sent: no --host)"
+    return f"{a.describe()} -> " + _do_action(Target(), link, a, a.at_s)
 
 
 class _Sim:

@@ -28,7 +28,11 @@ by their own ``b`` and ``u`` where that boot was seen live, else ``wall_time`` i
 
 from __future__ import annotations
 
+import getpass
+import hashlib
+import hmac
 import json
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -37,6 +41,8 @@ from typing import Any, TypeGuard
 
 from transitions import Machine
 
+from bedside_host import ensure_firmware_on_path
+from bedside_host.keys import load_key
 from bedside_host.link.messages import (
     UNKNOWN_END,
     Gap,
@@ -47,6 +53,10 @@ from bedside_host.link.messages import (
     Received,
 )
 from bedside_host.link.transport import BAUD, PortGone, Transport
+
+ensure_firmware_on_path()
+
+from bedside.commands import AUTHENTICATED  # noqa: E402  (the one list of signed commands)
 
 PING_EVERY_S = 2.0  # host traffic at least this often keeps HOST_LINK_LOST quiet
 STALE_AFTER_S = 3.0  # no line for this long: stale (the device reports every second)
@@ -61,7 +71,8 @@ LOG_PAGE = 16  # records per log command (the device's cap)
 RX_LINE_MAX = 65536  # a longer unterminated line is garbage
 MAX_MISSED_BOOTS = 8  # whole boots missed between two seen ones, each looked up in the log
 ALARM_MATCH_MS = 0  # a log record's `u` equals its alarm line's `t_ms` (same uptime)
-BY_COMMANDS = frozenset({"set"})  # commands whose protocol row takes `by` (operator name)
+BY_COMMANDS = frozenset(AUTHENTICATED)  # commands that carry `by` (operator), ctr and mac
+_STALE_CTR = re.compile(r"counter not above (\d+)")
 
 STATES = ["disconnected", "connecting", "syncing", "live", "stale"]
 # One row per transition (tests/test_link_states.py has one test per row).
@@ -210,6 +221,36 @@ class DeviceLink:
         # wall time per boot
         self._offsets: dict[int, float] = {}
         self._waiting: dict[int, dict[str, Any] | None] = {}
+        # authentication: the key for the device named in hello, and the counter
+        self.device_id: str | None = None
+        self._key: bytes | None = None
+        self._ctr = 0
+
+    # --- authentication (docs/protocol.md "Authentication") ----------------------------
+    @property
+    def has_key(self) -> bool:
+        """This host holds the key of the device (its hello named it)."""
+        return self._key is not None
+
+    def use_key(self, key: bytes | None) -> None:
+        """Sign with this key from now on (bedside provision, after a key change)."""
+        self._key = key
+
+    def _line_for(self, body: dict[str, Any]) -> bytes:
+        """The command line: state-changing commands get `by`, the next counter and, when
+        this host has the device's key, the MAC over the line's bytes before `,"mac":"`."""
+        if body["cmd"] not in BY_COMMANDS:
+            return (json.dumps(body, separators=(",", ":")) + "\n").encode()
+        if "by" not in body:
+            body["by"] = (self.operator or _login())[:32]
+        self._ctr += 1
+        body["ctr"] = self._ctr
+        text = json.dumps(body, separators=(",", ":"))
+        if self._key is None:
+            return (text + "\n").encode()
+        prefix = text[:-1].encode()
+        mac = hmac.new(self._key, prefix, hashlib.sha256).hexdigest()
+        return prefix + b',"mac":"' + mac.encode() + b'"}\n'
 
     # --- public -------------------------------------------------------------------------
     @property
@@ -265,9 +306,7 @@ class DeviceLink:
         self._next_id = self._next_id % 1_000_000_000 + 1
         rid = self._next_id
         body: dict[str, Any] = {"cmd": cmd, "id": rid, **fields}
-        if self.operator and cmd in BY_COMMANDS and "by" not in fields:
-            body["by"] = self.operator
-        data = (json.dumps(body, separators=(",", ":")) + "\n").encode()
+        data = self._line_for(body)
         try:
             self._transport.write(data)
         except PortGone as e:
@@ -278,7 +317,9 @@ class DeviceLink:
         self._last_tx = self._clock()
         return rid
 
-    def request(self, cmd: str, timeout: float = 3.0, **fields: Any) -> dict[str, Any]:
+    def request(
+        self, cmd: str, timeout: float = 3.0, _retried: bool = False, **fields: Any
+    ) -> dict[str, Any]:
         """Send and wait for the reply with that id; lines received meanwhile stay for the
         next poll(). Raises LinkError (the device's reason) on ok:false, LinkTimeout, or
         LinkDown if the port is not open or was lost while waiting."""
@@ -313,6 +354,12 @@ class DeviceLink:
             if self._logcmd is not None and self._logcmd.user and self._logcmd.id == rid:
                 self._logcmd = None
         if reply.get("ok") is False:
+            if (
+                not _retried and cmd in BY_COMMANDS and _STALE_CTR.search(str(reply.get("error")))
+            ):  # the device's counter was ahead (another host, a restart): once more
+                left = end - time.monotonic()
+                if left > 0:
+                    return self.request(cmd, left, _retried=True, **fields)
             raise LinkError(cmd, reply)
         return reply
 
@@ -663,6 +710,9 @@ class DeviceLink:
         self._replay = _Cmd("replay", rid, {"from": first}, self._clock(), retries=retries)
 
     def _on_reply(self, msg: dict[str, Any]) -> None:
+        stale = _STALE_CTR.search(str(msg.get("error"))) if msg.get("ok") is False else None
+        if stale:
+            self._ctr = max(self._ctr, int(stale.group(1)))
         rid = msg.get("id")
         if isinstance(rid, int) and rid in self._waiting:
             self._waiting[rid] = msg
@@ -714,6 +764,18 @@ class DeviceLink:
         if not live:
             return
         self.hello = msg
+        dev_id = msg.get("device")
+        if isinstance(dev_id, str) and dev_id:
+            if dev_id != self.device_id:
+                self.device_id = dev_id
+                try:
+                    self._key = load_key(dev_id)
+                except ValueError as e:
+                    self._key = None
+                    self.last_error = str(e)
+        auth = msg.get("auth")
+        if isinstance(auth, dict) and _int(auth.get("ctr")):
+            self._ctr = max(self._ctr, auth["ctr"])
         rid = msg.get("id")
         if _int(rid) and rid in self._waiting and self._waiting[rid] is None:
             self._waiting[rid] = msg  # protocol v1 answers hello with the hello only
@@ -906,6 +968,13 @@ class DeviceLink:
             and self._transport.is_open
         ):
             self._fill_step(now)
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser() or "unknown"
+    except (KeyError, OSError):
+        return "unknown"
 
 
 def _int(x: Any) -> TypeGuard[int]:

@@ -220,6 +220,11 @@ class Patient:
         self.seed = seed
         self.jitter = dict(DEFAULT_JITTER if jitter is None else jitter)
         self._knots: dict[tuple[str, int], float] = {}
+        # each channel's ramps in time order, sorted once (value() runs per emitted unit)
+        self._ramps: dict[str, list[Ramp]] = {
+            ch: sorted((r for r in scenario.ramps if r.channel == ch), key=lambda r: r.at)
+            for ch in CHANNELS
+        }
         self._grid_n = 0  # phase integrated up to grid point n (time n * PHASE_STEP_S)
         self._phase_acc = 0.0
 
@@ -232,7 +237,7 @@ class Patient:
     def _base(self, channel: Channel, t: float) -> float:
         sc = self.scenario
         v = float(getattr(sc, channel))
-        for r in sorted((r for r in sc.ramps if r.channel == channel), key=lambda r: r.at):
+        for r in self._ramps[channel]:
             if t < r.at:
                 break
             frac = 1.0 if r.over <= 0 else min(1.0, (t - r.at) / r.over)

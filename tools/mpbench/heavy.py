@@ -1,0 +1,153 @@
+# heavy.py: the heaviest input on MicroPython (issue 15 figures 2 and 3): one second of Nonin
+# #2 at 75 frames/s with an NIBP measurement running, a talking host (pings, replays), an active
+# HIGH alarm and the display (rig.Heavy), timed per second and per tick, a per-stage profile,
+# and the allocation of steady-state ticks. Run by tools/bench_micropython.py; never asserts.
+import gc
+import sys
+
+import rig
+
+QUICK = "--quick" in sys.argv
+SECONDS = 4 if QUICK else 20  # heaviest seconds measured
+median = rig.median
+pct = rig.pct
+
+
+def heaviest():
+    h = rig.Heavy()
+    h.start()
+    if rig.MP:
+        gc.collect()
+        print("heap in use with the heavy rig running: %d B" % gc.mem_alloc())
+    for _ in range(200):
+        h.tick()
+    per_second = []
+    ticks = []
+    for _ in range(SECONDS):
+        s0 = rig.now_us()
+        for _ in range(100):
+            t0 = rig.now_us()
+            h.tick()
+            ticks.append(rig.diff_us(rig.now_us(), t0))
+        per_second.append(rig.diff_us(rig.now_us(), s0))
+    acc = [0] * len(rig.STAGES)
+    for _ in range(SECONDS * 100):
+        h.profiled_tick(acc)
+    dev = h.dev
+    ok = dev.alarms.audible_priority() == 3 and h.nibp.measuring and h.host.written > 0
+    total = sum(acc)
+    body = {
+        "second_us_median": median(per_second),
+        "second_us_max": max(per_second),
+        "second_us_min": min(per_second),
+        "tick_us_median": median(ticks),
+        "tick_us_p99": pct(ticks, 99),
+        "tick_us_max": max(ticks),
+        "tick_us_mean": sum(ticks) / len(ticks),
+        "seconds": SECONDS,
+        "conditions_held": ok,
+        "faults": dev.faults,
+        "profile_us_per_s": [a / SECONDS for a in acc],
+        "profile_stages": list(rig.STAGES),
+        "profiled_tick_us_mean": total / (SECONDS * 100),
+    }
+    print(
+        "heaviest second: median %.0f us, max %.0f us of computation per second; per tick "
+        "median %.1f us, p99 %.1f us, max %.0f us (alarm HIGH, NIBP measuring, host talking: %s)"
+        % (
+            body["second_us_median"],
+            body["second_us_max"],
+            body["tick_us_median"],
+            body["tick_us_p99"],
+            body["tick_us_max"],
+            ok,
+        )
+    )
+    for i, name in enumerate(rig.STAGES):
+        print(
+            "  %-42s %8.0f us/s  %5.1f %%"
+            % (name, acc[i] / SECONDS, 100.0 * acc[i] / total if total else 0)
+        )
+    rig.emit("heaviest", body)
+
+
+def allocation():
+    body = {"measured": False}
+    if not rig.MP:
+        rig.emit("alloc", body)
+        return
+    h = rig.Heavy(display=True)
+    h.start()
+    for _ in range(300):
+        h.tick()
+    dev = h.dev
+    link = dev.link
+    gc.collect()
+    if hasattr(gc, "threshold"):
+        gc.threshold(-1)  # collect only when an allocation does not fit, as on the Pico
+    n = 1000 if QUICK else 3000
+    quiet = quiet_bytes = busy = busy_bytes = quiet_frames = 0
+    for _ in range(n):
+        seq = link.seq
+        rx = h.host.reads
+        wrote = h.host.written
+        ops = h.store.ops
+        f0 = dev.decoder.frames_ok
+        a = gc.mem_alloc()
+        h.tick()
+        d = gc.mem_alloc() - a
+        if (
+            link.seq == seq
+            and h.host.reads == rx
+            and h.host.written == wrote
+            and (h.store.ops == ops)
+        ):
+            quiet += 1
+            quiet_bytes += d if d > 0 else -d
+            quiet_frames += dev.decoder.frames_ok - f0
+        else:
+            busy += 1
+            busy_bytes += d if d > 0 else 0  # a tick that set off a collection: not counted
+    body = {
+        "measured": True,
+        "ticks": n,
+        "quiet_ticks": quiet,
+        "quiet_bytes_per_tick": quiet_bytes / quiet if quiet else None,
+        "bytes_per_frame": quiet_bytes / quiet_frames if quiet_frames else None,
+        "quiet_frames": quiet_frames,
+        "busy_ticks": busy,
+        "avg_bytes_per_tick": (quiet_bytes + busy_bytes) / n,
+        "alarm_high": dev.alarms.audible_priority() == 3,
+    }
+    print(
+        "allocation: %d ticks, %d quiet (no message, host I/O or flash op): %s B per quiet "
+        "tick, %s B per frame; all ticks: %.1f B per tick on average (messages, replies)"
+        % (
+            n,
+            quiet,
+            body["quiet_bytes_per_tick"],
+            body["bytes_per_frame"],
+            body["avg_bytes_per_tick"],
+        )
+    )
+    rig.emit("alloc", body)
+
+
+def main(parts):
+    heap = gc.mem_free() + gc.mem_alloc() if rig.MP else None
+    ver = ".".join(str(x) for x in sys.implementation.version[:3])
+    if rig.MP:
+        gc.collect()
+    used = gc.mem_alloc() if rig.MP else None
+    print(
+        "%s on %s %s, gc heap %s B, %s B used after imports"
+        % (sys.argv[0], sys.implementation.name, ver, heap, used)
+    )
+    rig.emit("runtime", {"name": sys.implementation.name, "version": ver, "heap": heap})
+    which = [a for a in sys.argv[1:] if not a.startswith("-")] or list(parts)
+    for name in which:  # tools/bench_micropython.py runs each in its own process (fresh heap)
+        parts[name]()
+        gc.collect()
+
+
+main({"heavy": heaviest, "alloc": allocation})
