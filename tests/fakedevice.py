@@ -10,6 +10,12 @@ start/stop, the AUDIO OFF lease, HOST_LINK_LOST, selftest, and everything that m
 hard: lines dropped in transit, a mute link, garbage, restarts, and the port vanishing and
 reappearing at the same path (a symlink, like /dev/serial/by-id).
 
+It also speaks the infusion-session protocol (SESSION_PROTOCOL.md, issue 11): `get_session`,
+`session` ops with the phase table, baseline readings from NIBP results, discharge criteria,
+the `session` message, the heartbeat's `phase`, and the session kept in flash across restarts
+(`restored`). Its timing settings are attributes (`baseline_gap_s`, `recovery_min_s`,
+`check_every_s`) so tests run in seconds.
+
 A thread runs the device every 10 ms; tests call the hooks (thread-safe) and read the state.
 """
 
@@ -69,7 +75,28 @@ ARGUMENTS = {
     "audio_off": ("on", "lease_s", *_AUTH),
     "replay": ("from",),
     "selftest": ("priority", *_AUTH),
+    "get_session": (),
+    "session": (
+        "op", "by", "patient", "course_day", "course_total", "override", "reason", "action",
+        "rate", "units", "on", "flow", "score", "scale", "aldrete", "padss", "escort",
+        "relationship", "advice", *_AUTH,
+    ),
 }
+# The session phase table (SESSION_PROTOCOL.md): op -> (allowed in, goes to; None: same).
+SESSION_OPS: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "open": (("idle", "closed"), "screening"),
+    "screened": (("screening",), "baseline"),
+    "cancel": (("screening", "baseline"), "closed"),
+    "baseline": (("baseline",), None),
+    "start": (("baseline",), "infusion"),
+    "dose": (("infusion",), None),
+    "o2": (("screening", "baseline", "infusion", "recovery", "discharge_ready"), None),
+    "check": (("infusion", "recovery", "discharge_ready"), None),
+    "stop": (("infusion",), "recovery"),
+    "discharge": (("recovery",), "discharge_ready"),
+    "close": (("discharge_ready",), "closed"),
+}
+DOSE_REASONS = ("start", "pain", "side_effect", "other")
 # Limits that must stay in order (the fake's stand-in for docs/settings.md invariants).
 INVARIANTS = (("spo2_desat", "spo2_low"), ("pr_low", "pr_high"), ("sys_low", "sys_high"))
 
@@ -108,6 +135,8 @@ class Flash:
         self.settings: dict[str, Any] = {}
         self.alarm = LogRing(alarm_capacity)
         self.event = LogRing(event_capacity)
+        self.session_counter = 0
+        self.session: dict[str, Any] | None = None  # the open session (survives a restart)
 
 
 class FakeDevice:
@@ -138,6 +167,16 @@ class FakeDevice:
         self.mute = False  # every line is lost in transit (the device keeps running)
         self.spo2: int | None = 97
         self.pr: int | None = 72
+        # session timing (settings on a real device; short here so tests run in seconds)
+        self.baseline_gap_s = 0.2
+        self.recovery_min_s = 0.0
+        self.check_every_s = 900.0
+        self.discharge_band = 20  # % of baseline
+        self.discharge_spo2 = 92
+        self.aldrete_min = 9
+        self.padss_min = 9
+        self._volatile_session: dict[str, Any] | None = None
+        self._session_counter = 0
         self._master: int | None = None
         self._slave: int | None = None
         self._rx = bytearray()
@@ -246,6 +285,16 @@ class FakeDevice:
             f.event.append(self.boot, 0, {"event": "boot", "reset_cause": reset_cause})
         self._hello(reset_cause, None)
         self._reset_cause = reset_cause
+        # the session: restored from flash (times rebased on the new uptime), else idle
+        self.sess: dict[str, Any] | None = None
+        kept = f.session if f is not None else None
+        if kept is not None:
+            now = time.monotonic()
+            self.sess = dict(kept, restored=True)
+            for k in ("phase_t", "infusion_t", "recovery_t", "check_t"):
+                if self.sess.get(k) is not None:
+                    self.sess[k] = now - self.sess[k + "_age"]
+            self._send("session", {"event": "restored", "by": None, "session": self._state()})
 
     # --- time ---------------------------------------------------------------------------
     def uptime_ms(self) -> int:
@@ -366,7 +415,7 @@ class FakeDevice:
                 if self.audio_off_until is not None
                 else None
             ),
-            "phase": "idle",
+            "phase": self.sess["phase"] if self.sess is not None else "idle",
             "rx_errors": self.rx_errors,
             "tx_dropped": self.tx_dropped,
             "faults": 0,
@@ -453,6 +502,231 @@ class FakeDevice:
             self.last_nibp = {"values": {"sys": sys, "dia": dia, "map": map_, "pr": pr}, "t": now}
             self.nibp_state = "idle"
             self._send("nibp", self._nibp_fields(now))
+            ss = self.sess
+            if ss is not None and ss["phase"] == "baseline" and ss["baseline"] is None:
+                ss["readings"].append({"sys": sys, "dia": dia, "map": map_, "pr": pr, "t": now})
+                self._session_event("baseline_reading", None)
+
+    # --- the infusion session (SESSION_PROTOCOL.md) --------------------------------------
+    def _state(self) -> dict[str, Any]:
+        ss = self.sess
+        now = time.monotonic()
+        if ss is None:
+            return {
+                "id": self._counter(), "patient": None, "course_day": None,
+                "course_total": None, "phase": "idle", "phase_s": 0, "infusion_s": None,
+                "recovery_s": None, "baseline": None, "baseline_readings": 0,
+                "baseline_ready": False, "dose": None, "o2": {"on": False, "flow": None},
+                "last_check": None, "check_due_s": None, "nibp_interval_s": 900,
+                "restored": False,
+            }  # fmt: skip
+        checking = ss["phase"] in ("infusion", "recovery")
+        last = ss["last_check"]
+        ref = ss["check_t"] if ss["check_t"] is not None else ss["phase_t"]
+        return {
+            "id": ss["id"],
+            "patient": ss["patient"],
+            "course_day": ss["course_day"],
+            "course_total": ss["course_total"],
+            "phase": ss["phase"],
+            "phase_s": int(now - ss["phase_t"]),
+            "infusion_s": None if ss["infusion_t"] is None else int(now - ss["infusion_t"]),
+            "recovery_s": None if ss["recovery_t"] is None else int(now - ss["recovery_t"]),
+            "baseline": ss["baseline"],
+            "baseline_readings": len(ss["readings"]),
+            "baseline_ready": self._baseline_ready(),
+            "dose": ss["dose"],
+            "o2": dict(ss["o2"]),
+            "last_check": None
+            if last is None
+            else {"score": last, "ago_s": int(now - ss["check_t"])},
+            "check_due_s": int(ref + self.check_every_s - now) if checking else None,
+            "nibp_interval_s": 300 if ss["phase"] == "infusion" else 900,
+            "restored": bool(ss.get("restored")),
+        }
+
+    def _counter(self) -> int:
+        return self.flash.session_counter if self.flash is not None else self._session_counter
+
+    def _baseline_ready(self) -> bool:
+        ss = self.sess
+        if ss is None:
+            return False
+        r = ss["readings"]
+        return len(r) >= 2 and r[-1]["t"] - r[0]["t"] >= self.baseline_gap_s and (
+            self.spo2 is not None and self.pr is not None
+        )
+
+    def _persist(self) -> None:
+        ss = self.sess
+        if ss is not None:
+            now = time.monotonic()
+            for k in ("phase_t", "infusion_t", "recovery_t", "check_t"):
+                ss[k + "_age"] = None if ss.get(k) is None else now - ss[k]
+        if self.flash is not None:
+            self.flash.session = None if ss is None else dict(ss)
+        else:
+            self._volatile_session = None if ss is None else dict(ss)
+
+    def _session_event(self, event: str, by: Any) -> None:
+        self._persist()
+        self._send("session", {"event": event, "by": by, "session": self._state()})
+        if self.flash is not None:
+            self.flash.event.append(
+                self.boot, self.uptime_ms(), {"event": "session", "op": event, "by": by}
+            )
+
+    def criteria(self, aldrete: int, padss: int) -> list[dict[str, Any]]:
+        ss = self.sess
+        assert ss is not None
+        now = time.monotonic()
+        base = ss["baseline"] or {}
+        band = self.discharge_band / 100.0
+        rec_s = 0 if ss["recovery_t"] is None else now - ss["recovery_t"]
+        n = self.last_nibp["values"] if self.last_nibp is not None else {}
+
+        def within(v: Any, b: Any) -> bool:
+            return v is not None and b is not None and abs(v - b) <= band * b
+
+        last = ss["last_check"]
+        return [
+            {"name": "recovery_time", "ok": rec_s >= self.recovery_min_s, "value": int(rec_s),
+             "need": int(self.recovery_min_s)},
+            {"name": "bp", "ok": within(n.get("sys"), base.get("sys")), "value": n.get("sys"),
+             "need": f"{base.get('sys')} +/- {self.discharge_band} %"},
+            {"name": "pr", "ok": within(self.pr, base.get("pr")), "value": self.pr,
+             "need": f"{base.get('pr')} +/- {self.discharge_band} %"},
+            {"name": "spo2", "ok": self.spo2 is not None and self.spo2 > self.discharge_spo2
+             and not ss["o2"]["on"], "value": self.spo2,
+             "need": f"> {self.discharge_spo2} on room air"},
+            {"name": "no_alarm", "ok": not self.active, "value": sorted(self.active),
+             "need": "none"},
+            {"name": "alert", "ok": last == 5, "value": last, "need": 5},
+            {"name": "aldrete", "ok": aldrete >= self.aldrete_min, "value": aldrete,
+             "need": self.aldrete_min},
+            {"name": "padss", "ok": padss >= self.padss_min, "value": padss,
+             "need": self.padss_min},
+        ]  # fmt: skip
+
+    def _cmd_get_session(self, cmd: dict[str, Any], rid: Any) -> None:
+        self._reply("get_session", rid, session=self._state())
+
+    def _cmd_session(self, cmd: dict[str, Any], rid: Any) -> None:
+        op, by = cmd["op"], cmd["by"]
+
+        def text(name: str, limit: int) -> str:
+            v = cmd[name]
+            if not isinstance(v, str) or not v or len(v) > limit:
+                raise ValueError(f"{name} must be text of 1..{limit} characters")
+            return v
+
+        def num(name: str, lo: int, hi: int) -> int:
+            v = cmd[name]
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise ValueError(f"{name} must be {lo}..{hi}")
+            return v
+
+        if op not in SESSION_OPS:
+            raise ValueError(f"unknown session op {op!r}")
+        text("by", 32)
+        phase = self.sess["phase"] if self.sess is not None else "idle"
+        allowed, dest = SESSION_OPS[op]
+        if phase not in allowed:
+            self._reply("session", rid, f"{op} is not allowed in phase {phase}", op=op)
+            return
+        now = time.monotonic()
+        ss = self.sess
+        if op == "open":
+            patient = text("patient", 32)
+            day, total = num("course_day", 1, 99), num("course_total", 1, 99)
+            if total < day:
+                raise ValueError("course_total must be >= course_day")
+            if self.flash is not None:
+                self.flash.session_counter += 1
+            else:
+                self._session_counter += 1
+            self.sess = ss = {
+                "id": self._counter(), "patient": patient, "course_day": day,
+                "course_total": total, "phase": "screening", "phase_t": now,
+                "infusion_t": None, "recovery_t": None, "baseline": None, "readings": [],
+                "dose": None, "o2": {"on": False, "flow": None}, "last_check": None,
+                "check_t": None,
+            }  # fmt: skip
+        assert ss is not None
+        if op == "screened" and not isinstance(cmd["override"], bool):
+            raise ValueError("override must be true or false")
+        if op == "cancel":
+            text("reason", 32)
+        if op == "baseline":
+            action = cmd["action"]
+            if action == "repeat":
+                if self.nibp_state == "measuring":
+                    self._reply("session", rid, "an NIBP reading is already running", op=op)
+                    return
+                self.nibp_state = "measuring"
+                self.nibp_started = now
+            elif action == "accept":
+                if not self._baseline_ready():
+                    n = len(ss["readings"])
+                    self._reply(
+                        "session", rid,
+                        f"baseline needs 2 NIBP readings {self.baseline_gap_s:g} s apart"
+                        f" (have {n})", op=op,
+                    )  # fmt: skip
+                    return
+                r = ss["readings"]
+                ss["baseline"] = {
+                    k: round(sum(x[k] for x in r) / len(r)) for k in ("sys", "dia", "map", "pr")
+                } | {"spo2": self.spo2}
+            else:
+                raise ValueError("action must be repeat or accept")
+        if op == "start" and ss["baseline"] is None:
+            self._reply("session", rid, "the baseline has not been accepted", op=op)
+            return
+        if op == "start":
+            ss["infusion_t"] = now
+        if op == "dose":
+            rate = num("rate", 0, 10**9)
+            units = text("units", 16)
+            if cmd["reason"] not in DOSE_REASONS:
+                raise ValueError("reason must be start, pain, side_effect or other")
+            ss["dose"] = {"rate": rate, "units": units}
+        if op == "o2":
+            on = cmd["on"]
+            if not isinstance(on, bool):
+                raise ValueError("on must be true or false")
+            flow = num("flow", 1, 15) if on else None
+            ss["o2"] = {"on": on, "flow": flow}
+        if op == "check":
+            score = cmd.get("score")
+            if score is not None:
+                num("score", 0, 5)
+            ss["last_check"] = score
+            ss["check_t"] = now
+        if op == "stop":
+            ss["recovery_t"] = now
+        if op == "discharge":
+            crit = self.criteria(num("aldrete", 0, 10), num("padss", 0, 10))
+            failing = [c["name"] for c in crit if not c["ok"]]
+            if failing:
+                self._reply(
+                    "session", rid, "discharge criteria not met: " + ", ".join(failing),
+                    op=op, criteria=crit,
+                )  # fmt: skip
+                return
+        if op == "close":
+            text("escort", 32)
+            text("relationship", 32)
+            if cmd["advice"] is not True:
+                self._reply("session", rid, "the no-driving advice must be given", op=op)
+                return
+        if dest is not None and dest != ss["phase"]:
+            ss["phase"] = dest
+            ss["phase_t"] = now
+        ss["restored"] = False
+        state = self._state()
+        self._reply("session", rid, op=op, session=state)  # (discharge: no criteria when ok)
+        self._session_event(op, by)
 
     # --- host -> device -----------------------------------------------------------------
     def _read_host(self) -> None:

@@ -52,6 +52,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "audio_off",
         "AUDIO OFF while this runs (a renewed lease; only if the organisation allows it)",
     ),
+    "session": (
+        "session",
+        "infusion session steps on the device (open, screen, baseline, ..., close), recorded",
+    ),
     "record": (
         "record",
         "record devices into a SQLite record file (every message once, gaps explicit)",

@@ -3,8 +3,10 @@
 The page holds trend plots (SpO2, pulse rate, NIBP) made with matplotlib's Agg renderer with
 alarm episodes, device events and link gaps marked on the same time axis, an alarm timeline,
 the alarm table (raise to end with duration, acknowledgements: when and by which key), setting
-changes with the operator, events and link gaps. Images are embedded as base64 PNG so the file
-can be mailed or archived on its own. The PDF (``--pdf``) is drawn with matplotlib's PDF
+changes with the operator, events and link gaps. An infusion session (kind ``infusion``) adds
+its phases on the time axis, the dose-rate timeline, checks and scores, the baseline band on the
+BP plot, screening, discharge criteria and the escort. Images are embedded as base64 PNG so the
+file can be mailed or archived on its own. The PDF (``--pdf``) is drawn with matplotlib's PDF
 backend: the same plots, then the tables as text pages.
 
 Times are shown in the host's local time zone (offset printed); device times come from the
@@ -30,12 +32,22 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
+from bedside_host import session_records as rec
 from bedside_host.store import Session, Store
 
 NOT_CERTIFIED = "Not a certified medical device"
 PRIORITY_COLOR = {"high": "#d62728", "medium": "#f2b705", "low": "#17becf"}
 PRIORITY_RANK = {"high": 3, "medium": 2, "low": 1}
 ACK_WINDOW_MS = 1000  # a key event this close to an ack event is the key that acknowledged it
+BASELINE_BAND_PCT = 20  # the band drawn around the baseline (the discharge criterion's default)
+PHASE_COLOR = {
+    "screening": "#c7c7c7",
+    "baseline": "#aec7e8",
+    "infusion": "#ffbb78",
+    "recovery": "#98df8a",
+    "discharge_ready": "#c5b0d5",
+    "closed": "#7f7f7f",
+}
 
 
 def _version() -> str:
@@ -176,6 +188,65 @@ class ReportData:
     gaps: list[dict[str, Any]]
     start: float
     end: float
+    infusion: InfusionData | None = None
+
+
+@dataclass
+class InfusionData:
+    """What the record holds for an infusion session (bedside_host.session_records)."""
+
+    info: dict[str, Any]  # the infusions row
+    baseline: dict[str, Any] | None
+    phases: list[tuple[float, str]]  # (time, phase entered), in order
+    steps: list[dict[str, Any]]
+    doses: list[dict[str, Any]]
+    o2: list[dict[str, Any]]
+    checks: list[dict[str, Any]]
+    screenings: list[dict[str, Any]]
+    discharges: list[dict[str, Any]]
+    escorts: list[dict[str, Any]]
+
+
+def collect_infusion(store: Store, session: Session) -> InfusionData | None:
+    conn = store.conn
+    info = rec.infusion(conn, session.id)
+    if info is None:
+        return None
+    changes: list[tuple[float, str]] = [(float(info["opened"]), "screening")]
+    for ev in rec.table(conn, "session_events", session.id):
+        t = ev["wall_time"] if ev["wall_time"] is not None else ev["rx_time"]
+        if ev["phase"]:
+            changes.append((float(t), str(ev["phase"])))
+    steps = rec.table(conn, "session_steps", session.id)
+    for st in steps:
+        if st["outcome"] == "done" and st["phase_after"]:
+            changes.append((float(st["t"]), str(st["phase_after"])))
+    changes.sort()
+    phases: list[tuple[float, str]] = []
+    for t, ph in changes:
+        if not phases or phases[-1][1] != ph:
+            phases.append((t, ph))
+    screenings = rec.table(conn, "screenings", session.id)
+    for sc in screenings:
+        sc["answers"] = rec.screening_answers(conn, int(sc["id"]))
+    baseline = None
+    if info.get("baseline"):
+        try:
+            baseline = json.loads(info["baseline"])
+        except ValueError:
+            baseline = None
+    return InfusionData(
+        info,
+        baseline if isinstance(baseline, dict) else None,
+        phases,
+        steps,
+        rec.table(conn, "dose_changes", session.id),
+        rec.table(conn, "o2_changes", session.id),
+        rec.table(conn, "checks", session.id),
+        screenings,
+        rec.table(conn, "discharge_assessments", session.id),
+        rec.table(conn, "escorts", session.id),
+    )
 
 
 def collect(store: Store, session: Session) -> ReportData:
@@ -184,6 +255,9 @@ def collect(store: Store, session: Session) -> ReportData:
     alarms = store.alarms(session)
     events = store.events(session)
     times = [r["wall_time"] for r in vitals + nibp + alarms + events if r["wall_time"]]
+    infusion = collect_infusion(store, session) if session.kind == "infusion" else None
+    if infusion is not None:
+        times += [session.started, session.ended]
     start = min(times, default=session.started)
     end = max(times, default=session.ended)
     return ReportData(
@@ -198,6 +272,7 @@ def collect(store: Store, session: Session) -> ReportData:
         store.gaps(session),
         start,
         end,
+        infusion,
     )
 
 
@@ -236,8 +311,27 @@ def trend_figure(d: ReportData, size: tuple[float, float] = (11, 7.5), top: floa
     for r, t in zip(n, nt):
         axes[2].vlines(t, r["dia"] or 0, r["sys"] or 0, color="#888888", lw=1)
     axes[2].set_ylabel("NIBP mmHg")
-    if n:
+    inf = d.infusion
+    if inf is not None and inf.baseline is not None:
+        band = BASELINE_BAND_PCT / 100.0
+        for col, colour in (("sys", "#1f77b4"), ("dia", "#ff7f0e")):
+            b = inf.baseline.get(col)
+            if isinstance(b, int | float):
+                axes[2].axhspan(b * (1 - band), b * (1 + band), color=colour, alpha=0.12)
+                label = f"baseline {col} {b:g} +/- {BASELINE_BAND_PCT} %"
+                axes[2].axhline(b, color=colour, lw=1, ls="-.", label=label)
+        pr_b = inf.baseline.get("pr")
+        if isinstance(pr_b, int | float):
+            axes[1].axhspan(pr_b * (1 - band), pr_b * (1 + band), color="#2ca02c", alpha=0.10)
+    if n or (inf is not None and inf.baseline is not None):
         axes[2].legend(loc="upper right", fontsize=8, ncols=3)
+    if inf is not None:
+        for t, ph in inf.phases:
+            (pt,) = _dates([t])
+            for ax in axes:
+                ax.axvline(pt, color="#000000", lw=1.2, alpha=0.6)
+            axes[2].annotate(ph, (pt, 0.0), xycoords=("data", "axes fraction"), fontsize=7,
+                             rotation=90, va="bottom", ha="left")  # fmt: skip
     for ax in axes:
         ax.grid(True, alpha=0.3)
         for ep in d.episodes:
@@ -311,6 +405,62 @@ def alarm_figure(d: ReportData) -> Figure:
     _time_axis(ax, tz)
     ax.grid(True, axis="x", alpha=0.3)
     ax.set_title("Alarm timeline (bars: raise to end; ticks: acknowledged)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def session_figure(d: ReportData) -> Figure:
+    """Infusion session: phases on the time axis, the dose-rate timeline, O2, and the checks'
+    MOAA/S (and RASS) scores."""
+    inf = d.infusion
+    assert inf is not None
+    fig = Figure(figsize=(11, 5.5), dpi=100)
+    FigureCanvasAgg(fig)
+    ax_ph, ax_dose, ax_score = fig.subplots(3, 1, sharex=True,
+                                            gridspec_kw={"height_ratios": [1, 2, 2]})  # fmt: skip
+    tz = _dt.datetime.fromtimestamp(d.start).astimezone().tzinfo
+    end = max(d.end, d.start + 1.0)
+    for i, (t, ph) in enumerate(inf.phases):
+        t1 = inf.phases[i + 1][0] if i + 1 < len(inf.phases) else end
+        a0, a1 = _dates([t, max(t1, t + 1.0)])
+        ax_ph.barh(0, a1 - a0, left=a0, color=PHASE_COLOR.get(ph, "#dddddd"), edgecolor="black")
+        ax_ph.text(a0, 0, " " + ph, va="center", fontsize=8)
+    ax_ph.set_yticks([])
+    ax_ph.set_ylabel("phase")
+    units = sorted({str(r["units"]) for r in inf.doses})
+    if inf.doses:
+        ts = _dates([float(r["t"]) for r in inf.doses] + [end])
+        rates = [float(r["rate"]) for r in inf.doses]
+        ax_dose.step(ts, rates + rates[-1:], where="post", color="#d62728", lw=1.5)
+        for r, t in zip(inf.doses, ts):
+            ax_dose.annotate(str(r["reason"]), (t, float(r["rate"])), fontsize=7,
+                             xytext=(2, 3), textcoords="offset points")  # fmt: skip
+    for r in inf.o2:
+        (t,) = _dates([float(r["t"])])
+        label = f"O2 {r['flow']:g} L/min" if r["on_o2"] else "O2 off"
+        ax_dose.axvline(t, color="#17becf", ls="--", lw=1)
+        ax_dose.annotate(label, (t, 1.0), xycoords=("data", "axes fraction"), fontsize=7,
+                         rotation=90, va="top", ha="right", color="#17becf")  # fmt: skip
+    ax_dose.set_ylabel("rate " + ("/".join(units) if units else ""))
+    scored = [c for c in inf.checks if c["score"] is not None]
+    ax_score.plot(_dates([float(c["t"]) for c in scored]), [c["score"] for c in scored], "o-",
+                  color="#1f77b4", label="MOAA/S")  # fmt: skip
+    unscored = [c for c in inf.checks if c["score"] is None]
+    ax_score.plot(_dates([float(c["t"]) for c in unscored]), [5.5] * len(unscored), "k|",
+                  ms=10, label="check, no score")  # fmt: skip
+    rass = [c for c in inf.checks if c["rass"] is not None]
+    ax_score.plot(_dates([float(c["t"]) for c in rass]), [c["rass"] for c in rass], "s",
+                  color="#9467bd", label="RASS")  # fmt: skip
+    ax_score.set_ylim(-5.5, 6)
+    ax_score.set_ylabel("score")
+    ax_score.legend(loc="lower right", fontsize=8, ncols=3)
+    for ax in (ax_ph, ax_dose, ax_score):
+        ax.grid(True, axis="x", alpha=0.3)
+    lo, hi = _dates([d.start, end])
+    ax_score.set_xlim(lo, hi)
+    _time_axis(ax_score, tz)
+    ax_score.set_xlabel(f"time ({_tzname(d.start)})")
+    fig.suptitle("Infusion session: phases, dose rate and O2, checks and scores", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -408,6 +558,195 @@ def gap_rows(d: ReportData) -> list[list[str]]:
 GAP_HEAD = ["Noticed", "Seq", "Messages", "Reason"]
 
 
+def _yn(x: Any) -> str:
+    return "yes" if x else "no"
+
+
+def _items(raw: Any) -> str:
+    try:
+        items = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        return str(raw)
+    out = []
+    for k, v in dict(items).items():
+        out.append(f"{k} {v}" + (" (n/a, 2 by rule)" if k == "surgical_bleeding" else ""))
+    return ", ".join(out)
+
+
+def infusion_rows(d: ReportData) -> list[tuple[str, str]]:
+    inf = d.infusion
+    assert inf is not None
+    i = inf.info
+    b = inf.baseline or {}
+    base = (
+        f"{b.get('sys')}/{b.get('dia')} ({b.get('map')}) mmHg, pulse {b.get('pr')},"
+        f" SpO2 {b.get('spo2')} %"
+        if b
+        else "not accepted"
+    )
+    closed = (
+        f"{_local(i['closed'])} by {i['closed_by'] or 'the device'}"
+        if i["closed"] is not None
+        else "still open"
+    )
+    return [
+        ("Patient", str(i["patient"])),
+        ("Course", f"day {i['course_day']} of {i['course_total']}"),
+        ("Device session", str(i["dev_session"])),
+        ("Opened", f"{_local(i['opened'])} by {i['opened_by'] or 'the device'}"),
+        ("Closed", closed),
+        ("Phase", str(i["phase"])),
+        ("Baseline", base),
+    ]
+
+
+def phase_rows(d: ReportData) -> list[list[str]]:
+    inf = d.infusion
+    assert inf is not None
+    out = []
+    for n, (t, ph) in enumerate(inf.phases):
+        t1 = inf.phases[n + 1][0] if n + 1 < len(inf.phases) else None
+        out.append([ph, _local(t), _local(t1) if t1 else "", _dur(t1 - t) if t1 else ""])
+    return out
+
+
+PHASE_HEAD = ["Phase", "From", "To", "Duration"]
+
+
+def screening_rows(d: ReportData) -> list[list[str]]:
+    inf = d.infusion
+    assert inf is not None
+    out = []
+    for s in inf.screenings:
+        answers = "; ".join(f"{a['question']}: {_yn(a['answer'])}" for a in s["answers"])
+        findings = ", ".join(json.loads(s["findings"])) or "none"
+        override = (
+            f"{s['override_by']}: {s['override_reason']}" if s["override_by"] else ""
+        )
+        out.append([_local(s["t"]), str(s["by"]), answers, f"{s['bp_sys']}/{s['bp_dia']}",
+                    findings, override, str(s["note"] or ""), _yn(s["passed"])])  # fmt: skip
+    return out
+
+
+SCREEN_HEAD = ["Time", "By", "Answers", "Resting BP", "Findings", "Override", "Note", "Passed"]
+
+
+def step_rows(d: ReportData) -> list[list[str]]:
+    inf = d.infusion
+    assert inf is not None
+    return [
+        [_local(s["t"]), str(s["op"]), str(s["by"]), str(s["outcome"]),
+         f"{s['phase_before']} -> {s['phase_after']}", str(s["error"] or ""),
+         str(s["note"] or "")]
+        for s in inf.steps
+    ]  # fmt: skip
+
+
+STEP_HEAD = ["Time", "Step", "By", "Outcome", "Phase", "Reason refused", "Note"]
+
+
+def dose_rows(d: ReportData) -> list[list[str]]:
+    inf = d.infusion
+    assert inf is not None
+    return [
+        [_local(r["t"]), f"{r['rate']:g} {r['units']}", str(r["reason"]), str(r["by"]),
+         str(r["note"] or "")]
+        for r in inf.doses
+    ]  # fmt: skip
+
+
+DOSE_HEAD = ["Time", "Rate", "Reason", "By", "Note"]
+
+
+def o2_rows(d: ReportData) -> list[list[str]]:
+    inf = d.infusion
+    assert inf is not None
+    return [
+        [_local(r["t"]), "on" if r["on_o2"] else "off",
+         f"{r['flow']:g} L/min" if r["flow"] is not None else "", str(r["by"])]
+        for r in inf.o2
+    ]  # fmt: skip
+
+
+O2_HEAD = ["Time", "O2", "Flow", "By"]
+
+
+def check_rows(d: ReportData) -> list[list[str]]:
+    inf = d.infusion
+    assert inf is not None
+    out = []
+    for c in inf.checks:
+        score = "no score" if c["score"] is None else f"{c['score']} (variant {c['variant']})"
+        out.append([_local(c["t"]), score, "" if c["rass"] is None else f"{c['rass']:+d}",
+                    str(c["dissociation"] or ""), str(c["nausea"] or ""),
+                    "" if c["pain"] is None else str(c["pain"]), str(c["note"] or ""),
+                    str(c["by"])])  # fmt: skip
+    return out
+
+
+CHECK_HEAD = ["Time", "MOAA/S", "RASS", "Dissociation", "Nausea", "Pain", "Note", "By"]
+
+
+def discharge_rows(d: ReportData) -> list[list[str]]:
+    inf = d.infusion
+    assert inf is not None
+    return [
+        [_local(a["t"]), str(a["by"]), _items(a["aldrete"]),
+         f"{a['aldrete_total']} ({'pass' if a['aldrete_pass'] else 'FAIL'})",
+         _items(a["padss"]), f"{a['padss_total']} ({'pass' if a['padss_pass'] else 'FAIL'})",
+         "ready" if a["ready"] else "not ready"]
+        for a in inf.discharges
+    ]  # fmt: skip
+
+
+DISCHARGE_HEAD = ["Time", "By", "Aldrete items", "Aldrete", "PADSS items", "PADSS", "Result"]
+
+
+def criteria_rows(d: ReportData) -> list[list[str]]:
+    inf = d.infusion
+    assert inf is not None
+    if not inf.discharges:
+        return []
+    crit = json.loads(inf.discharges[-1]["criteria"])
+    return [
+        [str(c["name"]), "holds" if c["ok"] else "FAILS", json.dumps(c.get("value")),
+         str(c.get("need")), str(c.get("source", "device"))]
+        for c in crit
+    ]  # fmt: skip
+
+
+CRITERIA_HEAD = ["Criterion", "", "Value", "Needed", "Judged by"]
+
+
+def escort_rows(d: ReportData) -> list[list[str]]:
+    inf = d.infusion
+    assert inf is not None
+    return [
+        [_local(e["t"]), str(e["name"]), str(e["relationship"]),
+         f"{_yn(e['advice'])}: no driving for {e['no_driving_h']} h", str(e["by"])]
+        for e in inf.escorts
+    ]  # fmt: skip
+
+
+ESCORT_HEAD = ["Time", "Escort", "Relationship", "No-driving advice given", "By"]
+
+
+def infusion_tables(d: ReportData) -> list[tuple[str, list[str], list[list[str]], str]]:
+    """(title, head, rows, text when empty) of each infusion-session table, in report order."""
+    return [
+        ("Phases", PHASE_HEAD, phase_rows(d), "No phases recorded."),
+        ("Screening", SCREEN_HEAD, screening_rows(d), "No screening recorded."),
+        ("Dose-rate changes", DOSE_HEAD, dose_rows(d), "No dose changes recorded."),
+        ("Supplemental O2", O2_HEAD, o2_rows(d), "No O2 changes recorded (room air)."),
+        ("Responsiveness checks and scores", CHECK_HEAD, check_rows(d), "No checks recorded."),
+        ("Discharge assessments", DISCHARGE_HEAD, discharge_rows(d), "No discharge scoring."),
+        ("Discharge criteria (last assessment)", CRITERIA_HEAD, criteria_rows(d),
+         "No discharge criteria yet."),
+        ("Escort and advice", ESCORT_HEAD, escort_rows(d), "No escort recorded."),
+        ("Session steps (who and when)", STEP_HEAD, step_rows(d), "No steps recorded."),
+    ]  # fmt: skip
+
+
 def summary_rows(d: ReportData) -> list[tuple[str, str]]:
     s, info = d.session, d.info
     replayed = sum(1 for r in d.vitals if r["replayed"])
@@ -462,6 +801,19 @@ def render_html(d: ReportData) -> str:
     trend = _png(trend_figure(d))
     timeline = _png(alarm_figure(d))
     summary = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in summary_rows(d))
+    infusion = ""
+    if d.infusion is not None:
+        rows = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in infusion_rows(d))
+        parts = [
+            f"<h2>Infusion session</h2><table>{rows}</table>",
+            '<img alt="Infusion session: phases, dose rate, checks and scores"'
+            f' src="data:image/png;base64,{_png(session_figure(d))}">',
+            '<p class="muted">PADSS surgical bleeding does not apply to an infusion: scored 2'
+            f" by rule. The BP plot shows the baseline band (+/- {BASELINE_BAND_PCT} %).</p>",
+        ]
+        for title, head, trows, empty in infusion_tables(d):
+            parts.append(f"<h3>{e(title)}</h3>{_table(head, trows, empty)}")
+        infusion = "\n".join(parts)
     now = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -471,6 +823,7 @@ def render_html(d: ReportData) -> str:
 of truth and not for diagnosis or alarming.</div>
 <h1>Bedside session report: session {d.session.id}</h1>
 <table>{summary}</table>
+{infusion}
 <h2>Trends</h2>
 <img alt="SpO2, pulse rate and NIBP trends with alarms and events"
  src="data:image/png;base64,{trend}">
@@ -531,7 +884,14 @@ def write_pdf(d: ReportData, path: Path) -> None:
         first.text(0.5, 0.965, "\n".join(lines[4:]), va="top", fontsize=8, family="monospace")
         pdf.savefig(first)
         pdf.savefig(alarm_figure(d))
+        tables: list[tuple[str, Sequence[str], Sequence[Sequence[str]]]] = []
+        if d.infusion is not None:
+            pdf.savefig(session_figure(d))
+            tables.append(("Infusion session", ["Item", "Value"],
+                           [list(r) for r in infusion_rows(d)]))  # fmt: skip
+            tables += [(t, h, r) for t, h, r, _empty in infusion_tables(d)]
         for title, head, rows in (
+            *tables,
             ("Alarms", ALARM_HEAD, alarm_rows(d)),
             ("Setting changes", SETTING_HEAD, setting_rows(d)),
             ("Events", EVENT_HEAD, event_rows(d)),

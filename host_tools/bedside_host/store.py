@@ -39,7 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-SCHEMA_VERSION = 5
+from bedside_host import session_records
+
+SCHEMA_VERSION = 6
 BATCH_ITEMS = 64  # never more than the device keeps for replay (docs/protocol.md)
 BATCH_MS = 500.0
 BUSY_TIMEOUT_MS = 5000
@@ -298,6 +300,12 @@ def _migrate_station(conn: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_infusion_sessions(conn: sqlite3.Connection) -> None:
+    """Infusion sessions (issue 11): sessions of kind 'infusion' and their tables
+    (bedside_host.session_records)."""
+    _script(conn, session_records.SCHEMA)
+
+
 # MIGRATIONS[i] takes a file from user_version i to i + 1.
 MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (
     _create_v1,
@@ -305,6 +313,7 @@ MIGRATIONS: Sequence[Callable[[sqlite3.Connection], None]] = (
     _migrate_mqtt_outbox,
     _migrate_station,
     _migrate_audit,
+    _migrate_infusion_sessions,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
@@ -712,6 +721,7 @@ class Store:
                 " WHERE key = ?",
                 (first, last, device),
             )
+            session_records.touch_open(self.conn, device, last)
 
     def _derive(
         self,
@@ -769,6 +779,8 @@ class Store:
                 self._alarm(m, raw_id, key, t_ms, wall, rx, "live", None)
         elif mtype == "log":
             self._log_record(m, raw_id, key[0], rx, wall)
+        elif mtype == "session":
+            session_records.derive(self.conn, m, raw_id, key, t_ms, wall, rx)
         elif mtype in ("button", "setting", "audio_off", "fault", "selftest", "nibp_state"):
             if t_ms is not None:
                 self._event(str(mtype), _fields(m), raw_id, key, t_ms, wall, rx, "live", None)
@@ -1084,8 +1096,10 @@ class Store:
     def sessions(self) -> list[Session]:
         rows = self.conn.execute(
             "SELECT s.id, s.kind, s.device, s.boot, s.epoch, s.started, s.ended, s.label,"
-            " (SELECT count(*) FROM raw_lines r WHERE r.device = s.device AND r.boot = s.boot"
-            "  AND r.epoch = s.epoch) FROM sessions s ORDER BY s.id"
+            " CASE WHEN s.kind = 'infusion' THEN (SELECT count(*) FROM raw_lines r"
+            "  WHERE r.device = s.device AND r.rx_time BETWEEN s.started AND s.ended)"
+            " ELSE (SELECT count(*) FROM raw_lines r WHERE r.device = s.device"
+            "  AND r.boot = s.boot AND r.epoch = s.epoch) END FROM sessions s ORDER BY s.id"
         ).fetchall()
         return [Session(*r) for r in rows]
 
@@ -1099,6 +1113,8 @@ class Store:
         if s is None:
             return "1", ()
         p = f"{alias}." if alias else ""
+        if s.kind == "infusion":  # every line of the device from open to close (any boot)
+            return f"{p}device = ? AND {p}rx_time BETWEEN ? AND ?", (s.device, s.started, s.ended)
         return f"{p}device = ? AND {p}boot = ? AND {p}epoch = ?", (s.device, s.boot, s.epoch)
 
     def raw_lines(self, session: Session | None = None) -> Iterator[RawLine]:
@@ -1162,6 +1178,14 @@ class Store:
         )
 
     def boot_info(self, session: Session) -> dict[str, Any]:
+        if session.kind == "infusion":  # the boot the session was opened in
+            rows = self._rows(
+                "SELECT device, boot, epoch, first_rx, last_rx, last_seq, t0_wall, fw,"
+                " reset_cause, hello FROM boots WHERE device = ? AND boot = ?"
+                " ORDER BY epoch DESC LIMIT 1",
+                (session.device, session.boot),
+            )
+            return rows[0] if rows else {}
         rows = self._rows(
             "SELECT device, boot, epoch, first_rx, last_rx, last_seq, t0_wall, fw, reset_cause,"
             " hello FROM boots WHERE device = ? AND boot = ? AND epoch = ?",
@@ -1183,6 +1207,7 @@ class Store:
             "events",
             "settings_changes",
             "link_gaps",
+            *session_records.TABLES,
         ):
             out[t] = int(self.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0])
         return out
