@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bedside_host.station.feeds import MqttOptions
+    from bedside_host.station.sessions import ServiceFactory
 
 HELP = "central station: every chair (ports, MQTT) on one page in the browser, recorded, HL7"
 DEFAULT_HTTP = "127.0.0.1:8080"
@@ -195,6 +196,7 @@ async def serve(
     stop: asyncio.Event | None = None,
     mqtt: MqttOptions | None = None,
     hl7: Hl7Options | None = None,
+    session_factory: ServiceFactory | None = None,
 ) -> int:
     """Run the station until `stop` is set, `duration` passes or the server exits. With
     `mqtt` the broker's chairs are shown and recorded too; with `hl7` every live device
@@ -208,6 +210,7 @@ async def serve(
     from bedside_host.station.feeds import MqttChairs, hl7_chair_id, hl7_status
     from bedside_host.station.links import LinkThread, StoreThread
     from bedside_host.station.model import StationModel
+    from bedside_host.station.sessions import SessionDesk, default_service
 
     try:
         sock = bind(host, port)
@@ -245,8 +248,11 @@ async def serve(
             bridge.on_message(chair, msg, rx)
 
     threads = [LinkThread(c.id, open_link(c.port), loop, deliver, store_thread) for c in chairs]
-    for t in threads:
+    desk = SessionDesk(store_thread, hub.allowed, session_factory or default_service)
+    for c, t in zip(chairs, threads, strict=True):
         hub.commanders[t.chair] = t.submit
+        desk.add(c.id, c.port, t)  # the record's device key of a chair on a port is its port
+    hub.sessions = desk
     config = uvicorn.Config(
         app,
         host=host,
@@ -331,8 +337,15 @@ def run(args: argparse.Namespace, open_link: Callable[[str], Any] = _open_link) 
         chairs = chair_specs(args.port, args.chair, mqtt=mqtt is not None)
         if args.duration < 0:
             raise UsageError("--duration must be >= 0")
+        from bedside_host.config import ConfigError
+        from bedside_host.session.clinic import load_clinic
+        from bedside_host.station.sessions import service_factory
         from bedside_host.store import Store, StoreError
 
+        try:
+            clinic = load_clinic()  # the [session] clinic settings: a bad one is a usage error
+        except ConfigError as e:
+            raise UsageError(str(e)) from None
         try:
             Store(args.db).close()  # create or migrate it now: a bad file is a usage error
         except StoreError as e:
@@ -340,7 +353,17 @@ def run(args: argparse.Namespace, open_link: Callable[[str], Any] = _open_link) 
     except UsageError as e:
         print(f"bedside station: error: {e}", file=sys.stderr)
         return 2
-    return run_station(chairs, args.db, host, port, args.duration, open_link, mqtt=mqtt, hl7=hl7)
+    return run_station(
+        chairs,
+        args.db,
+        host,
+        port,
+        args.duration,
+        open_link,
+        mqtt=mqtt,
+        hl7=hl7,
+        session_factory=service_factory(clinic),
+    )
 
 
 def _remote_options(args: argparse.Namespace) -> tuple[MqttOptions | None, Hl7Options | None]:
@@ -384,6 +407,7 @@ def run_station(
     *,
     mqtt: MqttOptions | None = None,
     hl7: Hl7Options | None = None,
+    session_factory: ServiceFactory | None = None,
 ) -> int:
     """Run until SIGINT/SIGTERM (or `duration`); used by ``bedside demo --station`` too."""
 
@@ -408,6 +432,7 @@ def run_station(
                 stop=stop,
                 mqtt=mqtt,
                 hl7=hl7,
+                session_factory=session_factory,
             )
         finally:
             for s, h in old.items():
