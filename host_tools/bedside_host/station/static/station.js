@@ -390,6 +390,7 @@ function everySecond() {
   renderAudio();
   Audio.follow();
   if (S.detail && nowLocal() - detailLoaded >= DETAIL_REFRESH_S) loadDetail();
+  if (SES.chair && SES.view && !$("session").hidden) renderSessionState();
 }
 
 window.addEventListener("resize", () => { layout(); });
@@ -435,7 +436,7 @@ const OP_TITLES = [["open", "Open"], ["screen", "Screening"], ["baseline", "Base
   ["start", "Start infusion"], ["dose", "Dose"], ["o2", "O2"], ["check", "Sedation score"],
   ["stop", "Stop infusion"], ["discharge", "Discharge criteria"], ["close", "Escort & close"],
   ["cancel", "Cancel session"]];
-const SES = { chair: null, forms: null, op: null, view: null };
+const SES = { chair: null, forms: null, op: null, view: null, loadedAt: 0 };
 const BY_KEY = "bedside-station-operator";
 
 async function openSession() {
@@ -460,7 +461,7 @@ async function loadSession() {
   const r = await fetch(`/api/chairs/${encodeURIComponent(SES.chair)}/session`);
   const v = await r.json();
   if (!r.ok) throw new Error(v.error || r.statusText);
-  SES.view = v;
+  SES.view = v; SES.loadedAt = nowLocal();
   renderSessionState();
   if (!SES.op) selectOp(suggestOp(v.state.phase));
   else renderOps();
@@ -472,7 +473,12 @@ function suggestOp(phase) {
 }
 
 function renderSessionState() {
-  const st = (SES.view && SES.view.state) || {}, el = $("session-state");
+  const st0 = (SES.view && SES.view.state) || {}, el = $("session-state");
+  // the device's seconds as of loading, moved on by the time since (redrawn every second)
+  const dt = Math.max(0, nowLocal() - (SES.loadedAt || nowLocal())), st = Object.assign({}, st0);
+  const on = (k, sign) => { if (typeof st0[k] === "number") st[k] = st0[k] + sign * dt; };
+  on("phase_s", 1); on("infusion_s", 1); on("recovery_s", 1); on("check_due_s", -1);
+  if (st0.last_check && typeof st0.last_check.ago_s === "number") st.last_check = Object.assign({}, st0.last_check, { ago_s: st0.last_check.ago_s + dt });
   const since = (s) => (s === null || s === undefined ? "—" : durText(s));
   const due = st.check_due_s === null || st.check_due_s === undefined ? "—"
     : st.check_due_s >= 0 ? "in " + durText(st.check_due_s) : "OVERDUE " + durText(-st.check_due_s);
