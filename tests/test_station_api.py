@@ -392,11 +392,13 @@ def test_busy_address_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFix
 
 def test_station_sends_only_allowed_commands_through_the_link_thread() -> None:
     """REQ-STA-13: the station sends a device command only through the chair's link thread
-    (DeviceLink.request, never a second writer) and only from its allow-list: acknowledge,
-    reset, audio off, NIBP, settings and self-test are refused before anything is sent; a
+    (DeviceLink.request, never a second writer) and only from its allow-list (get_session,
+    get_settings, session): acknowledge, reset, audio off, NIBP, settings, self-test and
+    provisioning are refused before anything is sent, also on the session forms' path; a
     link problem comes back to the caller."""
     from bedside_host.link.messages import LinkTimeout
-    from bedside_host.station.links import LinkThread
+    from bedside_host.station.links import LinkThread, StoreThread
+    from bedside_host.station.sessions import ChairLink
 
     class Answering(FakeLink):
         def __init__(self, url: str) -> None:
@@ -420,9 +422,13 @@ def test_station_sends_only_allowed_commands_through_the_link_thread() -> None:
         t.start()
         try:
             got["reply"] = await hub.command("c", "get_session", {})
-            for cmd in ("ack", "reset", "audio_off", "nibp", "set", "selftest", "session"):
+            chair_link = ChairLink("loop://", t, StoreThread(Path("unused.db")), hub.allowed)
+            for cmd in ("ack", "reset", "audio_off", "nibp", "set", "selftest", "provision"):
                 with pytest.raises(PermissionError):
                     await hub.command("c", cmd, {"on": True})
+                with pytest.raises(PermissionError):  # the session forms' path, too
+                    chair_link.request(cmd, 1.0, on=True)
+            assert hub.allowed == {"get_session", "get_settings", "session"}
             with pytest.raises(LinkTimeout):
                 await hub.command("c", "get_session", {"slow": True})
             with pytest.raises(KeyError):

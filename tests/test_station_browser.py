@@ -448,3 +448,62 @@ def test_audio_off_in_the_page_needs_a_name(sixteen: str, tmp_path: Path) -> Non
         page.click("#dialog-ok")
         page.wait_for_function("() => window.station.audio().playing === 'high'", timeout=5_000)
         browser.close()
+
+
+def test_sedation_score_entered_in_the_form_reaches_the_database(tmp_path: Path) -> None:
+    """REQ-STA-33: in a real browser, the charge nurse opens a chair in infusion, opens its
+    session forms, enters her name and a sedation score (MOAA/S 3, RASS -1, mild
+    dissociation) and sends it: the form shows it done, the station's record file holds the
+    check with those values and her name, and the tile shows the phase with its time and the
+    next check due; a step the rules refuse (stop, then discharge too early) shows who
+    refused and what still fails."""
+    from playwright.sync_api import sync_playwright
+    from stationutil import rows, station_with_device, to_infusion
+
+    chromium = _chromium()
+    with station_with_device(tmp_path) as (run, dev):
+        to_infusion(run, dev)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, args=LAUNCH_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1920, "height": 1080})
+                errors: list[str] = []
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.goto(run.url + "/")
+                tile = _tile(page, "Bay 1")
+                tile.locator(".phase").filter(has_text="infusion").wait_for(timeout=10_000)
+                assert "in " in tile.locator(".check").inner_text()  # next check due
+                tile.click()
+                page.locator("[data-testid=session-open]").click()
+                page.locator("[data-testid=session-panel]").wait_for(state="visible")
+                page.locator("[data-testid=session-state]").filter(
+                    has_text="infusion"
+                ).wait_for(timeout=10_000)
+                page.locator("[data-testid=session-by]").fill("RN Browser")
+                page.locator("[data-testid=session-op-check]").click()
+                form = page.locator("[data-testid=session-form]")
+                form.locator("select[name=moaas]").select_option("3")
+                form.locator("select[name=rass]").select_option("-1")
+                form.locator("select[name=dissociation]").select_option("mild")
+                page.locator("[data-testid=session-submit]").click()
+                result = page.locator("[data-testid=session-result]")
+                result.filter(has_text="check: done by RN Browser").wait_for(timeout=15_000)
+                _shot(page, tmp_path, "station-session-check")
+                page.locator("[data-testid=session-op-stop]").click()
+                page.locator("[data-testid=session-submit]").click()
+                result.filter(has_text="stop: done").wait_for(timeout=15_000)
+                page.locator("[data-testid=session-op-discharge]").click()
+                form.locator("select[name='aldrete.spo2']").select_option("0")
+                page.locator("[data-testid=session-submit]").click()
+                result.filter(has_text="refused").wait_for(timeout=15_000)
+                assert "aldrete_items" in result.inner_text() and "FAILS" in result.inner_text()
+                _shot(page, tmp_path, "station-session-refused")
+                assert errors == []
+            finally:
+                browser.close()
+    got = rows(
+        tmp_path / "station.db",
+        "SELECT c.score, c.rass, c.dissociation, c.by, s.op, s.outcome FROM checks c"
+        " JOIN session_steps s ON s.id = c.step_id",
+    )
+    assert got == [(3, -1, "mild", "RN Browser", "check", "done")], got

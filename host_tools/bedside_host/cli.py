@@ -70,7 +70,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "station": (
         "station",
-        "central station: every chair on one page in the browser, recorded (FastAPI, WebSocket)",
+        "central station: every chair (ports, MQTT) on one page in the browser, recorded, HL7",
     ),
     "export": (
         "export",

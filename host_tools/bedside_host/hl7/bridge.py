@@ -61,7 +61,11 @@ class Hl7Bridge:
 
     # --- input (any thread) ---------------------------------------------------------------
     def on_message(self, chair_id: str, msg: dict[str, Any], rx_wall: float) -> None:
-        """The station feed's callback: never blocks on the network."""
+        """The station feed's callback: never blocks on the network. History (a message
+        marked ``replayed``: replay, flash log) is not a current observation or alarm state
+        change and is skipped."""
+        if msg.get("replayed"):
+            return
         mtype = msg.get("type")
         with self._lock:
             chair = self._chairs.get(chair_id)

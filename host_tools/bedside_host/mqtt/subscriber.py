@@ -4,8 +4,9 @@ HL7 sender are fed from. docs/mqtt.md "Subscribing".
 The station's model takes ``on_message(chair_id, msg, rx_wall)``; :func:`start_feed` calls it
 for every chair message, once (deduplicated by chair, boot, seq and line), with
 ``chair_id = "<site>/<chair>"``, ``msg`` the device message (the parsed line, as the link
-client delivers it) and ``rx_wall`` this PC's receive time (UTC epoch seconds). Besides the
-device messages it hands out two messages of its own:
+client delivers it; a line the gateway published as history carries ``"replayed": true``)
+and ``rx_wall`` this PC's receive time (UTC epoch seconds). Besides the device messages
+it hands out two messages of its own:
 
 * ``{"type": "gateway", "online": bool, "gw": str|None, "link": str|None}`` (offline: with a
   readable ``reason``) when the chair's
@@ -234,6 +235,10 @@ class Deduplicator:
         msg = p.get("msg")
         if not isinstance(msg, dict) or not self._first(self._key(cid, msg)):
             return []
+        if p.get("replayed") is True and not msg.get("replayed"):
+            # history (replay, flash log): marked as the link client marks it, so that the
+            # station shows nothing of it as live and the HL7 sender skips it
+            return [{**msg, "replayed": True}]
         return [msg]
 
     def broker_lost(self) -> list[tuple[str, dict[str, Any]]]:
@@ -270,6 +275,7 @@ def start_feed(
     client_id: str | None = None,
     on_link_state: Callable[[str, str, str], None] | None = None,
     gaps: bool = False,
+    on_delivery: Callable[[Delivery], None] | None = None,
 ) -> Subscriber:
     """THE STATION'S ENTRY POINT (``bedside station --mqtt URL [--site S]``): subscribe and
     call ``on_message(chair_id, msg, rx_wall)`` for every chair message, once. With ``loop``
@@ -282,6 +288,9 @@ def start_feed(
     station lost the broker) or the gateway's device link state (``live``, ``stale``,
     ``disconnected`` ...). ``gaps``: also hand out ``gap`` messages (off: the recorder keeps
     them; their ``boot`` is the boot of the lost lines, not the current one).
+    ``on_delivery(Delivery)``: every publication as received, before deduplication, in
+    paho's network thread (the station records them with ``recorder.item_of`` into its
+    record store, which keeps each line once, as ``bedside record --mqtt`` does).
     Returns the running Subscriber; call ``.stop()`` at shutdown. Raises topics.ConfigError
     for a bad URL or site."""
     dedup = Deduplicator()
@@ -306,6 +315,8 @@ def start_feed(
         call(on_message, cid, msg, rx)
 
     def deliver(d: Delivery) -> None:
+        if on_delivery is not None:
+            on_delivery(d)
         with lock:
             msgs = dedup.messages(d)
         for m in msgs:

@@ -87,22 +87,33 @@ class BrokerUrl:
 
 
 def parse_url(url: str) -> BrokerUrl:
-    """``mqtt://[user[:password]@]host[:port]`` or ``mqtts://`` (TLS, system CA store)."""
+    """``mqtt://[user[:password]@]host[:port]`` or ``mqtts://`` (TLS, system CA store).
+    A ConfigError names the URL with its password replaced by ``***``."""
     parts = urlsplit(url)
+    shown = _redacted(url)
     if parts.scheme not in ("mqtt", "mqtts"):
-        raise ConfigError(f"bad broker URL {url!r}: use mqtt://HOST:PORT or mqtts://HOST:PORT")
+        raise ConfigError(f"bad broker URL {shown!r}: use mqtt://HOST:PORT or mqtts://HOST:PORT")
     if not parts.hostname:
-        raise ConfigError(f"bad broker URL {url!r}: no host")
+        raise ConfigError(f"bad broker URL {shown!r}: no host")
     tls = parts.scheme == "mqtts"
     try:
         port = parts.port or (DEFAULT_TLS_PORT if tls else DEFAULT_PORT)
     except ValueError:
-        raise ConfigError(f"bad broker URL {url!r}: bad port") from None
+        raise ConfigError(f"bad broker URL {shown!r}: bad port") from None
     if parts.path not in ("", "/") or parts.query:
-        raise ConfigError(f"bad broker URL {url!r}: no path or query allowed")
+        raise ConfigError(f"bad broker URL {shown!r}: no path or query allowed")
     user = unquote(parts.username) if parts.username else None
     pw = unquote(parts.password) if parts.password else None
     return BrokerUrl(parts.hostname, port, tls, user, pw)
+
+
+def _redacted(url: str) -> str:
+    """The URL as it may be printed: ``scheme://user:***@host...`` (never the password)."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, after = rest.rpartition("@")  # (a password may hold an unencoded '/')
+    if not at or ":" not in creds:
+        return url
+    return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{after}"
 
 
 def topic(site: str, chair: str, leaf: str) -> str:

@@ -4,7 +4,8 @@
 step); ``GET /api/state`` every tile, the alarm list and the audio state; ``GET
 /api/chairs/{id}/history?minutes=N`` trends and alarm history from the record file; ``POST
 /api/audio/pause`` (the station's own 120 s pause), ``/api/audio/off`` (named user, audited),
-``/api/audio/on``; ``GET /api/audit``; ``WS /ws``: a snapshot, then frames with the tiles that
+``/api/audio/on``; ``GET /api/audit``; ``GET /api/status`` (record file, MQTT, HL7, and the
+problems in words); ``WS /ws``: a snapshot, then frames with the tiles that
 changed (coalesced per chair per frame), the alarm list and the audio state when they changed,
 and a ``tick`` every second so the page can tell a silent station from a quiet one.
 
@@ -24,23 +25,25 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from fastapi import FastAPI, HTTPException, Query, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from bedside_host.station import history
 from bedside_host.station.model import StationModel, valid_user
+from bedside_host.station.sessions import BadForm, SessionDesk, parse, result_json
 
 STATIC = Path(__file__).resolve().parent / "static"
 FRAME_S = 0.02  # changes within one frame go out together (a tile once per frame)
 TICK_S = 1.0  # stale detection and the keep-alive tick
 SEND_TIMEOUT_S = 5.0  # a browser that does not take a frame this long is dropped
 HISTORY_MAX_MIN = 24 * 60
-# The only device commands the station may send (Hub.command). Never ack, reset, audio_off,
-# nibp, set or selftest: the station does not acknowledge, silence or change a bedside. The
-# infusion-session forms add "session" here when they come (docs/station.md).
-STATION_COMMANDS: frozenset[str] = frozenset({"get_session"})
+# The only device commands the station may send (Hub.command, the session forms). Never ack,
+# reset, audio_off, nibp, set or selftest: the station does not acknowledge, silence or change
+# a bedside. "session" carries the infusion-session steps of the forms (docs/station.md);
+# get_session and get_settings are read-only (the session services read the clinic minimums).
+STATION_COMMANDS: frozenset[str] = frozenset({"get_session", "get_settings", "session"})
 COMMAND_TIMEOUT_S = 3.0
 
 # chair -> submit(cmd, fields, timeout) -> Future of the reply (LinkThread.submit)
@@ -104,6 +107,9 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self.frames = 0
         self.commanders: dict[str, Commander] = {}
+        self.sessions: SessionDesk | None = None  # the session forms (chairs on ports)
+        # name -> a callable giving that part's state for GET /api/status (store, mqtt, hl7)
+        self.status: dict[str, Callable[[], dict[str, Any]]] = {}
         self.allowed: frozenset[str] = STATION_COMMANDS
         model.listeners.append(self._changed.set)
 
@@ -243,7 +249,7 @@ def create_app(hub: Hub) -> FastAPI:
     async def state() -> dict[str, Any]:
         return model.snapshot()
 
-    @app.get("/api/chairs/{chair_id}/history")
+    @app.get("/api/chairs/{chair_id:path}/history")  # MQTT chair ids hold a "/"
     async def chair_history(
         chair_id: str, minutes: float = Query(60.0, gt=0, le=HISTORY_MAX_MIN)
     ) -> dict[str, Any]:
@@ -289,6 +295,74 @@ def create_app(hub: Hub) -> FastAPI:
         if hub.db is None:
             return []
         return await asyncio.to_thread(history.audit_rows, hub.db, limit)
+
+    def session_desk(chair_id: str) -> SessionDesk:
+        if chair_id not in model.chairs:
+            raise HTTPException(404, f"no chair {chair_id!r}")
+        desk = hub.sessions
+        if desk is None or chair_id not in desk.links:
+            raise HTTPException(
+                409,
+                f"chair {chair_id!r} has no command path from this station (a chair from MQTT):"
+                " take the session steps at its bedside or its PC",
+            )
+        return desk
+
+    @app.get("/api/session/forms")
+    async def session_forms() -> dict[str, Any]:
+        from bedside_host.station.sessions import forms
+
+        return forms()
+
+    @app.get("/api/chairs/{chair_id:path}/session")
+    async def session_show(chair_id: str) -> dict[str, Any]:
+        from bedside_host.link.messages import LinkProblem
+
+        desk = session_desk(chair_id)
+        try:
+            return await desk.show(chair_id)
+        except (LinkProblem, TimeoutError, ConnectionError) as e:
+            raise HTTPException(503, f"no answer from the bedside device: {e}") from None
+
+    @app.post("/api/chairs/{chair_id:path}/session/{op}")
+    async def session_step(chair_id: str, op: str, request: Request) -> JSONResponse:
+        from bedside_host.link.messages import LinkProblem
+        from bedside_host.session import InvalidInput
+
+        try:
+            body = await request.json()
+        except ValueError:
+            raise HTTPException(400, "the form must be a JSON object") from None
+        try:
+            form = parse(op, body)
+        except BadForm as e:
+            raise HTTPException(400, f"{e} (nothing sent)") from None
+        try:
+            form.by = valid_user(form.by)
+        except ValueError as e:
+            raise HTTPException(400, f"{op}: the operator's name: {e} (nothing sent)") from None
+        desk = session_desk(chair_id)
+        try:
+            res = await desk.step(chair_id, op, form)
+        except InvalidInput as e:
+            raise HTTPException(400, f"{op}: {e} (nothing sent, nothing recorded)") from None
+        except PermissionError as e:
+            raise HTTPException(403, str(e)) from None
+        except (LinkProblem, TimeoutError, ConnectionError) as e:
+            raise HTTPException(
+                503, f"{op}: no answer from the bedside device ({e}): recorded as no answer"
+            ) from None
+        return JSONResponse(result_json(res), status_code=200 if res.ok else 409)
+
+    @app.get("/api/status")
+    async def system_status() -> dict[str, Any]:
+        from bedside_host.station.feeds import problems
+
+        out: dict[str, Any] = {"station": hub.name, "chairs": len(model.chairs)}
+        for name, part in hub.status.items():
+            out[name] = part()
+        out["problems"] = problems(out)
+        return out
 
     @app.get("/api/time")
     async def server_time() -> dict[str, float]:

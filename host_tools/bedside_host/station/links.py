@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
@@ -38,20 +39,65 @@ class LinkLike(Protocol):
 Deliver = Callable[[str, list[tuple[dict[str, Any], float]], str | None, str], None]
 
 
+class _Call:
+    """A job for the store thread: ``fn(store)`` run there, its result in ``fut``."""
+
+    def __init__(self, fn: Callable[[Store], Any]) -> None:
+        self.fn = fn
+        self.fut: Future[Any] = Future()
+
+
 class StoreThread(threading.Thread):
-    """Owns the Store (SQLite connections stay in one thread); batches as the store does."""
+    """Owns the Store (SQLite connections stay in one thread); batches as the store does.
+    Work that needs the Store (the infusion-session steps) runs here too (:meth:`call`)."""
 
     def __init__(self, db: Path) -> None:
         super().__init__(name="station-store", daemon=True)
         self.db = db
         self.store: Store | None = None
-        self.q: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
+        self.q: queue.SimpleQueue[Item | _Call | None] = queue.SimpleQueue()
+        self._later: deque[_Call | None] = deque()  # met while draining for a job
         self.error = ""
         self.close_error = ""
         self.ready = threading.Event()
 
     def put(self, item: Item) -> None:
         self.q.put(item)
+
+    def call(self, fn: Callable[[Store], Any]) -> Future[Any]:
+        """Run ``fn(store)`` in the store thread, after the items queued before it; the
+        future gets its result or exception (ConnectionError once the thread has stopped)."""
+        job = _Call(fn)
+        if not self.is_alive():
+            job.fut.set_exception(ConnectionError("the station's record store is not running"))
+        else:
+            self.q.put(job)
+        return job.fut
+
+    def take_items(self) -> list[Item]:
+        """(In the store thread, for a job:) the items queued now, in order; a stop or another
+        job met on the way is kept for the main loop."""
+        out: list[Item] = []
+        while not self._later:
+            try:
+                x = self.q.get_nowait()
+            except queue.Empty:
+                break
+            if x is None or isinstance(x, _Call):
+                self._later.append(x)
+            else:
+                out.append(x)
+        return out
+
+    def _next(self) -> tuple[Item | _Call | None, bool]:
+        if self._later:
+            kept = self._later.popleft()
+            return kept, kept is None
+        try:
+            x = self.q.get(timeout=0.1)
+        except queue.Empty:
+            return None, False
+        return x, x is None
 
     def run(self) -> None:
         try:
@@ -62,13 +108,14 @@ class StoreThread(threading.Thread):
         finally:
             self.ready.set()
         while True:
-            try:
-                item = self.q.get(timeout=0.1)
-            except queue.Empty:
+            item, stop = self._next()
+            if isinstance(item, _Call):
+                if item.fut.set_running_or_notify_cancel():
+                    try:
+                        item.fut.set_result(item.fn(store))
+                    except BaseException as e:  # the caller reports it; the store goes on
+                        item.fut.set_exception(e)
                 item = None
-                stop = False
-            else:
-                stop = item is None
             try:
                 if item is not None:
                     store.add(item)
@@ -78,10 +125,25 @@ class StoreThread(threading.Thread):
                 self.error = str(e)  # the items stay buffered in the store and are retried
             if stop:
                 break
+        self._fail_jobs()
         try:
             store.close()
         except StoreError as e:
             self.close_error = str(e)
+
+    def _fail_jobs(self) -> None:
+        while True:
+            try:
+                x = self._later.popleft() if self._later else self.q.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(x, _Call) and x.fut.set_running_or_notify_cancel():
+                x.fut.set_exception(ConnectionError("the station is stopping"))
+            elif x is not None and not isinstance(x, _Call) and self.store is not None:
+                try:
+                    self.store.add(x)  # items queued behind the stop are still recorded
+                except StoreError as e:
+                    self.error = str(e)
 
     def stop(self) -> None:
         self.q.put(None)

@@ -390,6 +390,7 @@ function everySecond() {
   renderAudio();
   Audio.follow();
   if (S.detail && nowLocal() - detailLoaded >= DETAIL_REFRESH_S) loadDetail();
+  if (SES.chair && SES.view && !$("session").hidden) renderSessionState();
 }
 
 window.addEventListener("resize", () => { layout(); });
@@ -414,8 +415,257 @@ $("dialog-form").addEventListener("submit", async (ev) => {
 });
 $("detail-close").addEventListener("click", () => { $("detail").hidden = true; S.detail = null; });
 $("detail-minutes").addEventListener("change", loadDetail);
-document.addEventListener("keydown", (ev) => { if (ev.key === "Escape") { $("detail").hidden = true; $("dialog").hidden = true; S.detail = null; } });
+document.addEventListener("keydown", (ev) => { if (ev.key === "Escape") { $("detail").hidden = true; $("dialog").hidden = true; $("session").hidden = true; S.detail = null; SES.chair = null; SES.op = null; } });
+
+// The station's own parts (record file, MQTT broker, HL7 receiver): problems in a red line.
+async function loadStatus() {
+  try {
+    const r = await fetch("/api/status", { cache: "no-store" });
+    if (!r.ok) return;
+    const st = await r.json();
+    const el = $("system"), hidden = !st.problems.length;
+    el.textContent = st.problems.join(" · ");
+    if (el.hidden !== hidden) { el.hidden = hidden; layout(); }
+  } catch (e) { /* a station that does not answer is shown by the WebSocket check */ }
+}
+
+// --- infusion-session forms (docs/station.md "Session forms") -----------------------------------
+// Every step goes to POST /api/chairs/{id}/session/{op} with the operator's name; the station
+// checks the form, the host session services apply the clinic's rules and the device decides.
+const OP_TITLES = [["open", "Open"], ["screen", "Screening"], ["baseline", "Baseline"],
+  ["start", "Start infusion"], ["dose", "Dose"], ["o2", "O2"], ["check", "Sedation score"],
+  ["stop", "Stop infusion"], ["discharge", "Discharge criteria"], ["close", "Escort & close"],
+  ["cancel", "Cancel session"]];
+const SES = { chair: null, forms: null, op: null, view: null, loadedAt: 0 };
+const BY_KEY = "bedside-station-operator";
+
+async function openSession() {
+  const id = S.detail; if (!id) return;
+  SES.chair = id;
+  const t = S.tiles.get(id);
+  $("session-title").textContent = `${t ? t.label : id}: infusion session`;
+  $("session-by").value = localStorage.getItem(BY_KEY) || "";
+  $("session-result").textContent = ""; $("session-result").className = "sresult";
+  $("session").hidden = false;
+  try {
+    if (!SES.forms) {
+      const r = await fetch("/api/session/forms");
+      SES.forms = await r.json();
+      if (!r.ok) throw new Error(SES.forms.error || r.statusText);
+    }
+    await loadSession();
+  } catch (e) { showResult(false, "cannot load the session: " + e.message); }
+}
+
+async function loadSession() {
+  const r = await fetch(`/api/chairs/${encodeURIComponent(SES.chair)}/session`);
+  const v = await r.json();
+  if (!r.ok) throw new Error(v.error || r.statusText);
+  SES.view = v; SES.loadedAt = nowLocal();
+  renderSessionState();
+  if (!SES.op) selectOp(suggestOp(v.state.phase));
+  else renderOps();
+}
+
+function suggestOp(phase) {
+  return { idle: "open", closed: "open", screening: "screen", baseline: "baseline",
+    infusion: "check", recovery: "discharge", discharge_ready: "close" }[phase] || "open";
+}
+
+function renderSessionState() {
+  const st0 = (SES.view && SES.view.state) || {}, el = $("session-state");
+  // the device's seconds as of loading, moved on by the time since (redrawn every second)
+  const dt = Math.max(0, nowLocal() - (SES.loadedAt || nowLocal())), st = Object.assign({}, st0);
+  const on = (k, sign) => { if (typeof st0[k] === "number") st[k] = st0[k] + sign * dt; };
+  on("phase_s", 1); on("infusion_s", 1); on("recovery_s", 1); on("check_due_s", -1);
+  if (st0.last_check && typeof st0.last_check.ago_s === "number") st.last_check = Object.assign({}, st0.last_check, { ago_s: st0.last_check.ago_s + dt });
+  const since = (s) => (s === null || s === undefined ? "—" : durText(s));
+  const due = st.check_due_s === null || st.check_due_s === undefined ? "—"
+    : st.check_due_s >= 0 ? "in " + durText(st.check_due_s) : "OVERDUE " + durText(-st.check_due_s);
+  const lc = st.last_check;
+  el.replaceChildren(
+    ...kv("phase", (st.phase || "—") + (st.phase_s !== undefined && st.phase_s !== null ? " · " + durText(st.phase_s) : "")),
+    ...kv("patient", st.patient ? `${st.patient} (day ${st.course_day}/${st.course_total})` : "—"),
+    ...kv("infusion", since(st.infusion_s)), ...kv("since stop", since(st.recovery_s)),
+    ...kv("dose", st.dose ? `${st.dose.rate} ${st.dose.units}` : "—"),
+    ...kv("O2", st.o2 && st.o2.on ? `${st.o2.flow} L/min` : "off"),
+    ...kv("next check", due),
+    ...kv("last score", lc ? (lc.score === null ? "check done" : `MOAA/S ${lc.score}`) + ` · ${durText(lc.ago_s)} ago` : "—"),
+    ...kv("baseline", st.baseline ? `${st.baseline.sys}/${st.baseline.dia} PR ${st.baseline.pr}` : (st.phase === "baseline" ? `${st.baseline_readings || 0} readings` : "—")));
+  const body = $("session-steps").querySelector("tbody");
+  body.replaceChildren(...(SES.view.steps || []).slice().reverse().map((s) => {
+    const tr = document.createElement("tr");
+    for (const c of [new Date(s.t * 1000).toLocaleTimeString(), s.op, s.by, s.outcome,
+      `${s.phase_before || ""} → ${s.phase_after || ""}`, s.error || s.note || ""]) {
+      const td = document.createElement("td"); td.textContent = c ?? ""; tr.appendChild(td);
+    }
+    return tr;
+  }));
+}
+
+function renderOps() {
+  const phase = SES.view && SES.view.state.phase, allowed = (SES.forms && SES.forms.allowed) || {};
+  $("session-ops").replaceChildren(...OP_TITLES.map(([op, title]) => {
+    const b = document.createElement("button");
+    b.type = "button"; b.textContent = title; b.dataset.op = op;
+    b.setAttribute("data-testid", "session-op-" + op);
+    const ok = !allowed[op] || allowed[op].includes(phase);
+    b.className = "btn" + (op === SES.op ? " sel" : "") + (ok ? "" : " off");
+    b.title = ok ? "" : `not in phase ${phase} (the rules will refuse it)`;
+    b.addEventListener("click", () => selectOp(op));
+    return b;
+  }));
+}
+
+// field: [name, kind, label, options]; kinds: text, int, bool (checkbox), select, yesno, item
+function field(name, kind, label, opts) {
+  const lab = document.createElement("label");
+  lab.append(document.createTextNode(label));
+  let input;
+  if (kind === "select" || kind === "item") {
+    input = document.createElement("select");
+    for (const [v, t] of opts) { const o = document.createElement("option"); o.value = v; o.textContent = t; input.append(o); }
+  } else if (kind === "yesno") {
+    input = document.createElement("select");
+    for (const [v, t] of [["", "— answer —"], ["no", "no"], ["yes", "yes"]]) { const o = document.createElement("option"); o.value = v; o.textContent = t; input.append(o); }
+  } else {
+    input = document.createElement("input");
+    input.type = kind === "bool" ? "checkbox" : kind === "int" ? "number" : "text";
+    if (kind === "int") input.step = "1";
+    if (opts && opts.value !== undefined) input.value = opts.value;
+    if (opts && opts.max) input.maxLength = opts.max;
+  }
+  input.name = name; input.dataset.kind = kind;
+  lab.append(input);
+  return lab;
+}
+
+function selectOp(op) {
+  SES.op = op;
+  renderOps();
+  const f = SES.forms, form = $("session-form");
+  const items = [];
+  const scoreOpts = (levels) => [[2, `2 · ${levels[0]}`], [1, `1 · ${levels[1]}`], [0, `0 · ${levels[2]}`]];
+  if (op === "open") items.push(field("patient", "text", "Patient id (pseudonymous)", { max: 32 }),
+    field("course_day", "int", "Course day"), field("course_total", "int", "Course length (infusions)"));
+  if (op === "screen") {
+    const fs = document.createElement("fieldset");
+    fs.innerHTML = "<legend>Relative contraindications (each: yes or no)</legend>";
+    for (const [k, q] of Object.entries(f.contraindications)) fs.append(field("answers." + k, "yesno", q));
+    items.push(fs, field("bp_sys", "int", "Resting systolic BP (mmHg)"), field("bp_dia", "int", "Resting diastolic BP (mmHg)"),
+      field("note", "text", "Note", { max: 500 }), field("override_by", "text", "Override: clinician (any finding)", { max: 32 }),
+      field("override_reason", "text", "Override: reason", { max: 200 }));
+  }
+  if (op === "cancel") items.push(field("reason", "text", "Reason", { max: 32 }));
+  if (op === "dose") items.push(field("rate", "int", "Rate (whole number)"), field("units", "text", "Units", { value: "mg/h", max: 16 }),
+    field("reason", "select", "Reason", f.dose_reasons.map((r) => [r, r.replace("_", " ")])), field("note", "text", "Note", { max: 500 }));
+  if (op === "o2") items.push(field("on", "select", "Oxygen", [["true", "on"], ["false", "off"]]), field("flow", "int", "Flow (L/min, when on)"));
+  if (op === "check") {
+    const variant = "A";
+    items.push(field("moaas", "select", "MOAA/S", [["", "— check done, no score —"],
+      ...Object.entries(f.moaas[variant]).sort((a, b) => b[0] - a[0]).map(([k, w]) => [k, `${k} · ${w}`])]),
+      field("variant", "select", "MOAA/S variant", Object.keys(f.moaas).map((k) => [k, k])),
+      field("rass", "select", "RASS", [["", "—"], ...Array.from({ length: f.rass[1] - f.rass[0] + 1 }, (_, i) => f.rass[1] - i).map((n) => [n, (n > 0 ? "+" : "") + n])]),
+      field("dissociation", "select", "Dissociation", [["", "—"], ...f.levels.map((l) => [l, l])]),
+      field("nausea", "select", "Nausea", [["", "—"], ...f.levels.map((l) => [l, l])]),
+      field("pain", "int", "Pain score 0-10"), field("note", "text", "Note", { max: 500 }));
+  }
+  if (op === "discharge") {
+    for (const [form, title] of [["aldrete", "Modified Aldrete"], ["padss", "PADSS"]]) {
+      const fs = document.createElement("fieldset");
+      fs.innerHTML = `<legend>${title}</legend>`;
+      for (const [k, it] of Object.entries(f[form])) fs.append(field(form + "." + k, "item", it.title, scoreOpts(it.levels)));
+      if (form === "padss") { const n = document.createElement("div"); n.textContent = `${f.padss_bleeding[1]}: n/a (2 by rule)`; fs.append(n); }
+      items.push(fs);
+    }
+    const hints = (SES.view && SES.view.hints) || [];
+    if (hints.length) {
+      const h = document.createElement("div"); h.style.gridColumn = "1 / -1";
+      h.textContent = "Suggested from the device data (confirm at the bedside): " + hints.map((x) => `${x.form} ${x.item} ${x.points} (${x.why})`).join("; ");
+      items.push(h);
+    }
+  }
+  if (op === "close") items.push(field("escort", "text", "Escort's name", { max: 32 }), field("relationship", "text", "Relationship", { max: 32 }),
+    field("advice", "bool", "No-driving advice given"));
+  const sub = document.createElement("div"); sub.className = "submit";
+  const buttons = op === "baseline" ? [["repeat", "Repeat NIBP reading"], ["accept", "Accept baseline"]] : [["", OP_TITLES.find((x) => x[0] === op)[1]]];
+  for (const [action, title] of buttons) {
+    const b = document.createElement("button"); b.type = "submit"; b.className = "btn warn"; b.textContent = title;
+    b.dataset.action = action; b.setAttribute("data-testid", "session-submit" + (action ? "-" + action : ""));
+    sub.append(b);
+  }
+  items.push(sub);
+  form.replaceChildren(...items);
+}
+
+function formBody(form, action) {
+  const body = {};
+  for (const el of form.querySelectorAll("[name]")) {
+    const kind = el.dataset.kind, raw = kind === "bool" ? el.checked : el.value.trim();
+    let v = raw;
+    if (kind === "bool") v = raw;
+    else if (raw === "") continue;                       // left empty: not sent (optional)
+    else if (kind === "int" || kind === "item" || (el.name === "moaas" || el.name === "rass")) {
+      if (!/^-?\d+$/.test(raw)) throw new Error(`${el.name}: a whole number, please`);
+      v = parseInt(raw, 10);
+    } else if (kind === "yesno") v = raw === "yes";
+    else if (el.name === "on") v = raw === "true";
+    const [a, b] = el.name.split(".");
+    if (b) { body[a] = body[a] || {}; body[a][b] = v; } else body[a] = v;
+  }
+  if (action) body.action = action;
+  if (SES.op === "screen") body.answers = body.answers || {};
+  return body;
+}
+
+function showResult(ok, text, criteria) {
+  const el = $("session-result");
+  el.className = "sresult " + (ok ? "ok" : "refused");
+  el.replaceChildren(document.createTextNode(text));
+  if (criteria && criteria.length) {
+    const t = document.createElement("table"); t.className = "alarms";
+    t.innerHTML = "<thead><tr><th>Criterion</th><th></th><th>Value</th><th>Needed</th><th>Judged by</th></tr></thead>";
+    const tb = document.createElement("tbody");
+    for (const c of criteria) {
+      const tr = document.createElement("tr");
+      for (const [v, cls] of [[c.name, ""], [c.ok ? "holds" : "FAILS", c.ok ? "holds" : "fails"],
+        [c.value === null || c.value === undefined ? "" : JSON.stringify(c.value), ""], [c.need ?? "", ""], [c.source, ""]]) {
+        const td = document.createElement("td"); td.textContent = v; if (cls) td.className = cls; tr.append(td);
+      }
+      tb.append(tr);
+    }
+    t.append(tb); el.append(t);
+  }
+}
+
+$("session-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const by = $("session-by").value.trim();
+  if (!by) { showResult(false, "Enter your name (operator) first: every step is recorded with it."); $("session-by").focus(); return; }
+  localStorage.setItem(BY_KEY, by);
+  const action = ev.submitter ? ev.submitter.dataset.action : "";
+  let body;
+  try { body = formBody($("session-form"), action); } catch (e) { showResult(false, e.message); return; }
+  body.by = by;
+  showResult(true, "sending…");
+  const r = await fetch(`/api/chairs/${encodeURIComponent(SES.chair)}/session/${SES.op}`, { method: "POST",
+    headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  const res = await r.json().catch(() => ({ error: r.statusText }));
+  if (r.ok) {
+    const warn = res.warnings && res.warnings.length ? " · " + res.warnings.join("; ") : "";
+    showResult(true, `${SES.op}: done by ${by} · phase ${res.phase_after}${warn}`, res.criteria);
+  } else {
+    const who = res.refused_by === "device" ? "the bedside device refused" : res.refused_by === "host" ? "the clinic's rules refused" : "not done";
+    const fails = res.failing && res.failing.length ? ` · still failing: ${res.failing.join(", ")}` : "";
+    showResult(false, `${SES.op}: ${who}: ${res.error || r.statusText}${fails}`, res.criteria);
+  }
+  try { await loadSession(); } catch (e) { /* the result stays shown */ }
+});
+$("session-open").addEventListener("click", openSession);
+$("session-close").addEventListener("click", () => { $("session").hidden = true; SES.chair = null; SES.op = null; });
 
 window.station = { S, audio: () => Audio.state() };  // for the browser tests
 connect();
 setInterval(everySecond, 1000);
+setInterval(loadStatus, 5000);
+loadStatus();
