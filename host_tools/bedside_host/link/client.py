@@ -823,6 +823,13 @@ class DeviceLink:
             if not lc.user:
                 lc.held.append((item, rec))  # delivered only if it fills a gap
                 return
+        if replayed and _int(b) and _int(u) and "condition" in rec:
+            # a log reply line lost in transit and replayed: its alarm event may have been
+            # delivered already (by a fill): then it is no news
+            if self._known_alarm(b, u, rec):
+                item = replace(item, known=True)
+            else:
+                self._seen_alarm(b, u, rec)
         self._deliver(item)
 
     def _remember_record(self, n: int, b: int, u: int) -> None:
@@ -871,8 +878,16 @@ class DeviceLink:
             return
         count = msg.get("count")
         if _int(count) and lc.got < count and lc.retries < CMD_RETRIES:
-            self._send_log(lc.args["from"], lc.args["count"], lc.args["phase"], lc.retries + 1)
+            # lines of the page were lost in transit (a long page can outrun the device's
+            # output ring while it catches up): ask again for a smaller page
+            smaller = max(1, lc.args["count"] // 2)
+            self._send_log(lc.args["from"], smaller, lc.args["phase"], lc.retries + 1)
             return
+        if _int(count) and lc.got < count and not job.note:
+            job.note = (
+                f"{count - lc.got} flash alarm log records were lost in transit: "
+                "alarm events may be missing"
+            )
         if lc.args["phase"] == "seek":
             job.upper = lc.args["from"]  # records remembered; the next seek goes further back
             return
