@@ -30,7 +30,7 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif("baseline_gap_min" not in SPEC, reason="firmware without the session"),
 ]
-ENV = dict(os.environ, PYTHONPATH=f"{ROOT / 'host_tools'}{os.pathsep}{ROOT / 'firmware'}")
+PYTHONPATH = f"{ROOT / 'host_tools'}{os.pathsep}{ROOT / 'firmware'}"
 
 
 def _spawn(*args: str, cwd: Path) -> subprocess.Popen[str]:
@@ -40,7 +40,7 @@ def _spawn(*args: str, cwd: Path) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        env=ENV,
+        env=dict(os.environ, PYTHONPATH=PYTHONPATH),  # now: the SIL's key where main() looks
         cwd=cwd,
         start_new_session=True,
     )
