@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
 import platform
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from bedside_host import __version__
 from bedside_host.bench import SIMULATOR
 from bedside_host.bench.protocol import RunRecord
-from bedside_host.bench.runner import BenchError, SkipScenario, Target, run_scenario
+from bedside_host.bench.runner import BenchError, SilTarget, SkipScenario, Target, run_scenario
 from bedside_host.bench.scenario import Scenario, ScenarioError, load_scenario
 from bedside_host.bench.verdict import TestResult, error_result, judge, skip_result
 
@@ -72,6 +74,48 @@ def run_suite(
         results.append(r)
         if progress is not None:
             progress(r)
+    return _record(results, start, suite=suite, operator=operator, dut_id=dut_id)
+
+
+def _sil_one(path: str, workdir: str | None) -> TestResult:
+    """One scenario on its own `bedside sil` (runs in a worker process of run_sil_concurrent)."""
+    sc = load_scenario(path)
+    return run_one(sc, lambda: SilTarget(Path(workdir) if workdir else None))
+
+
+def run_sil_concurrent(
+    scenarios: list[Scenario],
+    *,
+    jobs: int,
+    workdir: Path | None,
+    suite: str,
+    operator: str,
+    progress: Callable[[TestResult], None] | None = None,
+) -> RunRecord:
+    """The scenarios on the SIL, up to `jobs` at once: each in its own worker process (its own
+    interpreter, so one scenario's loop never waits on another's), with its own `bedside sil`,
+    ptys and state directory. Real-time scenarios mostly wait, so N of them take about as long
+    as the longest; results come back in the scenarios' order."""
+    start = dt.datetime.now(dt.UTC)
+    ctx = multiprocessing.get_context("spawn")
+    wd = str(workdir) if workdir is not None else None
+    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx) as pool:
+        futures = [pool.submit(_sil_one, sc.path, wd) for sc in scenarios]
+        results: list[TestResult] = []
+        for sc, fut in zip(scenarios, futures, strict=True):
+            try:
+                r = fut.result()
+            except Exception as e:  # a worker that died is the scenario's ERROR, not the run's
+                r = error_result(sc, "sil", f"worker failed: {type(e).__name__}: {e}")
+            results.append(r)
+            if progress is not None:
+                progress(r)
+    return _record(results, start, suite=suite, operator=operator, dut_id="")
+
+
+def _record(
+    results: list[TestResult], start: dt.datetime, *, suite: str, operator: str, dut_id: str
+) -> RunRecord:
     end = dt.datetime.now(dt.UTC)
     first = next((r for r in results if r.device), None)
     dev = first.device if first is not None else {}
