@@ -12,7 +12,14 @@ from pathlib import Path
 from bedside_host import __version__
 from bedside_host.bench import SIMULATOR
 from bedside_host.bench.protocol import RunRecord
-from bedside_host.bench.runner import BenchError, SilTarget, SkipScenario, Target, run_scenario
+from bedside_host.bench.runner import (
+    BenchError,
+    SilTarget,
+    SkipScenario,
+    Target,
+    VirtualTarget,
+    run_scenario,
+)
 from bedside_host.bench.scenario import Scenario, ScenarioError, load_scenario
 from bedside_host.bench.verdict import TestResult, error_result, judge, skip_result
 
@@ -77,36 +84,49 @@ def run_suite(
     return _record(results, start, suite=suite, operator=operator, dut_id=dut_id)
 
 
-def _sil_one(path: str, workdir: str | None) -> TestResult:
-    """One scenario on its own `bedside sil` (runs in a worker process of run_sil_concurrent)."""
+CONCURRENT_MODES = ("sil", "virtual")
+
+
+def _one_in_worker(path: str, mode: str, workdir: str | None) -> TestResult:
+    """One scenario in a worker process of run_concurrent: on its own `bedside sil` (sil) or
+    its own in-process firmware core (virtual)."""
     sc = load_scenario(path)
-    return run_one(sc, lambda: SilTarget(Path(workdir) if workdir else None))
+    if mode == "sil":
+        return run_one(sc, lambda: SilTarget(Path(workdir) if workdir else None))
+    return run_one(sc, VirtualTarget)
 
 
-def run_sil_concurrent(
+def run_concurrent(
     scenarios: list[Scenario],
     *,
+    mode: str,
     jobs: int,
-    workdir: Path | None,
     suite: str,
     operator: str,
+    workdir: Path | None = None,
     progress: Callable[[TestResult], None] | None = None,
 ) -> RunRecord:
-    """The scenarios on the SIL, up to `jobs` at once: each in its own worker process (its own
-    interpreter, so one scenario's loop never waits on another's), with its own `bedside sil`,
-    ptys and state directory. Real-time scenarios mostly wait, so N of them take about as long
-    as the longest; results come back in the scenarios' order."""
+    """The scenarios on the SIL or in virtual time, up to `jobs` at once: each in its own
+    worker process (its own interpreter, so one scenario's loop never waits on another's); on
+    the SIL each with its own `bedside sil`, ptys and state directory. Real-time scenarios
+    mostly wait, so N of them take about as long as the longest; virtual ones use the cores.
+    Results come back in the scenarios' order."""
+    if mode not in CONCURRENT_MODES:
+        raise ValueError(f"run_concurrent: mode must be one of {CONCURRENT_MODES}, not {mode!r}")
     start = dt.datetime.now(dt.UTC)
     ctx = multiprocessing.get_context("spawn")
     wd = str(workdir) if workdir is not None else None
     with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx) as pool:
-        futures = [pool.submit(_sil_one, sc.path, wd) for sc in scenarios]
+        # the longest first, so no worker is left with a long one at the end
+        order = sorted(range(len(scenarios)), key=lambda i: -scenarios[i].duration_s)
+        by_index = {i: pool.submit(_one_in_worker, scenarios[i].path, mode, wd) for i in order}
+        futures = [by_index[i] for i in range(len(scenarios))]
         results: list[TestResult] = []
         for sc, fut in zip(scenarios, futures, strict=True):
             try:
                 r = fut.result()
             except Exception as e:  # a worker that died is the scenario's ERROR, not the run's
-                r = error_result(sc, "sil", f"worker failed: {type(e).__name__}: {e}")
+                r = error_result(sc, mode, f"worker failed: {type(e).__name__}: {e}")
             results.append(r)
             if progress is not None:
                 progress(r)

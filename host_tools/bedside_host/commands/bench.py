@@ -20,7 +20,7 @@ from pathlib import Path
 from bedside_host.bench.protocol import write_outputs
 from bedside_host.bench.runner import PortTarget, SilTarget, Target, VirtualTarget
 from bedside_host.bench.scenario import ScenarioError
-from bedside_host.bench.suite import load_suite, run_sil_concurrent, run_suite
+from bedside_host.bench.suite import load_suite, run_concurrent, run_suite
 from bedside_host.bench.verdict import TestResult
 
 HELP = "run scenario files against the firmware (virtual time, SIL) or a Pico; test protocol"
@@ -50,7 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         metavar="N",
-        help="--sil: run up to N scenarios at once, each on its own `bedside sil` (default 1)",
+        help="--sil/--virtual: up to N scenarios at once, each in its own process (default 1)",
     )
     p.add_argument("--check", action="store_true", help="only validate the scenario files")
     p.add_argument("--pdf", action="store_true", help="also write protocol.pdf (matplotlib)")
@@ -67,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
         return _fail("--oximeter/--nibp/--host go with neither --virtual nor --sil")
     if any(ports) and not all(ports):
         return _fail("a real device needs all three of --oximeter, --nibp and --host")
-    if args.jobs < 1 or (args.jobs > 1 and not args.sil):
-        return _fail("--jobs N (N >= 1) goes with --sil only")
+    if args.jobs < 1 or (args.jobs > 1 and not (args.sil or args.virtual)):
+        return _fail("--jobs N (N >= 1) goes with --sil or --virtual (not a real device)")
     if not args.check and not (args.virtual or args.sil or all(ports)):
         return _fail("choose --virtual, --sil or --oximeter/--nibp/--host")
     try:
@@ -96,9 +96,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"{r.outcome:5} {r.id:40} {r.wall_s:6.1f} s{why}", flush=True)
 
     operator = args.operator or getpass.getuser()
-    if args.sil and args.jobs > 1:
-        rec = run_sil_concurrent(
+    if (args.sil or args.virtual) and args.jobs > 1:
+        rec = run_concurrent(
             scenarios,
+            mode="sil" if args.sil else "virtual",
             jobs=args.jobs,
             workdir=Path(args.workdir) if args.workdir else None,
             suite=str(args.suite),
