@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 import benchlib  # noqa: E402
 from bedside_host.bench.protocol import write_outputs  # noqa: E402
 from bedside_host.bench.runner import VirtualTarget  # noqa: E402
-from bedside_host.bench.suite import load_suite, run_sil_concurrent, run_suite  # noqa: E402
+from bedside_host.bench.suite import load_suite, run_concurrent, run_suite  # noqa: E402
 
 SECTION = "sil_subset"
 SUITE = ROOT / "tests" / "bench_suite"
@@ -51,8 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     work = ROOT / "bench-out" / "sil-subset"
     load0 = _load_text()
     t0 = time.perf_counter()
-    rec = run_sil_concurrent(
-        subset, jobs=len(subset), workdir=work / "work", suite=str(SUITE), operator="make bench"
+    rec = run_concurrent(
+        subset,
+        mode="sil",
+        jobs=len(subset),
+        workdir=work / "work",
+        suite=str(SUITE),
+        operator="make bench",
     )
     wall = time.perf_counter() - t0
     load1 = _load_text()
