@@ -25,6 +25,7 @@ from bedside_host.bench.runner import PortTarget, SilTarget, VirtualTarget, run_
 from bedside_host.bench.scenario import (
     ACTIONS,
     CRITERIA,
+    EXPECT_KINDS,
     FAULTS,
     SESSION_OPS,
     ScenarioError,
@@ -61,6 +62,10 @@ def test_docs_example_scenario_is_valid() -> None:
     blocks = re.findall(r"```toml\n(.*?)```", text, re.S)
     assert blocks, "docs/scenarios.md has no ```toml example"
     sc = parse_scenario(blocks[0], "docs/scenarios.md example")
+    more = [
+        parse_scenario(b, f"docs/scenarios.md example {i + 2}") for i, b in enumerate(blocks[1:])
+    ]
+    assert {e.kind for x in [sc, *more] for e in x.expects} == set(EXPECT_KINDS)
     kinds = {e.kind for e in sc.expects}
     assert kinds == {
         "raised",

@@ -531,6 +531,12 @@ class SilTarget(_RealTime):
         for name, value in sc.settings.items():
             args += ["--set", f"{name}={value}"]
         env = dict(os.environ)
+        # the SIL runs this very tree (host tools and, through them, firmware/), never another
+        # copy an installed package or the caller's environment would point to
+        here = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(
+            [here, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]]
+        )
         self.errlog = open(work / "sil.log", "w", encoding="utf-8")
         self.proc = subprocess.Popen(
             args,
