@@ -151,3 +151,28 @@ def test_restart_action_restores_the_session_on_the_same_flash() -> None:
     assert len(restored) == 2 and 1500 <= restored[0] < 1503 and 1700 <= restored[1] < 1703
     times = [t for t, _m in obs.messages]
     assert max(times) <= sc.duration_s + 1
+
+
+def test_sil_target_runs_this_tree(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """REQ-BENCH-26: `--sil` starts `bedside sil` from the same tree as the harness (its host
+    tools first on PYTHONPATH, so its firmware too), never an installed or other copy of the
+    project that the environment would point to."""
+    from bedside_host.bench import runner
+
+    seen: dict[str, str] = {}
+
+    def fake_popen(args: list[str], **kw: object) -> object:
+        env = kw["env"]
+        assert isinstance(env, dict)
+        seen.update(env)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere/host_tools")
+    monkeypatch.setattr(runner.subprocess, "Popen", fake_popen)
+    sc = next(s for s in load_suite(SUITE) if s.id == "quick-desat-ack")
+    target = runner.SilTarget(tmp_path)
+    with pytest.raises(RuntimeError, match="stop here"):
+        target.start(sc)
+    target.errlog.close()
+    path = seen["PYTHONPATH"].split(os.pathsep)
+    assert path[0] == str(ROOT / "host_tools") and "/elsewhere/host_tools" in path[1:]
