@@ -176,3 +176,26 @@ def test_sil_target_runs_this_tree(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     target.errlog.close()
     path = seen["PYTHONPATH"].split(os.pathsep)
     assert path[0] == str(ROOT / "host_tools") and "/elsewhere/host_tools" in path[1:]
+
+
+def test_actions_without_an_observation_and_restart_elsewhere() -> None:
+    """REQ-BENCH-23: `bedside simulate` performs a scenario's actions without a bench
+    observation (a session command is sent, its id kept only when judged), and a `restart`
+    action on a target that cannot restart is reported as not done instead of failing."""
+    from typing import Any
+
+    from bedside_host.bench.runner import Target, _do_action
+    from bedside_host.bench.scenario import Action
+
+    sent: list[tuple[str, dict[str, Any]]] = []
+
+    class FakeLink:
+        def send(self, cmd: str, **fields: Any) -> int:
+            sent.append((cmd, fields))
+            return 7
+
+    op = Action(1.0, "session", {"op": "stop", "args": {}})
+    assert _do_action(Target(), FakeLink(), op, 1.0) == "sent"  # type: ignore[arg-type]
+    assert sent == [("session", {"op": "stop", "by": "bench"})]
+    res = _do_action(Target(), FakeLink(), Action(2.0, "restart"), 2.0)  # type: ignore[arg-type]
+    assert res.startswith("not done: the device cannot be restarted")
