@@ -168,7 +168,7 @@ def test_sil_target_runs_this_tree(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
         raise RuntimeError("stop here")
 
     monkeypatch.setenv("PYTHONPATH", "/elsewhere/host_tools")
-    monkeypatch.setattr(runner.subprocess, "Popen", fake_popen)
+    monkeypatch.setattr(subprocess, "Popen", fake_popen)  # the module runner.py uses
     sc = next(s for s in load_suite(SUITE) if s.id == "quick-desat-ack")
     target = runner.SilTarget(tmp_path)
     with pytest.raises(RuntimeError, match="stop here"):
