@@ -24,12 +24,15 @@ from bedside_host.bench.protocol import (
 from bedside_host.bench.runner import PortTarget, SilTarget, VirtualTarget, run_scenario
 from bedside_host.bench.scenario import (
     ACTIONS,
+    CRITERIA,
+    EXPECT_KINDS,
     FAULTS,
+    SESSION_OPS,
     ScenarioError,
     parse_scenario,
 )
 from bedside_host.bench.stimulus import wrong_baud
-from bedside_host.bench.suite import load_suite, run_one, run_suite
+from bedside_host.bench.suite import load_suite, run_concurrent, run_one
 from bedside_host.bench.verdict import TestResult, crossing_time, judge
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +62,10 @@ def test_docs_example_scenario_is_valid() -> None:
     blocks = re.findall(r"```toml\n(.*?)```", text, re.S)
     assert blocks, "docs/scenarios.md has no ```toml example"
     sc = parse_scenario(blocks[0], "docs/scenarios.md example")
+    more = [
+        parse_scenario(b, f"docs/scenarios.md example {i + 2}") for i, b in enumerate(blocks[1:])
+    ]
+    assert {e.kind for x in [sc, *more] for e in x.expects} == set(EXPECT_KINDS)
     kinds = {e.kind for e in sc.expects}
     assert kinds == {
         "raised",
@@ -174,6 +181,39 @@ def test_suite_covers_every_condition_of_the_table() -> None:
         assert tag in sub, tag
 
 
+def test_suite_covers_every_session_phase_op_and_rule() -> None:
+    """REQ-BENCH-21: the standard suite sends every infusion-session op (the op table of the
+    scenario format, which mirrors the firmware's) and checks every session phase of the
+    firmware (a `session` or `heartbeat` step), an accepted and a refused reply, every
+    discharge criterion failing alone, the reminder, overdue and restored events, CHECK_OVERDUE
+    and its escalation, SEDATION_DEEP raised and ended, and the NIBP schedule in infusion and
+    recovery."""
+    from bedside.session import PHASES
+
+    suite = load_suite(SUITE)
+    sent = {a.fields["op"] for sc in suite for a in sc.actions if a.do == "session"}
+    assert sent == set(SESSION_OPS), set(SESSION_OPS) - sent
+    seen = {e.fields["phase"] for sc in suite for e in sc.expects
+            if e.kind in ("session", "heartbeat") and "phase" in e.fields}  # fmt: skip
+    assert seen >= set(PHASES), set(PHASES) - seen
+    steps = [e for sc in suite for e in sc.expects]
+    assert {e.text for e in steps if e.kind == "reply"} == {"ok", "refused"}
+    alone = [tuple(e.fields["criteria_failed"]) for e in steps if "criteria_failed" in e.fields]
+    assert {c for (c,) in (a for a in alone if len(a) == 1)} == set(CRITERIA)
+    events = {e.event for e in steps if e.kind == "session_event"}
+    assert {"reminder", "overdue", "restored"} <= events
+    raised = {(e.kind, e.condition, e.event) for e in steps if e.condition}
+    assert ("raised", "CHECK_OVERDUE", "raise") in raised
+    assert ("event", "CHECK_OVERDUE", "escalate") in raised
+    assert ("raised", "SEDATION_DEEP", "raise") in raised
+    assert ("ended", "SEDATION_DEEP", "end") in raised
+    every = {e.fields["every_s"] for e in steps if e.kind == "nibp_every_s"}
+    assert {300.0, 900.0} <= every
+    tags = {t for sc in suite for t in sc.tags}
+    assert {"session-phases", "session-baseline", "session-nibp", "session-checks",
+            "session-discharge", "session-restart", "session-full"} <= tags  # fmt: skip
+
+
 def test_suite_scenarios_name_known_requirements() -> None:
     """REQ-BENCH-02: every scenario names requirement ids, and each id is a row of
     docs/requirements.md."""
@@ -187,20 +227,23 @@ def test_suite_scenarios_name_known_requirements() -> None:
 
 
 def test_standard_suite_passes_in_virtual_time(tmp_path: Path) -> None:
-    """REQ-BENCH-03, REQ-BENCH-06: the whole standard suite (realistic physiology: ketamine
-    response, desaturations of several depths and speeds, brief dips and motion artifact that
-    must not alarm, bradycardia, hypotension; a 4-hour infusion) passes against the firmware
-    core in virtual time; only scenarios needing absent device features are skipped."""
+    """REQ-BENCH-03, REQ-BENCH-06, REQ-BENCH-21: the whole standard suite (realistic
+    physiology: ketamine response, desaturations of several depths and speeds, brief dips and
+    motion artifact that must not alarm, bradycardia, hypotension; a 4-hour infusion; every
+    infusion-session scenario, a 5-hour titrated session among them) passes against the
+    firmware core in virtual time, in two worker processes; none is skipped (the firmware has
+    the session commands)."""
     suite = load_suite(SUITE)
     t0 = time.perf_counter()
-    rec = run_suite(suite, VirtualTarget, suite=str(SUITE), operator="ci")
+    # both cores: the scenarios in two worker processes (bedside bench --virtual --jobs 2)
+    rec = run_concurrent(suite, mode="virtual", jobs=2, suite=str(SUITE), operator="ci")
     wall = time.perf_counter() - t0
     bad = {
         r.id: sorted(_failed(r)) or r.error for r in rec.results if r.outcome in ("FAIL", "ERROR")
     }
     assert not bad, bad
     skipped = [r for r in rec.results if r.outcome == "SKIP"]
-    assert all("session" in s.error for s in skipped)
+    assert not skipped, [(r.id, r.error) for r in skipped]  # the firmware has the session
     virtual = sum(r.duration_s for r in rec.results)
     four = next(r for r in rec.results if r.id == "four-hour-infusion")
     assert four.outcome == "PASS" and four.duration_s == 4 * 3600

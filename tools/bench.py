@@ -40,6 +40,7 @@ BUDGET_S = {
     "mqtt": 45.0,
     "station": 150.0,
     "reliability": 120.0,
+    "sil_subset": 240.0,  # the real-time SIL subset, its scenarios at once (about 3.5 min)
 }
 DEFAULT_BUDGET_S = 90.0
 QUICK_BUDGET_S = 120.0

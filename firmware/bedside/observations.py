@@ -26,6 +26,7 @@ class Observations:
         self.spo2 = Age()  # last valid SpO2 value (freshness is the value's own age)
         self.pr = Age()  # last valid pulse-rate value
         self.off_since = Age()  # sensor-off flags continuously present since
+        self.on_since = Age()  # a confirmed sensor-off ended (the probe is back) at
         self.off_flags = False  # the latest frame says sensor off / no finger
         self.spo2_held = False  # SpO2 alarms held (NIBP inflation on the same arm)
         # NIBP
@@ -54,6 +55,8 @@ class Observations:
         off = bool(flags & _OFF)
         if off and not self.off_flags:
             self.off_since.mark(now)
+        elif self.off_flags and not off and self.off_since.ms(now) >= OFF_CONFIRM_MS:
+            self.on_since.mark(now)  # a confirmed sensor-off (OXI_SENSOR_OFF) ended
         self.off_flags = off
 
     def oxi_values(self, spo2, pr, flags, now):
@@ -89,6 +92,18 @@ class Observations:
         """Age of a value, counted from start while there has been none."""
         return age.ms(now) if age.known() else self.since_boot.ms(now)
 
+    def spo2_wait(self, now):
+        """How long the device has waited for a current SpO2 value with the probe on: the age
+        of the last value, or of the end of the last confirmed sensor-off if that is later (a
+        finger put back after a long sensor-off is not stale data until it has had
+        oxi_stale_s to give a value; an unconfirmed flicker of the flags does not count)."""
+        a = self.value_age(self.spo2, now)
+        if self.on_since.known():
+            b = self.on_since.ms(now)
+            if b < a:
+                return b
+        return a
+
     def core_fault(self, now):
         return self.fault.ms(now) < FAULT_QUIET_MS
 
@@ -104,6 +119,7 @@ class Observations:
         self.spo2.ms(now)
         self.pr.ms(now)
         self.off_since.ms(now)
+        self.on_since.ms(now)
         self.nibp_due.ms(now)
         self.host_rx.ms(now)
         self.fault.ms(now)

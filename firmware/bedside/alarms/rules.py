@@ -45,9 +45,10 @@ def oximeter(eng, s, o, now):
     poor = comm_ok and o.oxi_seen and not o.off_flags and bool(r.flags & _POOR)
     if not o.spo2_held:
         eng.report(c.OXI_SIGNAL_POOR, poor, NONE, NONE, now)
-    # Stale: the module talks but has had no current SpO2 value for too long (ISO 80601-2-61).
+    # Stale: the module talks but has had no current SpO2 value for too long (ISO 80601-2-61),
+    # counted with the probe on: from the last value, or from the end of a sensor-off.
     stale_ms = v["oxi_stale_s"] * 1000
-    stale = comm_ok and not off and o.value_age(o.spo2, now) >= stale_ms
+    stale = comm_ok and not off and o.spo2_wait(now) >= stale_ms
     eng.report(c.OXI_DATA_STALE, stale, NONE, v["oxi_stale_s"], now)
     usable = comm_ok and not off
     spo2 = r.spo2 if usable and o.spo2_current(now) else NONE

@@ -46,6 +46,9 @@ _F_STAT2 = const(8)  # 9560: b0 LOW BAT. OEM III: UNCONFIRMED (hence the stat2 o
 _F_SPO2_D = const(9)
 _F_HR_D_MSB = const(20)
 _F_HR_D_LSB = const(21)
+_PULSE_HOLD = const(9)  # packets (3 s, a pulse rate down to 20 /min) the last pulse's
+# artifact and perfusion bits are held over packets without a pulse (the module sets them only
+# on the frames of a pulse; a packet without one says nothing about the signal's quality)
 _HR_MISSING = const(511)
 _SPO2_MISSING = const(127)
 
@@ -86,6 +89,10 @@ class NoninPacketDecoder:
         self._spo2 = _SPO2_MISSING
         self._flags = 0
         self._quality = Q_UNKNOWN
+        self._pulse = False  # a frame of this packet carried perfusion bits (a pulse)
+        self._p_artf = 0  # the last pulse's F_ARTIFACT bit ...
+        self._p_quality = Q_UNKNOWN  # ... and its perfusion quality
+        self._p_age = _PULSE_HOLD  # packets since the last pulse (capped)
         self.frames_ok = 0
         self.frames_bad = 0  # windows rejected while holding a full frame's worth of bytes
         self.bytes_skipped = 0
@@ -140,6 +147,7 @@ class NoninPacketDecoder:
             self._flags = 0
             self._off_now = False
             self._quality = Q_UNKNOWN
+            self._pulse = False
         elif self._frame == 0:  # frame 25 of a finished packet, or frames after a loss
             ev |= self._publish_frame(pleth)
             if ev & EV_FRAME and status & self._status_off and not first:
@@ -157,6 +165,8 @@ class NoninPacketDecoder:
         if status & _OOT:
             self._flags |= F_SEARCHING
         p = status & _PERF
+        if p:
+            self._pulse = True
         if p == 0x02:
             self._quality = Q_GOOD
         elif p == 0x06:
@@ -201,7 +211,18 @@ class NoninPacketDecoder:
         if spo2 == _SPO2_MISSING or spo2 > 100:
             spo2 = NONE
             flags |= F_MISSING
-        if self._quality == Q_LOW:
+        quality = self._quality
+        if self._pulse:  # this packet's pulse decides; kept for the packets without one
+            self._p_artf = flags & F_ARTIFACT
+            self._p_quality = quality
+            self._p_age = 0
+        elif self._p_age < _PULSE_HOLD and not flags & (F_SENSOR_OFF | F_SEARCHING):
+            self._p_age += 1
+            flags |= self._p_artf
+            quality = self._p_quality
+        else:
+            self._p_age = _PULSE_HOLD  # no pulse for 3 s (or off, searching): nothing held
+        if quality == Q_LOW:
             flags |= F_LOW_PERF
-        r.publish(spo2, hr, self._quality, flags, r.pleth, NONE, now_ms)  # pleth: per frame
+        r.publish(spo2, hr, quality, flags, r.pleth, NONE, now_ms)  # pleth: per frame
         self.packets += 1

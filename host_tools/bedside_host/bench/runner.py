@@ -72,6 +72,7 @@ class Observation:
     annunciator: list[tuple[float, dict[str, Any]]] | None = None
     display: list[tuple[float, list[str]]] | None = None
     actions: list[tuple[float, Action, str]] = field(default_factory=list)
+    sent: list[tuple[float, int]] = field(default_factory=list)  # (action at_s, command id)
     device: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     gaps: int = 0
@@ -83,6 +84,9 @@ class Observation:
 
     def heartbeats(self) -> list[tuple[float, dict[str, Any]]]:
         return [(t, m) for t, m in self.messages if m.get("type") == "heartbeat"]
+
+    def of_type(self, kind: str) -> list[tuple[float, dict[str, Any]]]:
+        return [(t, m) for t, m in self.messages if m.get("type") == kind]
 
 
 # --- in-process fakes for the virtual target ------------------------------------------------
@@ -256,6 +260,9 @@ class Target:
     def inject_exception(self) -> None:
         raise BenchError(f"a core exception cannot be injected on the {self.mode} target")
 
+    def restart(self, t: float) -> str:
+        raise BenchError(f"the device cannot be restarted by the bench on the {self.mode} target")
+
     def has_session(self) -> bool:
         return has_session_commands()
 
@@ -307,11 +314,9 @@ class VirtualTarget(Target):
         self.fast = fast
         self.t = 0.0
         self._now = 0
+        self._boot_at: dict[Any, float] = {}  # boot counter -> virtual time of that boot
 
     def start(self, sc: Scenario) -> DeviceLink:
-        from bedside.device import Device
-        from bedside.mainloop import MainLoop
-
         files = {}
         if sc.start_mode == "corrupt_settings":
             files[fw_settings.SETTINGS_FILE] = CORRUPT_SETTINGS
@@ -328,22 +333,8 @@ class VirtualTarget(Target):
         self.host = _Port()
         self.rec = _Recorder(lambda: self.t)
         self.screen = _Screen(lambda: self.t)
-        self.dev = Device(
-            self.start_tick,
-            self.oxi,
-            self.host,
-            self.rec,
-            _Leds(self.rec),
-            store=store,
-            nibp_uart=self.nibp,
-            settings=settings,
-            reset_cause="unclean" if sc.start_mode == "restart" else "power_on",
-        )
-        sel = self.dev.selftest
-        self.rec.selftest = lambda: bool(sel.running)
-        if self.device_hook is not None:
-            self.device_hook(self.dev)
-        self.loop = MainLoop(self.dev, self.screen)
+        self.store, self.settings = store, settings
+        self._boot(self.start_tick, "unclean" if sc.start_mode == "restart" else "power_on")
         from bedside_host.commands.sil import PRESSES, RELEASE_MS
 
         self._presses = PRESSES
@@ -354,6 +345,40 @@ class VirtualTarget(Target):
         link = DeviceLink("virtual:", clock=lambda: self.t, wall=lambda: VIRTUAL_EPOCH + self.t)
         link._transport = _VirtualTransport(self.host)  # the in-process host port
         return link
+
+    def _boot(self, now: int, cause: str) -> None:
+        from bedside.device import Device
+        from bedside.mainloop import MainLoop
+
+        self.dev = Device(
+            now,
+            self.oxi,
+            self.host,
+            self.rec,
+            _Leds(self.rec),
+            store=self.store,
+            nibp_uart=self.nibp,
+            settings=self.settings,
+            reset_cause=cause,
+        )
+        self._boot_at[self.dev.boot] = self.t  # messages carry t_ms since their boot
+        sel = self.dev.selftest
+        self.rec.selftest = lambda: bool(sel.running)
+        if self.device_hook is not None:
+            self.device_hook(self.dev)
+        self.loop = MainLoop(self.dev, self.screen)
+
+    def restart(self, t: float) -> str:
+        """Power lost and back: a new Device on the same flash (the store keeps what the
+        write-behind queue had written; the settings are those on flash), the sounder and LEDs
+        off, the same UARTs and host port; the clock goes on."""
+        self.t = t
+        self._now = (self.start_tick + round(t * 1000.0)) & MASK
+        self.rec.off()
+        for color in range(len(COLOR_NAMES)):
+            self.rec.set(color, False)
+        self._boot(self._now, "unclean")
+        return "restarted (same flash)"
 
     def tick(self, t: float) -> None:
         self.t = t
@@ -401,7 +426,8 @@ class VirtualTarget(Target):
         return "pressed"
 
     def sim_time(self, item: Received) -> float:
-        return float(item.msg.get("t_ms", 0)) / 1000.0
+        since = self._boot_at.get(item.msg.get("boot"), 0.0)
+        return since + float(item.msg.get("t_ms", 0)) / 1000.0
 
     def finish(self, obs: Observation) -> None:
         obs.annunciator = list(self.rec.log)
@@ -505,6 +531,12 @@ class SilTarget(_RealTime):
         for name, value in sc.settings.items():
             args += ["--set", f"{name}={value}"]
         env = dict(os.environ)
+        # the SIL runs this very tree (host tools and, through them, firmware/), never another
+        # copy an installed package or the caller's environment would point to
+        here = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = os.pathsep.join(
+            [here, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]]
+        )
         self.errlog = open(work / "sil.log", "w", encoding="utf-8")
         self.proc = subprocess.Popen(
             args,
@@ -734,8 +766,15 @@ def _usb_serial(port: str) -> str | None:
 # --- the one loop ----------------------------------------------------------------------------
 
 
-def _do_action(target: Target, link: DeviceLink, a: Action, t: float) -> str:
+def _do_action(
+    target: Target, link: DeviceLink, a: Action, t: float, obs: Observation | None = None
+) -> str:
     try:
+        if a.do == "restart":
+            try:
+                return target.restart(t)
+            except BenchError as e:  # bedside simulate: a real device is not restarted
+                return f"not done: {e}"
         if a.do in KEY_WORDS:
             return target.key(a.do, t)
         if a.do == "stat":
@@ -751,7 +790,9 @@ def _do_action(target: Target, link: DeviceLink, a: Action, t: float) -> str:
         elif a.do == "test_alarm":
             link.send("selftest", priority=a.fields["priority"])
         elif a.do == "session":
-            link.send("session", op=a.fields["op"], by="bench", **a.fields["args"])
+            rid = link.send("session", op=a.fields["op"], by="bench", **a.fields["args"])
+            if obs is not None:
+                obs.sent.append((a.at_s, rid))  # the reply is judged by this id
         return "sent"
     except LinkProblem as e:
         return f"not sent: {e}"
@@ -843,7 +884,7 @@ def _loop(
         while ai < len(actions) and actions[ai].at_s <= t + 1e-9:
             a = actions[ai]
             ai += 1
-            res = _do_action(target, link, a, t)
+            res = _do_action(target, link, a, t, obs)
             obs.actions.append((t, a, res))
             stim.log.append(f"t={t:7.2f}s  action: {a.describe()} -> {res}")
         target.tick(t)

@@ -72,6 +72,7 @@ ACTIONS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "set": (("name", "value"), ()),
     "test_alarm": (("priority",), ()),
     "session": (("op",), ("args",)),
+    "restart": ((), ()),  # the device restarts (power lost and back); virtual target only
 }
 # session ops (issue 11 contract, SESSION_PROTOCOL): op -> argument names
 SESSION_OPS: dict[str, tuple[str, ...]] = {
@@ -104,7 +105,20 @@ EXPECT_KINDS = (
     "signal",
     "display",
     "heartbeat",
+    "reply",
+    "session",
+    "session_event",
+    "nibp_every_s",
 )
+REPLIES = ("ok", "refused")
+# discharge criteria (docs/session.md), named in a refused discharge's reply
+CRITERIA = ("recovery_time", "bp", "pr", "spo2", "no_alarm", "alert", "aldrete", "padss")
+# fields of the session state object a `session` step may check (docs/protocol.md)
+SESSION_FIELDS = (
+    "phase", "patient", "course_day", "course_total", "baseline_readings", "baseline_ready",
+    "baseline", "dose", "o2", "nibp_interval_s", "restored", "id",
+)  # fmt: skip
+SESSION_EVENTS = (*SESSION_OPS, "reminder", "overdue", "restored", "baseline_reading")
 HEARTBEAT_FIELDS = ("audio_off", "priority", "audible", "top", "phase", "nibp_state")
 
 # physiological condition -> (patient channel, comparison, setting): what "crossing the limit"
@@ -455,6 +469,9 @@ def parse_scenario(text: str, name: str = "<scenario>") -> Scenario:
         if f.kind == "core_exception" and targets != ("virtual",):
             raise ctx.err("fault", i, "kind", 'core_exception needs targets = ["virtual"]')
     actions = tuple(_action(ctx, i, d, duration) for i, d in enumerate(_array(top, "action")))
+    for i, a in enumerate(actions):
+        if a.do == "restart" and targets != ("virtual",):
+            raise ctx.err("action", i, "do", 'a restart action needs targets = ["virtual"]')
     expects = tuple(
         _expect(ctx, i, d, duration, settings) for i, d in enumerate(_array(top, "expect"))
     )
@@ -728,6 +745,41 @@ def _expect(ctx: _Ctx, i: int, data: Any, duration: float, settings: dict[str, A
         if kw["to_s"] < kw["from_s"]:
             raise t.err("to_s", "must not be before from_s")
         name = name or f"display {kw['text']!r}"
+    elif kind == "reply":
+        kw["text"] = t.string("reply", choices=REPLIES)
+        kw["at_s"] = when("at_s", None)
+        kw["fields"] = {}
+        if t.has("error"):
+            kw["fields"]["error"] = t.string("error")
+        if t.has("criteria_failed"):
+            v = t.raw("criteria_failed")
+            if not isinstance(v, list) or not all(c in CRITERIA for c in v):
+                raise t.err("criteria_failed", f"must be a list of {', '.join(CRITERIA)}")
+            kw["fields"]["criteria_failed"] = sorted(v)
+        name = name or f"reply {kw['text']} to the command at {kw['at_s']:g} s"
+    elif kind == "session":
+        st = t.raw("session")
+        if not isinstance(st, dict) or not st:
+            raise t.err("session", "must be a table of session state fields and values")
+        for k in st:
+            if k not in SESSION_FIELDS:
+                raise t.err("session", f"{k!r} is not one of {', '.join(SESSION_FIELDS)}")
+        kw["fields"] = dict(st)
+        kw["at_s"] = when("at_s", None)
+        name = name or "session " + ", ".join(f"{k}={v}" for k, v in st.items())
+    elif kind == "session_event":
+        kw["event"] = t.string("session_event", choices=SESSION_EVENTS)
+        kw["from_s"] = when("from_s", None)
+        kw["within_s"] = t.number("within_s", lo=0.01, hi=duration)
+        name = name or f"session event {kw['event']}"
+    elif kind == "nibp_every_s":
+        every = t.number("nibp_every_s", lo=10, hi=7200)
+        kw["fields"] = {"every_s": every, "tolerance_s": t.number("tolerance_s", 15.0, 1, 600)}
+        kw["from_s"] = when("from_s", None)
+        kw["to_s"] = when("to_s", None)
+        if kw["to_s"] - kw["from_s"] < every:
+            raise t.err("to_s", "the window must hold at least one whole interval")
+        name = name or f"NIBP every {every:g} s {kw['from_s']:g}-{kw['to_s']:g} s"
     else:  # heartbeat
         hb = t.raw("heartbeat")
         if not isinstance(hb, dict) or not hb:

@@ -11,6 +11,7 @@ marginal when it passes within 10 % of a limit (it never changes the outcome).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -205,6 +206,14 @@ def _phase(obs: Observation, e: Expect) -> Phase:
             _signal(obs, e, ph)
         elif e.kind == "display":
             _display(obs, e, ph)
+        elif e.kind == "reply":
+            _reply(obs, e, ph)
+        elif e.kind == "session":
+            _session(obs, e, ph)
+        elif e.kind == "session_event":
+            _session_event(obs, e, ph)
+        elif e.kind == "nibp_every_s":
+            _nibp_every(obs, e, ph)
         else:
             _heartbeat(obs, e, ph)
     except _Skip as s:
@@ -478,6 +487,99 @@ def _heartbeat(obs: Observation, e: Expect, ph: Phase) -> None:
     for k, want in e.fields.items():
         want2 = None if want == "none" and k == "top" else want
         ph.measurements.append(Measurement(f"heartbeat {k}", hb.get(k), equals=want2))
+
+
+def _reply(obs: Observation, e: Expect, ph: Phase) -> None:
+    """The device's reply to the session command sent at at_s: accepted or refused (and why)."""
+    ids = [rid for at, rid in obs.sent if abs(at - e.at_s) < 1e-6]
+    if not ids:
+        ph.measurements.append(
+            Measurement(f"a session command at {e.at_s:g} s", None, equals=True)
+        )
+        return
+    rep = next((m for _t, m in obs.of_type("reply") if m.get("id") == ids[0]), None)
+    if rep is None:
+        ph.measurements.append(Measurement("reply received", False, equals=True))
+        return
+    ph.measurements.append(
+        Measurement(
+            f"reply to {rep.get('op', rep.get('cmd'))}",
+            "ok" if rep.get("ok") else "refused",
+            equals=e.text,
+            doc=str(rep.get("error", ""))[:200],
+        )
+    )
+    failed = e.fields.get("criteria_failed")
+    if failed is not None:
+        crit = rep.get("criteria") or []
+        bad = sorted(str(c.get("name")) for c in crit if not c.get("ok"))
+        doc = "; ".join(f"{c.get('name')}={c.get('value')} need {c.get('need')}" for c in crit)
+        ph.measurements.append(
+            Measurement("criteria failing", bad, equals=list(failed), doc=doc[:200])
+        )
+    want = e.fields.get("error")
+    if want is not None:
+        err = str(rep.get("error", ""))
+        ph.measurements.append(
+            Measurement(f"error names {want!r}", want in err, equals=True, doc=err[:200])
+        )
+
+
+def _states(obs: Observation) -> list[tuple[float, dict[str, Any]]]:
+    """Every session state object the device sent: in `session` messages and in replies."""
+    out = [
+        (t, m["session"])
+        for t, m in obs.messages
+        if m.get("type") in ("session", "reply") and isinstance(m.get("session"), dict)
+    ]
+    return sorted(out, key=lambda x: x[0])
+
+
+def _session(obs: Observation, e: Expect, ph: Phase) -> None:
+    st = next((s for t, s in _states(obs) if t >= e.at_s), None)
+    if st is None:
+        ph.measurements.append(Measurement(f"session state after {e.at_s:g} s", None, equals=True))
+        return
+    for k, want in e.fields.items():
+        ph.measurements.append(Measurement(f"session {k}", st.get(k), equals=want))
+
+
+def _session_event(obs: Observation, e: Expect, ph: Phase) -> None:
+    lo = float(e.from_s)
+    t = next(
+        (t for t, m in obs.of_type("session") if t >= lo - 0.05 and m.get("event") == e.event),
+        None,
+    )
+    ph.measurements.append(
+        Measurement(
+            f"session event {e.event} latency",
+            None if t is None else round(max(0.0, t - lo), 3),
+            units="s",
+            low=0.0,
+            high=e.within_s,
+        )
+    )
+
+
+def _nibp_every(obs: Observation, e: Expect, ph: Phase) -> None:
+    """The NIBP module's readings in the window come every `every_s` (+- tolerance_s): the
+    device's schedule in force, seen from the simulator's own delivery times."""
+    lo, hi = float(e.from_s), float(e.to_s or 0.0)
+    every, tol = float(e.fields["every_s"]), float(e.fields["tolerance_s"])
+    ts = [r.t for r in obs.stimulus.nibp_readings if lo <= r.t <= hi]
+    gaps = [round(b - a, 1) for a, b in itertools.pairwise(ts)]
+    want = int((hi - lo) // every)
+    ph.measurements.append(
+        Measurement("NIBP readings in the window", len(ts), low=max(2, want), high=want + 1)
+    )
+    doc = ", ".join(f"{g:g}" for g in gaps)[:200]
+    for name, v in (
+        ("shortest gap", min(gaps, default=None)),
+        ("longest gap", max(gaps, default=None)),
+    ):
+        ph.measurements.append(
+            Measurement(name, v, units="s", low=every - tol, high=every + tol, doc=doc)
+        )
 
 
 def _signal_summary(obs: Observation) -> dict[str, Any]:

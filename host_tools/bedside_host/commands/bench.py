@@ -20,7 +20,7 @@ from pathlib import Path
 from bedside_host.bench.protocol import write_outputs
 from bedside_host.bench.runner import PortTarget, SilTarget, Target, VirtualTarget
 from bedside_host.bench.scenario import ScenarioError
-from bedside_host.bench.suite import load_suite, run_suite
+from bedside_host.bench.suite import load_suite, run_concurrent, run_suite
 from bedside_host.bench.verdict import TestResult
 
 HELP = "run scenario files against the firmware (virtual time, SIL) or a Pico; test protocol"
@@ -45,6 +45,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--operator", default="", help="who runs the test (default: login name)")
     p.add_argument("--dut-id", default="", help="device under test id (serial number)")
     p.add_argument("--workdir", metavar="DIR", help="SIL logs and state per scenario")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="--sil/--virtual: up to N scenarios at once, each in its own process (default 1)",
+    )
     p.add_argument("--check", action="store_true", help="only validate the scenario files")
     p.add_argument("--pdf", action="store_true", help="also write protocol.pdf (matplotlib)")
 
@@ -60,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
         return _fail("--oximeter/--nibp/--host go with neither --virtual nor --sil")
     if any(ports) and not all(ports):
         return _fail("a real device needs all three of --oximeter, --nibp and --host")
+    if args.jobs < 1 or (args.jobs > 1 and not (args.sil or args.virtual)):
+        return _fail("--jobs N (N >= 1) goes with --sil or --virtual (not a real device)")
     if not args.check and not (args.virtual or args.sil or all(ports)):
         return _fail("choose --virtual, --sil or --oximeter/--nibp/--host")
     try:
@@ -87,14 +96,25 @@ def run(args: argparse.Namespace) -> int:
         print(f"{r.outcome:5} {r.id:40} {r.wall_s:6.1f} s{why}", flush=True)
 
     operator = args.operator or getpass.getuser()
-    rec = run_suite(
-        scenarios,
-        make,
-        suite=str(args.suite),
-        operator=operator,
-        dut_id=args.dut_id,
-        progress=progress,
-    )
+    if (args.sil or args.virtual) and args.jobs > 1:
+        rec = run_concurrent(
+            scenarios,
+            mode="sil" if args.sil else "virtual",
+            jobs=args.jobs,
+            workdir=Path(args.workdir) if args.workdir else None,
+            suite=str(args.suite),
+            operator=operator,
+            progress=progress,
+        )
+    else:
+        rec = run_suite(
+            scenarios,
+            make,
+            suite=str(args.suite),
+            operator=operator,
+            dut_id=args.dut_id,
+            progress=progress,
+        )
     paths = write_outputs(rec, Path(args.out))
     if args.pdf:
         from bedside_host.bench.protocol import write_pdf
