@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -317,7 +318,12 @@ class VirtualTarget(Target):
         self._boot_at: dict[Any, float] = {}  # boot counter -> virtual time of that boot
 
     def start(self, sc: Scenario) -> DeviceLink:
-        files = {}
+        from bedside import auth as fw_auth
+
+        # a provisioned device (docs/protocol.md "Authentication"): a fresh key on its flash,
+        # and the same key for the link, which signs the state-changing commands with it
+        key = secrets.token_bytes(32)
+        files = {fw_auth.KEY_FILE: fw_auth.auth_file(key.hex().encode())}
         if sc.start_mode == "corrupt_settings":
             files[fw_settings.SETTINGS_FILE] = CORRUPT_SETTINGS
         store = _MemStore(files, failing=sc.flash == "failing")
@@ -344,6 +350,7 @@ class VirtualTarget(Target):
         self._until = 0.0
         link = DeviceLink("virtual:", clock=lambda: self.t, wall=lambda: VIRTUAL_EPOCH + self.t)
         link._transport = _VirtualTransport(self.host)  # the in-process host port
+        link.use_key(key)
         return link
 
     def _boot(self, now: int, cause: str) -> None:
