@@ -22,7 +22,7 @@ def test_commands_reply_and_message():
     assert a["op"] == "start" and "session" not in a
     assert len(r.events()) == n and r.state()["phase"] == "screening"
     for bad, text in (
-        ({"cmd": "session", "op": "screened"}, "by is required"),
+        ({"cmd": "session", "op": "screened"}, "by (operator name, 1..32 characters) is required"),
         ({"cmd": "session", "by": "x"}, "op is required"),
         ({"cmd": "session", "op": "screened", "by": "x", "override": 1}, "override must be"),
         ({"cmd": "session", "op": "screened", "by": "x", "nonsense": 1}, "unknown argument"),
