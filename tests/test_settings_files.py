@@ -144,3 +144,12 @@ def test_settings_doc_shows_invariants_and_schema() -> None:
     assert f'"schema": {S.SCHEMA}' in text
     for n in S.MIGRATIONS:
         assert f"| {n} | {n + 1} |" in text
+
+
+def test_help_names_exactly_the_settings() -> None:
+    """REQ-SET: the meaning of each setting (bedside.settings_help, read by the docs and host
+    tools, never by the device) exists for exactly the settings of SPEC, one line each."""
+    from bedside.settings_help import HELP
+
+    assert set(HELP) == set(S.SPEC)
+    assert all(isinstance(t, str) and t and "\n" not in t for t in HELP.values())

@@ -20,19 +20,19 @@ from bedside.sensors import OXIMETER_FORMATS
 OPERATOR = const(0)  # the nurse at the chair may change it
 ORG = const(1)  # only the responsible organisation (clinic configuration)
 
-# name: (default, low, high, unit, access, help). For choice settings low is a tuple of choices
-# and high is None.
+# name: (default, low, high, unit, access). For choice settings low is a tuple of choices and
+# high is None. What each setting means is in bedside.settings_help (docs and host tools only:
+# the device never needs the text, so it takes no RAM there).
 SPEC = {
     # --- SpO2 (alarms.md 4.2, 6.1) ---
-    "spo2_low": (90, 80, 98, "%", OPERATOR, "SpO2 low limit (SPO2_LOW below it)"),
-    "spo2_desat": (85, 70, 94, "%", OPERATOR, "deep desaturation limit, no delay (SPO2_DESAT)"),
+    "spo2_low": (90, 80, 98, "%", OPERATOR),
+    "spo2_desat": (85, 70, 94, "%", OPERATOR),
     "spo2_delay_mode": (
         "fixed",
         ("fixed", "integral"),
         None,
         "",
         ORG,
-        "SPO2_LOW delay: fixed seconds, or integrated deficit (%-points x s)",
     ),
     "spo2_integral_ref": (
         "limit",
@@ -40,45 +40,41 @@ SPEC = {
         None,
         "",
         ORG,
-        "integral mode: deficit counted from the limit, or from limit+1 (UNCONFIRMED which)",
     ),
-    "spo2_low_delay_s": (10, 0, 15, "s", OPERATOR, "SPO2_LOW condition delay (fixed mode)"),
+    "spo2_low_delay_s": (10, 0, 15, "s", OPERATOR),
     "spo2_integral_limit": (
         25,
         (10, 25, 50, 100),
         None,
         "%*s",
         ORG,
-        "SPO2_LOW integrated-deficit threshold (integral mode)",
     ),
-    "spo2_escalate_s": (60, 0, 300, "s", ORG, "SPO2_LOW escalates to HIGH after this; 0 = never"),
+    "spo2_escalate_s": (60, 0, 300, "s", ORG),
     "spo2_hold_nibp": (
         0,
         0,
         1,
         "",
         ORG,
-        "hold SpO2 alarms while the NIBP cuff inflates (same arm)",
     ),
-    "spo2_hold_max_s": (60, 10, 180, "s", ORG, "cap on the NIBP-inflation hold"),
+    "spo2_hold_max_s": (60, 10, 180, "s", ORG),
     # --- pulse rate ---
-    "pr_low": (50, 30, 100, "/min", OPERATOR, "pulse rate low limit (PR_LOW)"),
-    "pr_high": (130, 80, 220, "/min", OPERATOR, "pulse rate high limit (PR_HIGH)"),
-    "pr_delay_s": (10, 0, 30, "s", ORG, "pulse rate condition delay"),
+    "pr_low": (50, 30, 100, "/min", OPERATOR),
+    "pr_high": (130, 80, 220, "/min", OPERATOR),
+    "pr_delay_s": (10, 0, 30, "s", ORG),
     # --- NIBP (checked when a reading arrives) ---
-    "sys_high": (180, 100, 250, "mmHg", OPERATOR, "systolic high limit (NIBP_SYS_HIGH)"),
-    "sys_low": (90, 60, 140, "mmHg", OPERATOR, "systolic low limit (NIBP_SYS_LOW)"),
-    "dia_high": (110, 60, 150, "mmHg", OPERATOR, "diastolic high limit (NIBP_DIA_HIGH)"),
-    "map_low": (65, 40, 100, "mmHg", OPERATOR, "mean pressure low limit (NIBP_MAP_LOW)"),
-    "bp_rise_pct": (30, 0, 100, "%", OPERATOR, "systolic rise over baseline (BP_RISE); 0 = off"),
-    "nibp_interval_min": (5, 0, 60, "min", OPERATOR, "automatic NIBP interval; 0 = manual only"),
+    "sys_high": (180, 100, 250, "mmHg", OPERATOR),
+    "sys_low": (90, 60, 140, "mmHg", OPERATOR),
+    "dia_high": (110, 60, 150, "mmHg", OPERATOR),
+    "map_low": (65, 40, 100, "mmHg", OPERATOR),
+    "bp_rise_pct": (30, 0, 100, "%", OPERATOR),
+    "nibp_interval_min": (5, 0, 60, "min", OPERATOR),
     "nibp_patient": (
         "adult",
         ("adult", "pediatric", "neonate"),
         None,
         "",
         ORG,
-        "NIBP patient type",
     ),
     # --- technical ---
     "oxi_format": (
@@ -87,7 +83,6 @@ SPEC = {
         None,
         "",
         ORG,
-        "pulse-oximeter module wire format",
     ),
     "oxi_baud": (
         0,
@@ -95,7 +90,6 @@ SPEC = {
         None,
         "baud",
         ORG,
-        "oximeter UART baud rate; 0 = the format's documented rate (BerryMed: UNCONFIRMED)",
     ),
     "oxi_comm_timeout_s": (
         5,
@@ -103,22 +97,20 @@ SPEC = {
         30,
         "s",
         ORG,
-        "no valid oximeter data for this long: OXI_COMM_LOST",
     ),
-    "oxi_stale_s": (30, 10, 60, "s", ORG, "no current SpO2 for this long: OXI_DATA_STALE"),
-    "oxi_poor_signal_s": (15, 5, 120, "s", ORG, "searching/artifact/low perfusion sustained"),
-    "host_timeout_s": (10, 3, 120, "s", ORG, "no host traffic for this long: HOST_LINK_LOST"),
+    "oxi_stale_s": (30, 10, 60, "s", ORG),
+    "oxi_poor_signal_s": (15, 5, 120, "s", ORG),
+    "host_timeout_s": (10, 3, 120, "s", ORG),
     # --- alarm signals and inactivation ---
-    "audio_pause_s": (120, 30, 300, "s", ORG, "audio pause length after a short ACK press"),
-    "latch_high": (1, 0, 1, "", ORG, "HIGH physiological alarms latch until reset"),
-    "latch_medium": (0, 0, 1, "", ORG, "MEDIUM physiological alarms latch until reset"),
+    "audio_pause_s": (120, 30, 300, "s", ORG),
+    "latch_high": (1, 0, 1, "", ORG),
+    "latch_medium": (0, 0, 1, "", ORG),
     "audio_off_allowed": (
         0,
         0,
         1,
         "",
         ORG,
-        "AUDIO OFF may be entered (host command audio_off); 0 = never",
     ),
     "audio_off_reminder_min": (
         5,
@@ -126,7 +118,6 @@ SPEC = {
         15,
         "min",
         ORG,
-        "while AUDIO OFF: one reminder pulse this often",
     ),
     "limit_step": (
         5,
@@ -134,7 +125,6 @@ SPEC = {
         50,
         "",
         ORG,
-        "an operator limit widens by at most this (its own unit) without confirm; 0 = never",
     ),
     "sounder_hz": (
         600,
@@ -142,32 +132,30 @@ SPEC = {
         660,
         "Hz",
         ORG,
-        "alarm tone f0 (IEC 150-1000 Hz; <= 660 keeps 4 harmonics under 4 kHz)",
     ),
     # --- infusion session (docs/session.md) ---
-    "baseline_gap_min": (3, 1, 15, "min", ORG, "baseline NIBP readings this far apart"),
-    "baseline_stable_s": (60, 10, 600, "s", ORG, "baseline SpO2/pulse stable this long"),
-    "nibp_first_min": (5, 1, 30, "min", ORG, "NIBP interval, infusion hour 1 and after a rise"),
-    "nibp_infusion_min": (15, 1, 60, "min", ORG, "NIBP interval, rest of the infusion"),
-    "nibp_recovery_min": (15, 1, 60, "min", ORG, "NIBP interval in recovery"),
-    "nibp_min_gap_s": (30, 10, 300, "s", ORG, "least gap between NIBP cycles"),
-    "check_interval_min": (15, 5, 60, "min", ORG, "responsiveness check interval"),
-    "check_grace_min": (5, 1, 30, "min", ORG, "check late this long: CHECK_OVERDUE"),
-    "check_escalate_s": (300, 0, 1800, "s", ORG, "CHECK_OVERDUE to MEDIUM; 0 = never"),
-    "sedation_score_max": (2, 0, 4, "", ORG, "MOAA/S at or below: SEDATION_DEEP"),
+    "baseline_gap_min": (3, 1, 15, "min", ORG),
+    "baseline_stable_s": (60, 10, 600, "s", ORG),
+    "nibp_first_min": (5, 1, 30, "min", ORG),
+    "nibp_infusion_min": (15, 1, 60, "min", ORG),
+    "nibp_recovery_min": (15, 1, 60, "min", ORG),
+    "nibp_min_gap_s": (30, 10, 300, "s", ORG),
+    "check_interval_min": (15, 5, 60, "min", ORG),
+    "check_grace_min": (5, 1, 30, "min", ORG),
+    "check_escalate_s": (300, 0, 1800, "s", ORG),
+    "sedation_score_max": (2, 0, 4, "", ORG),
     "sedation_priority": (
         "medium",
         ("low", "medium", "high"),
         None,
         "",
         ORG,
-        "SEDATION_DEEP priority",
     ),
-    "recovery_min": (60, 30, 240, "min", ORG, "least recovery time"),
-    "discharge_band_pct": (20, 5, 50, "%", ORG, "discharge BP/pulse band around baseline"),
-    "discharge_spo2": (92, 85, 99, "%", ORG, "discharge SpO2 above, room air"),
-    "aldrete_min": (9, 0, 10, "", ORG, "least modified Aldrete total"),
-    "padss_min": (9, 0, 10, "", ORG, "least PADSS total"),
+    "recovery_min": (60, 30, 240, "min", ORG),
+    "discharge_band_pct": (20, 5, 50, "%", ORG),
+    "discharge_spo2": (92, 85, 99, "%", ORG),
+    "aldrete_min": (9, 0, 10, "", ORG),
+    "padss_min": (9, 0, 10, "", ORG),
 }
 
 
@@ -252,7 +240,7 @@ def check(name, value):
     """Return an error string, or None when `value` is valid for setting `name` on its own."""
     if name not in SPEC:
         return "unknown setting %s" % _short(name)
-    _default, low, high, unit, _access, _help = SPEC[name]
+    _default, low, high, unit, _access = SPEC[name]
     if high is None:
         if isinstance(value, bool) or value not in low:
             return "%s must be one of %s" % (name, ", ".join(str(c) for c in low))
