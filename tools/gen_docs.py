@@ -1,6 +1,7 @@
 """Generate docs from the firmware's single sources of truth: docs/settings.md from
-bedside.settings (SPEC, INVARIANTS, SCHEMA, MIGRATIONS, RENAMED) and bedside.settings_help (HELP). `--check` exits 1 if a
-committed file differs (tests/test_docs.py)."""
+bedside.settings (SPEC, INVARIANTS, SCHEMA, RENAMED), bedside.settingsfile (MIGRATIONS) and
+bedside.settings_help (HELP). `--check` exits 1 if a committed file differs
+(tests/test_docs.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "firmware"))
 
-from bedside import settings, settings_help  # noqa: E402
+from bedside import settings, settings_help, settingsfile  # noqa: E402
 
 
 def settings_md() -> str:
@@ -85,8 +86,8 @@ def settings_md() -> str:
         "| from schema | to | migration |",
         "|---|---|---|",
     ]
-    for n in sorted(settings.MIGRATIONS):
-        doc = " ".join((settings.MIGRATIONS[n].__doc__ or "").split())
+    for n in sorted(settingsfile.MIGRATIONS):
+        doc = " ".join((settingsfile.MIGRATIONS[n].__doc__ or "").split())
         out.append(f"| {n} | {n + 1} | {doc} |")
     return "\n".join(out) + "\n"
 

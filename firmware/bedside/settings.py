@@ -1,5 +1,5 @@
 # settings.py: every setting's default, range and who may change it, the limits checked against
-# each other (INVARIANTS), and the settings file on flash (schema, CRC-32, MIGRATIONS): the one
+# each other (INVARIANTS), and the settings file on flash (schema, CRC-32): the one
 # source of truth. Docs (docs/settings.md), the host tools and the tests read these tables;
 # nothing else holds a default. DEFAULTS ARE STARTING POINTS THAT A CLINIC MUST REVIEW (not
 # clinical advice). Pure: the flash store is passed in; nothing here runs per tick.
@@ -11,8 +11,12 @@
 # only an offending one: unknown, out of range, or breaking an invariant. A checksum mismatch
 # or unreadable file trusts nothing: all defaults. Any problem sets `defaulted`
 # (SETTINGS_DEFAULTED) until valid settings are saved or an operator reset acknowledges it.
+# Reading the file (decode, migrations, the checks of a stored file) is in bedside.settingsfile,
+# imported for that moment (at boot) and released after: it takes no RAM while the device runs.
 import json
+import sys
 
+import bedside
 from bedside.compat import const
 from bedside.crc import crc32
 from bedside.sensors import OXIMETER_FORMATS
@@ -175,54 +179,9 @@ INVARIANTS = (
 
 # --- the file on flash ---------------------------------------------------------------------
 SETTINGS_FILE = "settings.json"
-SCHEMA = 3  # the schema this firmware writes; raise it with a MIGRATIONS entry on any change
-_MAX_FILE = const(8192)  # bytes; larger is not a settings file (today's is under 700 bytes)
+SCHEMA = 3  # the schema this firmware writes; raise it with a MIGRATIONS entry (settingsfile)
 _NAME_SHOWN = const(40)  # characters of an unknown name quoted in a problem
-_LISTED = const(6)  # names listed one by one in a problem, the rest counted
 CHECKSUM = "checksum mismatch: stored settings corrupt, defaults in force"
-
-# Settings added while the file was schema 1 (plain JSON): a file from the first release lacks
-# them, which is not a problem. (git: latch_medium, spo2_integral_ref, audio_off_allowed and
-# audio_off_reminder_min came with the integrated-deficit delay, oxi_baud with oximeter_link.)
-_ADDED_IN_SCHEMA_1 = (
-    "audio_off_allowed",
-    "audio_off_reminder_min",
-    "latch_medium",
-    "oxi_baud",
-    "spo2_integral_ref",
-)
-
-
-def _from_1(values):
-    """Plain JSON without a checksum (first releases): settings added since then get defaults."""
-    return _add(_ADDED_IN_SCHEMA_1, values)
-
-
-# Settings added with the infusion session and the limit-widening confirmation (schema 3).
-_ADDED_IN_SCHEMA_2 = (
-    "aldrete_min", "baseline_gap_min", "baseline_stable_s", "check_escalate_s",
-    "check_grace_min", "check_interval_min", "discharge_band_pct", "discharge_spo2",
-    "nibp_first_min", "nibp_infusion_min", "nibp_min_gap_s", "nibp_recovery_min", "padss_min",
-    "recovery_min", "sedation_priority", "sedation_score_max", "limit_step",
-)  # fmt: skip
-
-
-def _add(names, values):
-    for name in names:
-        if name not in values:
-            values[name] = SPEC[name][0]
-    return values
-
-
-def _from_2(values):
-    """Schema 2 (before the infusion session and the confirmation of widened limits): the
-    session settings and limit_step get their defaults."""
-    return _add(_ADDED_IN_SCHEMA_2, values)
-
-
-# schema n -> function(values dict of schema n) -> values dict of schema n + 1. A migration sees
-# the names of its own schema; RENAMED is applied after all migrations.
-MIGRATIONS = {1: _from_1, 2: _from_2}
 
 # retired name -> current name, for every setting ever renamed. Never reuse a retired name.
 RENAMED = {}  # type: dict[str, str]
@@ -257,14 +216,6 @@ def _short(name):
     return text if len(text) <= _NAME_SHOWN else text[:_NAME_SHOWN] + "..."
 
 
-def _listed(names):
-    """'a, b, c, d, e, f and 5 more': a bounded problem text however many names."""
-    text = ", ".join(names[:_LISTED])
-    if len(names) > _LISTED:
-        text += " and %d more" % (len(names) - _LISTED)
-    return text
-
-
 def _broken(low, a, high, b, gap):
     """The readable text of a broken invariant (both names, both values), or None."""
     if a + gap <= b:
@@ -272,24 +223,6 @@ def _broken(low, a, high, b, gap):
     if gap == 1:
         return "%s %d must be below %s %d" % (low, a, high, b)
     return "%s %d must be at least %d below %s %d" % (low, a, gap, high, b)
-
-
-def _repair(values, problems):
-    """Put back to default the setting that breaks an invariant: the one not at its default
-    (both differ: `high` first, then `low` if still needed). Repeats until all rows hold."""
-    again = True
-    while again:
-        again = False
-        for low, high, gap in INVARIANTS:
-            text = _broken(low, values[low], high, values[high], gap)
-            if text is None:
-                continue
-            name = high if values[high] != SPEC[high][0] else low
-            if values[name] == SPEC[name][0]:
-                continue  # both at default: cannot happen (the defaults satisfy every row)
-            values[name] = SPEC[name][0]
-            problems.append("%s: %s back to default %s" % (text, name, SPEC[name][0]))
-            again = True
 
 
 def encode(values):
@@ -301,72 +234,40 @@ def encode(values):
     return ("%08x " % (crc32(body) & 0xFFFFFFFF)).encode() + body + b"\n"
 
 
-def _json(data):
-    try:
-        return json.loads(data)
-    except Exception:  # ValueError, RecursionError, MicroPython MemoryError ...
-        raise ValueError("unreadable: not JSON") from None
-
-
-def _is_hex(data):
-    for byte in data:
-        if not (48 <= byte <= 57 or 97 <= byte <= 102):  # 0-9 a-f
-            return False
-    return True
-
-
 def decode(raw):
     """(schema, values dict) of a settings file's bytes, not yet checked against SPEC.
     Raises ValueError with a readable reason: CHECKSUM, or "unreadable: ..."."""
-    if len(raw) > _MAX_FILE:
-        raise ValueError("unreadable: %d bytes is too large for a settings file" % len(raw))
-    raw = bytes(raw)
-    if raw.lstrip()[:1] == b"{":  # schema 1: plain JSON {name: value}, no checksum
-        values = _json(raw)
-        if not isinstance(values, dict):
-            raise ValueError("unreadable: not a settings object")
-        return 1, values
-    if len(raw) < 10 or raw[8:9] != b" " or not _is_hex(raw[:8]):
-        raise ValueError("unreadable: not a settings file")
-    body = raw[9:-1] if raw[-1:] == b"\n" else raw[9:]
-    if int(raw[:8], 16) != crc32(body) & 0xFFFFFFFF:
-        raise ValueError(CHECKSUM)
-    doc = _json(body)
-    if not isinstance(doc, dict):
-        raise ValueError("unreadable: not a settings object")
-    schema = doc.get("schema")
-    values = doc.get("values")
-    if isinstance(schema, bool) or not isinstance(schema, int) or schema < 1:
-        raise ValueError("unreadable: no valid schema number")
-    if not isinstance(values, dict):
-        raise ValueError("unreadable: no settings values")
-    return schema, values
+    from bedside import settingsfile
+
+    try:
+        return settingsfile.decode(raw)
+    finally:
+        _release()
 
 
 def read_settings(store):
     """The Settings in force at boot, from store.read(SETTINGS_FILE). No store or no file
     (first boot): defaults, not defaulted. An unreadable or corrupt file: defaults, defaulted,
     and the reason in `problems`. Never raises: nothing here may stop the device booting."""
-    s = Settings()
     if store is None:
-        return s
+        return Settings()
     try:
-        raw = store.read(SETTINGS_FILE)
-    except Exception as e:  # OSError from the flash, or anything else
-        s._unreadable("unreadable: %s %s" % (type(e).__name__, e))
-        return s
-    if raw is None:
-        return s
-    try:
-        schema, values = decode(raw)
-    except ValueError as e:
-        s._unreadable(str(e))
-        return s
-    except Exception as e:  # MemoryError on a huge file, ...
+        from bedside import settingsfile
+    except Exception as e:  # MemoryError: the file cannot be read, the defaults can
+        s = Settings()
         s._unreadable("unreadable: %s" % type(e).__name__)
         return s
-    s.load(values, schema)
-    return s
+    try:
+        return settingsfile.read_settings(store)
+    finally:
+        _release()
+
+
+def _release():
+    """Drop bedside.settingsfile (imported for a read): its RAM is free again."""
+    sys.modules.pop("bedside.settingsfile", None)
+    if hasattr(bedside, "settingsfile"):
+        delattr(bedside, "settingsfile")
 
 
 class Settings:
@@ -433,50 +334,14 @@ class Settings:
     def load(self, stored, schema=SCHEMA):
         """Apply the values dict of a settings file of `schema` (migrated first). Keeps every
         good value; an unknown, invalid or missing one, or one breaking an invariant, gets its
-        default and a line in `problems`. Returns True when there was no problem."""
-        if not isinstance(stored, dict):
-            self._unreadable("unreadable: not a settings object")
-            return False
-        values = defaults()
-        problems = []
-        stored = dict(stored)  # the caller's dict is left as it was
-        older = schema < SCHEMA
-        if schema > SCHEMA:
-            problems.append("schema %d is newer than this firmware's %d" % (schema, SCHEMA))
-        while schema < SCHEMA:
-            migrate = MIGRATIONS.get(schema)
-            if migrate is not None:
-                stored = migrate(stored)
-            schema += 1
-        for old in RENAMED:
-            if old in stored:
-                value = stored.pop(old)
-                new = RENAMED[old]
-                if new in stored:
-                    problems.append("%s dropped: its new name %s is also stored" % (old, new))
-                else:
-                    stored[new] = value
-        missing = []
-        for name in NAMES:
-            if name not in stored:
-                missing.append(name)
-                continue
-            value = stored.pop(name)
-            err = check(name, value)
-            if err:
-                problems.append("%s; default %s used" % (err, SPEC[name][0]))
-            else:
-                values[name] = value
-        if stored:  # whatever is left is unknown to this firmware
-            problems.append("unknown, dropped: " + _listed(sorted(_short(n) for n in stored)))
-        if missing:
-            problems.append("missing, default used: " + ", ".join(missing))
-        _repair(values, problems)
-        self.values = values
-        self.problems = problems
-        self.defaulted = bool(problems)
-        self.needs_save = older and not problems
-        return not problems
+        default and a line in `problems`. Returns True when there was no problem.
+        (bedside.settingsfile.load, imported for the moment.)"""
+        from bedside import settingsfile
+
+        try:
+            return settingsfile.load(self, stored, schema)
+        finally:
+            _release()
 
     def _unreadable(self, problem):
         self.values = defaults()
