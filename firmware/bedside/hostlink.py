@@ -6,6 +6,7 @@
 # Messages are built at most a few times a second (never per byte or per frame).
 import io
 import json
+from array import array
 
 from bedside.compat import const
 
@@ -40,9 +41,11 @@ class LineRing:
     def __init__(self, size, slots):
         self.buf = bytearray(size)
         self.mv = memoryview(self.buf)
-        self.seq = [0] * slots
-        self.off = [0] * slots
-        self.len = [0] * slots
+        # slot tables as arrays (4 and 2 bytes a slot, not a list's pointer): seqs stay below
+        # 2**30, offsets and lengths below the ring size
+        self.seq = array("i", bytes(4 * slots))
+        self.off = array("H", bytes(2 * slots))
+        self.len = array("H", bytes(2 * slots))
         self.head = 0  # slot of the oldest line
         self.n = 0  # lines held
         self.wpos = 0  # where the next line goes
