@@ -186,12 +186,13 @@ class Rig:
                 dev.background(now)
             dev.link.flush(self.host, 1 << 16)
 
-    def cmd(self, obj):
-        """One command line; the reply (run until it arrives, at most 3 s)."""
+    def cmd(self, obj, by="tester"):
+        """One command line; the reply (run until it arrives, at most 3 s). A state-changing
+        command is signed and gets `by` unless it has one (by=None: none added)."""
         self._n += 1
         obj = dict(obj)
         obj["id"] = "r%d" % self._n
-        self.host.rx.append(line(self.dev, obj, by=None))  # signed, `by` as given
+        self.host.rx.append(line(self.dev, obj, by=by))  # signed, as DeviceLink sends it
         for _ in range(30):
             self.run(100)
             r = self.replies.pop(obj["id"], None)

@@ -29,7 +29,7 @@ def test_commands_reply_and_message():
         ({"cmd": "session", "op": "screened", "by": "x", "rate": 3}, "screened takes no rate"),
         ({"cmd": "session", "op": "warp", "by": "x"}, "unknown op warp"),
     ):
-        a = r.cmd(bad)
+        a = r.cmd(bad, by=None)
         assert a["ok"] is False and text in a["error"], (bad, a)
     assert r.state()["phase"] == "screening" and len(r.events()) == n
     assert r.op("screened", override=True)["session"]["phase"] == "baseline"
