@@ -223,7 +223,7 @@ def test_version_mismatch_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: 
 
 
 def test_tests_compile_the_firmware_as_flashed() -> None:
-    """REQ-CLI-11: the MicroPython test tier compiles the firmware with the optimisation level
+    """REQ-RAM-02: the MicroPython test tier compiles the firmware with the optimisation level
     `bedside flash` uses (-O3: no line-number tables, the RAM the device really has)."""
     sys.path.insert(0, str(ROOT / "tools"))
     import micropython

@@ -148,7 +148,7 @@ def test_settings_doc_shows_invariants_and_schema() -> None:
 
 
 def test_help_names_exactly_the_settings() -> None:
-    """REQ-SET: the meaning of each setting (bedside.settings_help, read by the docs and host
+    """REQ-RAM-01: the meaning of each setting (bedside.settings_help, read by the docs and host
     tools, never by the device) exists for exactly the settings of SPEC, one line each."""
     from bedside.settings_help import HELP
 
