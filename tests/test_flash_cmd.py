@@ -5,6 +5,7 @@ directory, and the version check reads a fake device's hello over the real link 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -219,3 +220,12 @@ def test_version_mismatch_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: 
     assert flash.run(_args(), runner, lambda p, t: old, fw, lambda s: None) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "'0.0.9'" in err and repr(VERSION) in err
+
+
+def test_tests_compile_the_firmware_as_flashed() -> None:
+    """REQ-RAM-02: the MicroPython test tier compiles the firmware with the optimisation level
+    `bedside flash` uses (-O3: no line-number tables, the RAM the device really has)."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import micropython
+
+    assert micropython.MPY_OPT == flash.MPY_OPT == "-O3"

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bedside.commands import AUTHENTICATED
 from silharness import Sil, sil_running
 
 pytestmark = pytest.mark.slow
@@ -19,9 +20,11 @@ def sil(tmp_path: Path) -> Iterator[Sil]:
 
 
 def _cmd(sil: Sil, obj: dict[str, Any]) -> dict[str, Any]:
-    """One command, signed as DeviceLink signs it when it changes state (docs/protocol.md)."""
-    line = sil.signed(obj) if obj["cmd"] == "session" else (json.dumps(obj) + "\n").encode()
-    sil.write("host", line)
+    """Send a command (a state-changing one signed, as DeviceLink sends it); its reply."""
+    if obj["cmd"] in AUTHENTICATED:
+        sil.write("host", sil.signed(obj))
+    else:
+        sil.write("host", (json.dumps(obj) + "\n").encode())
     return sil.wait_for(lambda m: m["type"] == "reply" and m.get("id") == obj["id"], 5)
 
 

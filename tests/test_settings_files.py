@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from bedside import settings as S
+from bedside import settingsfile as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -62,7 +63,7 @@ def _stored(draw: st.DrawFn) -> dict[str, Any]:
 def _check_loaded(s: S.Settings, stored: dict[str, Any], schema: int) -> None:
     assert s.defaulted == bool(s.problems)
     while schema < S.SCHEMA:  # a setting a migration fills is not a problem
-        stored = S.MIGRATIONS[schema](dict(stored))
+        stored = F.MIGRATIONS[schema](dict(stored))
         schema += 1
     for name in S.NAMES:
         assert S.check(name, s.values[name]) is None, name
@@ -142,5 +143,14 @@ def test_settings_doc_shows_invariants_and_schema() -> None:
     for low, high, gap in S.INVARIANTS:
         assert f"| `{low}` | `{high}` | {gap} |" in text
     assert f'"schema": {S.SCHEMA}' in text
-    for n in S.MIGRATIONS:
+    for n in F.MIGRATIONS:
         assert f"| {n} | {n + 1} |" in text
+
+
+def test_help_names_exactly_the_settings() -> None:
+    """REQ-RAM-01: the meaning of each setting (bedside.settings_help, read by the docs and host
+    tools, never by the device) exists for exactly the settings of SPEC, one line each."""
+    from bedside.settings_help import HELP
+
+    assert set(HELP) == set(S.SPEC)
+    assert all(isinstance(t, str) and t and "\n" not in t for t in HELP.values())

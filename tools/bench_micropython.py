@@ -305,7 +305,10 @@ def sizes() -> list[dict[str, Any]]:
             if rel.parts[0] == "lib":
                 continue
             out = Path(d) / "x.mpy"
-            subprocess.run([_cross(), "-march=armv6m", "-o", str(out), str(src)], check=True)
+            subprocess.run(
+                [_cross(), "-march=armv6m", micropython.MPY_OPT, "-o", str(out), str(src)],
+                check=True,
+            )
             n = out.stat().st_size
             total += n
             figs.append(
@@ -314,7 +317,7 @@ def sizes() -> list[dict[str, Any]]:
                     n,
                     "B",
                     None,
-                    "mpy-cross -march=armv6m (as bedside flash installs it)",
+                    "mpy-cross -march=armv6m -O3 (as bedside flash installs it)",
                 )
             )
     figs.insert(
@@ -324,7 +327,7 @@ def sizes() -> list[dict[str, Any]]:
             total,
             "B",
             None,
-            "sum over firmware/**/*.py but firmware/lib, mpy-cross -march=armv6m",
+            "sum over firmware/**/*.py but firmware/lib, mpy-cross -march=armv6m -O3",
         ),
     )
     return figs

@@ -1,6 +1,7 @@
 """Generate docs from the firmware's single sources of truth: docs/settings.md from
-bedside.settings (SPEC, INVARIANTS, SCHEMA, MIGRATIONS, RENAMED). `--check` exits 1 if a
-committed file differs (tests/test_docs.py)."""
+bedside.settings (SPEC, INVARIANTS, SCHEMA, RENAMED), bedside.settingsfile (MIGRATIONS) and
+bedside.settings_help (HELP). `--check` exits 1 if a committed file differs
+(tests/test_docs.py)."""
 
 from __future__ import annotations
 
@@ -11,24 +12,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "firmware"))
 
-from bedside import settings  # noqa: E402
+from bedside import settings, settings_help, settingsfile  # noqa: E402
 
 
 def settings_md() -> str:
     out = [
         "# Settings",
         "",
-        "Generated from `firmware/bedside/settings.py` by `tools/gen_docs.py`; do",
-        "not edit by hand. **Defaults are starting points that a clinic must review** before",
-        "use; they are not clinical advice. *Operator* settings may be changed at the chair",
-        "(over the host link, within the range); *organisation* settings only by the",
-        "responsible organisation's configuration (for the SIL: `bedside sil --set NAME=VALUE`).",
+        "Generated from `firmware/bedside/settings.py` (meanings: `settings_help.py`) by",
+        "`tools/gen_docs.py`; do not edit by hand. **Defaults are starting points that a",
+        "clinic must review** before use; they are not clinical advice. *Operator* settings may",
+        "be changed at the chair (over the host link, within the range); *organisation*",
+        "settings only by the responsible organisation's configuration (for the SIL:",
+        "`bedside sil --set NAME=VALUE`).",
         "",
         "| setting | default | range or choices | unit | who | meaning |",
         "|---|---|---|---|---|---|",
     ]
     for name in settings.NAMES:
-        default, low, high, unit, access, text = settings.SPEC[name]
+        default, low, high, unit, access = settings.SPEC[name]
+        text = settings_help.HELP[name]
         rng = ", ".join(str(c) for c in low) if high is None else f"{low} .. {high}"
         who = "operator" if access == settings.OPERATOR else "organisation"
         out.append(f"| `{name}` | {default} | {rng} | {unit} | {who} | {text} |")
@@ -83,8 +86,8 @@ def settings_md() -> str:
         "| from schema | to | migration |",
         "|---|---|---|",
     ]
-    for n in sorted(settings.MIGRATIONS):
-        doc = " ".join((settings.MIGRATIONS[n].__doc__ or "").split())
+    for n in sorted(settingsfile.MIGRATIONS):
+        doc = " ".join((settingsfile.MIGRATIONS[n].__doc__ or "").split())
         out.append(f"| {n} | {n + 1} | {doc} |")
     return "\n".join(out) + "\n"
 

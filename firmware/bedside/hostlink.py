@@ -6,6 +6,7 @@
 # Messages are built at most a few times a second (never per byte or per frame).
 import io
 import json
+from array import array
 
 from bedside.compat import const
 
@@ -40,9 +41,11 @@ class LineRing:
     def __init__(self, size, slots):
         self.buf = bytearray(size)
         self.mv = memoryview(self.buf)
-        self.seq = [0] * slots
-        self.off = [0] * slots
-        self.len = [0] * slots
+        # slot tables as arrays (4 and 2 bytes a slot, not a list's pointer): seqs stay below
+        # 2**30, offsets and lengths below the ring size
+        self.seq = array("i", bytes(4 * slots))
+        self.off = array("H", bytes(2 * slots))
+        self.len = array("H", bytes(2 * slots))
         self.head = 0  # slot of the oldest line
         self.n = 0  # lines held
         self.wpos = 0  # where the next line goes
@@ -59,10 +62,18 @@ class LineRing:
         self.n -= 1
 
     def add(self, seq, line):
-        size = len(self.buf)
-        n = len(line)
-        if n > size:
+        a = self.place(seq, len(line))
+        if a < 0:
             return False
+        self.mv[a : a + len(line)] = line
+        return True
+
+    def place(self, seq, n):
+        """Make room for a line of n bytes with seq (evicting the oldest as needed) and
+        return its offset in buf, for the caller to fill; -1 if it can never fit."""
+        size = len(self.buf)
+        if n > size:
+            return -1
         slots = len(self.seq)
         if self.wpos + n > size:
             # wrap: the lines after wpos are the oldest (the last lap); they go first
@@ -78,13 +89,12 @@ class LineRing:
                 break
             self._evict()
         i = (self.head + self.n) % slots
-        self.mv[a:b] = line
         self.seq[i] = seq
         self.off[i] = a
         self.len[i] = n
         self.n += 1
         self.wpos = b
-        return True
+        return a
 
     def find(self, seq):
         """Slot holding seq, or -1."""
@@ -113,12 +123,11 @@ class HostLink:
         self._rx_mv = memoryview(self._rx)
         self._rx_i = 0
         self._rx_n = 0
+        self._bio_n = 0  # bytes of the line in self._bio
         try:  # MicroPython: a preallocated stream json.dump() writes into
             self._bio = io.BytesIO(_OUT_LINE)
         except TypeError:  # CPython's BytesIO takes no size
             self._bio = None
-        self._obuf = bytearray(_OUT_LINE)
-        self._omv = memoryview(self._obuf)
         self._hist = LineRing(HISTORY_BYTES, HISTORY)
         self._kept = LineRing(RETAINED_BYTES, RETAINED)
         self._sess = None  # made with the first `session` line (RAM on a Pico-sized heap)
@@ -144,7 +153,10 @@ class HostLink:
                 if k not in msg:  # the envelope is never overwritten by a field
                     msg[k] = fields[k]
         line = self._encode(msg)
-        self._hist.add(self.seq, line)
+        if line is None:  # in self._bio: read straight into the history ring
+            line = self._from_bio(self.seq)
+        else:
+            self._hist.add(self.seq, line)
         if mtype in RETAIN_TYPES:
             self._kept.add(self.seq, line)
         elif mtype == "session":
@@ -155,18 +167,30 @@ class HostLink:
         return self.seq
 
     def _encode(self, msg):
-        """The JSON line, built in a preallocated buffer on MicroPython (no large temporary
-        strings to fragment a Pico-sized heap); json.dumps on CPython."""
+        """The JSON line: None when it was built in the preallocated stream self._bio
+        (MicroPython: no large temporary strings to fragment a Pico-sized heap; _from_bio
+        takes it from there), else bytes (CPython's json.dumps, or a line too long)."""
         bio = self._bio
         if bio is not None:
             bio.seek(0)
             json.dump(msg, bio)
             n = bio.tell()
-            if n <= len(self._obuf):
-                bio.seek(0)
-                bio.readinto(self._omv[:n])
-                return self._omv[:n]
+            if n <= _OUT_LINE:
+                self._bio_n = n
+                return None
         return json.dumps(msg).encode()
+
+    def _from_bio(self, seq):
+        """Move the line in self._bio into the history ring (no copy buffer of its own);
+        returns it as a view of the ring."""
+        n = self._bio_n
+        bio = self._bio
+        bio.seek(0)
+        hist = self._hist
+        a = hist.place(seq, n)  # n <= _OUT_LINE < HISTORY_BYTES: always fits
+        line = hist.mv[a : a + n]
+        bio.readinto(line)
+        return line
 
     def _queue(self, seq):
         self._out.append(seq)

@@ -1,5 +1,5 @@
 # settings.py: every setting's default, range and who may change it, the limits checked against
-# each other (INVARIANTS), and the settings file on flash (schema, CRC-32, MIGRATIONS): the one
+# each other (INVARIANTS), and the settings file on flash (schema, CRC-32): the one
 # source of truth. Docs (docs/settings.md), the host tools and the tests read these tables;
 # nothing else holds a default. DEFAULTS ARE STARTING POINTS THAT A CLINIC MUST REVIEW (not
 # clinical advice). Pure: the flash store is passed in; nothing here runs per tick.
@@ -11,8 +11,12 @@
 # only an offending one: unknown, out of range, or breaking an invariant. A checksum mismatch
 # or unreadable file trusts nothing: all defaults. Any problem sets `defaulted`
 # (SETTINGS_DEFAULTED) until valid settings are saved or an operator reset acknowledges it.
+# Reading the file (decode, migrations, the checks of a stored file) is in bedside.settingsfile,
+# imported for that moment (at boot) and released after: it takes no RAM while the device runs.
 import json
+import sys
 
+import bedside
 from bedside.compat import const
 from bedside.crc import crc32
 from bedside.sensors import OXIMETER_FORMATS
@@ -20,19 +24,19 @@ from bedside.sensors import OXIMETER_FORMATS
 OPERATOR = const(0)  # the nurse at the chair may change it
 ORG = const(1)  # only the responsible organisation (clinic configuration)
 
-# name: (default, low, high, unit, access, help). For choice settings low is a tuple of choices
-# and high is None.
+# name: (default, low, high, unit, access). For choice settings low is a tuple of choices and
+# high is None. What each setting means is in bedside.settings_help (docs and host tools only:
+# the device never needs the text, so it takes no RAM there).
 SPEC = {
     # --- SpO2 (alarms.md 4.2, 6.1) ---
-    "spo2_low": (90, 80, 98, "%", OPERATOR, "SpO2 low limit (SPO2_LOW below it)"),
-    "spo2_desat": (85, 70, 94, "%", OPERATOR, "deep desaturation limit, no delay (SPO2_DESAT)"),
+    "spo2_low": (90, 80, 98, "%", OPERATOR),
+    "spo2_desat": (85, 70, 94, "%", OPERATOR),
     "spo2_delay_mode": (
         "fixed",
         ("fixed", "integral"),
         None,
         "",
         ORG,
-        "SPO2_LOW delay: fixed seconds, or integrated deficit (%-points x s)",
     ),
     "spo2_integral_ref": (
         "limit",
@@ -40,45 +44,41 @@ SPEC = {
         None,
         "",
         ORG,
-        "integral mode: deficit counted from the limit, or from limit+1 (UNCONFIRMED which)",
     ),
-    "spo2_low_delay_s": (10, 0, 15, "s", OPERATOR, "SPO2_LOW condition delay (fixed mode)"),
+    "spo2_low_delay_s": (10, 0, 15, "s", OPERATOR),
     "spo2_integral_limit": (
         25,
         (10, 25, 50, 100),
         None,
         "%*s",
         ORG,
-        "SPO2_LOW integrated-deficit threshold (integral mode)",
     ),
-    "spo2_escalate_s": (60, 0, 300, "s", ORG, "SPO2_LOW escalates to HIGH after this; 0 = never"),
+    "spo2_escalate_s": (60, 0, 300, "s", ORG),
     "spo2_hold_nibp": (
         0,
         0,
         1,
         "",
         ORG,
-        "hold SpO2 alarms while the NIBP cuff inflates (same arm)",
     ),
-    "spo2_hold_max_s": (60, 10, 180, "s", ORG, "cap on the NIBP-inflation hold"),
+    "spo2_hold_max_s": (60, 10, 180, "s", ORG),
     # --- pulse rate ---
-    "pr_low": (50, 30, 100, "/min", OPERATOR, "pulse rate low limit (PR_LOW)"),
-    "pr_high": (130, 80, 220, "/min", OPERATOR, "pulse rate high limit (PR_HIGH)"),
-    "pr_delay_s": (10, 0, 30, "s", ORG, "pulse rate condition delay"),
+    "pr_low": (50, 30, 100, "/min", OPERATOR),
+    "pr_high": (130, 80, 220, "/min", OPERATOR),
+    "pr_delay_s": (10, 0, 30, "s", ORG),
     # --- NIBP (checked when a reading arrives) ---
-    "sys_high": (180, 100, 250, "mmHg", OPERATOR, "systolic high limit (NIBP_SYS_HIGH)"),
-    "sys_low": (90, 60, 140, "mmHg", OPERATOR, "systolic low limit (NIBP_SYS_LOW)"),
-    "dia_high": (110, 60, 150, "mmHg", OPERATOR, "diastolic high limit (NIBP_DIA_HIGH)"),
-    "map_low": (65, 40, 100, "mmHg", OPERATOR, "mean pressure low limit (NIBP_MAP_LOW)"),
-    "bp_rise_pct": (30, 0, 100, "%", OPERATOR, "systolic rise over baseline (BP_RISE); 0 = off"),
-    "nibp_interval_min": (5, 0, 60, "min", OPERATOR, "automatic NIBP interval; 0 = manual only"),
+    "sys_high": (180, 100, 250, "mmHg", OPERATOR),
+    "sys_low": (90, 60, 140, "mmHg", OPERATOR),
+    "dia_high": (110, 60, 150, "mmHg", OPERATOR),
+    "map_low": (65, 40, 100, "mmHg", OPERATOR),
+    "bp_rise_pct": (30, 0, 100, "%", OPERATOR),
+    "nibp_interval_min": (5, 0, 60, "min", OPERATOR),
     "nibp_patient": (
         "adult",
         ("adult", "pediatric", "neonate"),
         None,
         "",
         ORG,
-        "NIBP patient type",
     ),
     # --- technical ---
     "oxi_format": (
@@ -87,7 +87,6 @@ SPEC = {
         None,
         "",
         ORG,
-        "pulse-oximeter module wire format",
     ),
     "oxi_baud": (
         0,
@@ -95,7 +94,6 @@ SPEC = {
         None,
         "baud",
         ORG,
-        "oximeter UART baud rate; 0 = the format's documented rate (BerryMed: UNCONFIRMED)",
     ),
     "oxi_comm_timeout_s": (
         5,
@@ -103,22 +101,20 @@ SPEC = {
         30,
         "s",
         ORG,
-        "no valid oximeter data for this long: OXI_COMM_LOST",
     ),
-    "oxi_stale_s": (30, 10, 60, "s", ORG, "no current SpO2 for this long: OXI_DATA_STALE"),
-    "oxi_poor_signal_s": (15, 5, 120, "s", ORG, "searching/artifact/low perfusion sustained"),
-    "host_timeout_s": (10, 3, 120, "s", ORG, "no host traffic for this long: HOST_LINK_LOST"),
+    "oxi_stale_s": (30, 10, 60, "s", ORG),
+    "oxi_poor_signal_s": (15, 5, 120, "s", ORG),
+    "host_timeout_s": (10, 3, 120, "s", ORG),
     # --- alarm signals and inactivation ---
-    "audio_pause_s": (120, 30, 300, "s", ORG, "audio pause length after a short ACK press"),
-    "latch_high": (1, 0, 1, "", ORG, "HIGH physiological alarms latch until reset"),
-    "latch_medium": (0, 0, 1, "", ORG, "MEDIUM physiological alarms latch until reset"),
+    "audio_pause_s": (120, 30, 300, "s", ORG),
+    "latch_high": (1, 0, 1, "", ORG),
+    "latch_medium": (0, 0, 1, "", ORG),
     "audio_off_allowed": (
         0,
         0,
         1,
         "",
         ORG,
-        "AUDIO OFF may be entered (host command audio_off); 0 = never",
     ),
     "audio_off_reminder_min": (
         5,
@@ -126,7 +122,6 @@ SPEC = {
         15,
         "min",
         ORG,
-        "while AUDIO OFF: one reminder pulse this often",
     ),
     "limit_step": (
         5,
@@ -134,7 +129,6 @@ SPEC = {
         50,
         "",
         ORG,
-        "an operator limit widens by at most this (its own unit) without confirm; 0 = never",
     ),
     "sounder_hz": (
         600,
@@ -142,32 +136,30 @@ SPEC = {
         660,
         "Hz",
         ORG,
-        "alarm tone f0 (IEC 150-1000 Hz; <= 660 keeps 4 harmonics under 4 kHz)",
     ),
     # --- infusion session (docs/session.md) ---
-    "baseline_gap_min": (3, 1, 15, "min", ORG, "baseline NIBP readings this far apart"),
-    "baseline_stable_s": (60, 10, 600, "s", ORG, "baseline SpO2/pulse stable this long"),
-    "nibp_first_min": (5, 1, 30, "min", ORG, "NIBP interval, infusion hour 1 and after a rise"),
-    "nibp_infusion_min": (15, 1, 60, "min", ORG, "NIBP interval, rest of the infusion"),
-    "nibp_recovery_min": (15, 1, 60, "min", ORG, "NIBP interval in recovery"),
-    "nibp_min_gap_s": (30, 10, 300, "s", ORG, "least gap between NIBP cycles"),
-    "check_interval_min": (15, 5, 60, "min", ORG, "responsiveness check interval"),
-    "check_grace_min": (5, 1, 30, "min", ORG, "check late this long: CHECK_OVERDUE"),
-    "check_escalate_s": (300, 0, 1800, "s", ORG, "CHECK_OVERDUE to MEDIUM; 0 = never"),
-    "sedation_score_max": (2, 0, 4, "", ORG, "MOAA/S at or below: SEDATION_DEEP"),
+    "baseline_gap_min": (3, 1, 15, "min", ORG),
+    "baseline_stable_s": (60, 10, 600, "s", ORG),
+    "nibp_first_min": (5, 1, 30, "min", ORG),
+    "nibp_infusion_min": (15, 1, 60, "min", ORG),
+    "nibp_recovery_min": (15, 1, 60, "min", ORG),
+    "nibp_min_gap_s": (30, 10, 300, "s", ORG),
+    "check_interval_min": (15, 5, 60, "min", ORG),
+    "check_grace_min": (5, 1, 30, "min", ORG),
+    "check_escalate_s": (300, 0, 1800, "s", ORG),
+    "sedation_score_max": (2, 0, 4, "", ORG),
     "sedation_priority": (
         "medium",
         ("low", "medium", "high"),
         None,
         "",
         ORG,
-        "SEDATION_DEEP priority",
     ),
-    "recovery_min": (60, 30, 240, "min", ORG, "least recovery time"),
-    "discharge_band_pct": (20, 5, 50, "%", ORG, "discharge BP/pulse band around baseline"),
-    "discharge_spo2": (92, 85, 99, "%", ORG, "discharge SpO2 above, room air"),
-    "aldrete_min": (9, 0, 10, "", ORG, "least modified Aldrete total"),
-    "padss_min": (9, 0, 10, "", ORG, "least PADSS total"),
+    "recovery_min": (60, 30, 240, "min", ORG),
+    "discharge_band_pct": (20, 5, 50, "%", ORG),
+    "discharge_spo2": (92, 85, 99, "%", ORG),
+    "aldrete_min": (9, 0, 10, "", ORG),
+    "padss_min": (9, 0, 10, "", ORG),
 }
 
 
@@ -187,54 +179,9 @@ INVARIANTS = (
 
 # --- the file on flash ---------------------------------------------------------------------
 SETTINGS_FILE = "settings.json"
-SCHEMA = 3  # the schema this firmware writes; raise it with a MIGRATIONS entry on any change
-_MAX_FILE = const(8192)  # bytes; larger is not a settings file (today's is under 700 bytes)
+SCHEMA = 3  # the schema this firmware writes; raise it with a MIGRATIONS entry (settingsfile)
 _NAME_SHOWN = const(40)  # characters of an unknown name quoted in a problem
-_LISTED = const(6)  # names listed one by one in a problem, the rest counted
 CHECKSUM = "checksum mismatch: stored settings corrupt, defaults in force"
-
-# Settings added while the file was schema 1 (plain JSON): a file from the first release lacks
-# them, which is not a problem. (git: latch_medium, spo2_integral_ref, audio_off_allowed and
-# audio_off_reminder_min came with the integrated-deficit delay, oxi_baud with oximeter_link.)
-_ADDED_IN_SCHEMA_1 = (
-    "audio_off_allowed",
-    "audio_off_reminder_min",
-    "latch_medium",
-    "oxi_baud",
-    "spo2_integral_ref",
-)
-
-
-def _from_1(values):
-    """Plain JSON without a checksum (first releases): settings added since then get defaults."""
-    return _add(_ADDED_IN_SCHEMA_1, values)
-
-
-# Settings added with the infusion session and the limit-widening confirmation (schema 3).
-_ADDED_IN_SCHEMA_2 = (
-    "aldrete_min", "baseline_gap_min", "baseline_stable_s", "check_escalate_s",
-    "check_grace_min", "check_interval_min", "discharge_band_pct", "discharge_spo2",
-    "nibp_first_min", "nibp_infusion_min", "nibp_min_gap_s", "nibp_recovery_min", "padss_min",
-    "recovery_min", "sedation_priority", "sedation_score_max", "limit_step",
-)  # fmt: skip
-
-
-def _add(names, values):
-    for name in names:
-        if name not in values:
-            values[name] = SPEC[name][0]
-    return values
-
-
-def _from_2(values):
-    """Schema 2 (before the infusion session and the confirmation of widened limits): the
-    session settings and limit_step get their defaults."""
-    return _add(_ADDED_IN_SCHEMA_2, values)
-
-
-# schema n -> function(values dict of schema n) -> values dict of schema n + 1. A migration sees
-# the names of its own schema; RENAMED is applied after all migrations.
-MIGRATIONS = {1: _from_1, 2: _from_2}
 
 # retired name -> current name, for every setting ever renamed. Never reuse a retired name.
 RENAMED = {}  # type: dict[str, str]
@@ -252,7 +199,7 @@ def check(name, value):
     """Return an error string, or None when `value` is valid for setting `name` on its own."""
     if name not in SPEC:
         return "unknown setting %s" % _short(name)
-    _default, low, high, unit, _access, _help = SPEC[name]
+    _default, low, high, unit, _access = SPEC[name]
     if high is None:
         if isinstance(value, bool) or value not in low:
             return "%s must be one of %s" % (name, ", ".join(str(c) for c in low))
@@ -269,14 +216,6 @@ def _short(name):
     return text if len(text) <= _NAME_SHOWN else text[:_NAME_SHOWN] + "..."
 
 
-def _listed(names):
-    """'a, b, c, d, e, f and 5 more': a bounded problem text however many names."""
-    text = ", ".join(names[:_LISTED])
-    if len(names) > _LISTED:
-        text += " and %d more" % (len(names) - _LISTED)
-    return text
-
-
 def _broken(low, a, high, b, gap):
     """The readable text of a broken invariant (both names, both values), or None."""
     if a + gap <= b:
@@ -286,99 +225,59 @@ def _broken(low, a, high, b, gap):
     return "%s %d must be at least %d below %s %d" % (low, a, gap, high, b)
 
 
-def _repair(values, problems):
-    """Put back to default the setting that breaks an invariant: the one not at its default
-    (both differ: `high` first, then `low` if still needed). Repeats until all rows hold."""
-    again = True
-    while again:
-        again = False
-        for low, high, gap in INVARIANTS:
-            text = _broken(low, values[low], high, values[high], gap)
-            if text is None:
-                continue
-            name = high if values[high] != SPEC[high][0] else low
-            if values[name] == SPEC[name][0]:
-                continue  # both at default: cannot happen (the defaults satisfy every row)
-            values[name] = SPEC[name][0]
-            problems.append("%s: %s back to default %s" % (text, name, SPEC[name][0]))
-            again = True
-
-
 def encode(values):
-    """The whole settings file (bytes) for the values dict: schema, CRC-32 and values."""
-    parts = []
-    for name in sorted(values):
-        parts.append("%s: %s" % (json.dumps(name), json.dumps(values[name])))
-    body = ('{"schema": %d, "values": {%s}}' % (SCHEMA, ", ".join(parts))).encode()
-    return ("%08x " % (crc32(body) & 0xFFFFFFFF)).encode() + body + b"\n"
-
-
-def _json(data):
-    try:
-        return json.loads(data)
-    except Exception:  # ValueError, RecursionError, MicroPython MemoryError ...
-        raise ValueError("unreadable: not JSON") from None
-
-
-def _is_hex(data):
-    for byte in data:
-        if not (48 <= byte <= 57 or 97 <= byte <= 102):  # 0-9 a-f
-            return False
-    return True
+    """The whole settings file (bytes) for the values dict: schema, CRC-32 and values. Built
+    from small pieces with a running CRC and joined once: one file-sized block, not four (a
+    set at run time on a fragmented Pico-sized heap)."""
+    out = [('{"schema": %d, "values": {' % SCHEMA).encode()]
+    names = sorted(values)
+    last = len(names) - 1
+    for i, name in enumerate(names):
+        end = ", " if i < last else ""
+        out.append(("%s: %s%s" % (json.dumps(name), json.dumps(values[name]), end)).encode())
+    out.append(b"}}")
+    c = 0
+    for part in out:
+        c = crc32(part, c)
+    out.insert(0, ("%08x " % (c & 0xFFFFFFFF)).encode())
+    out.append(b"\n")
+    return b"".join(out)
 
 
 def decode(raw):
     """(schema, values dict) of a settings file's bytes, not yet checked against SPEC.
     Raises ValueError with a readable reason: CHECKSUM, or "unreadable: ..."."""
-    if len(raw) > _MAX_FILE:
-        raise ValueError("unreadable: %d bytes is too large for a settings file" % len(raw))
-    raw = bytes(raw)
-    if raw.lstrip()[:1] == b"{":  # schema 1: plain JSON {name: value}, no checksum
-        values = _json(raw)
-        if not isinstance(values, dict):
-            raise ValueError("unreadable: not a settings object")
-        return 1, values
-    if len(raw) < 10 or raw[8:9] != b" " or not _is_hex(raw[:8]):
-        raise ValueError("unreadable: not a settings file")
-    body = raw[9:-1] if raw[-1:] == b"\n" else raw[9:]
-    if int(raw[:8], 16) != crc32(body) & 0xFFFFFFFF:
-        raise ValueError(CHECKSUM)
-    doc = _json(body)
-    if not isinstance(doc, dict):
-        raise ValueError("unreadable: not a settings object")
-    schema = doc.get("schema")
-    values = doc.get("values")
-    if isinstance(schema, bool) or not isinstance(schema, int) or schema < 1:
-        raise ValueError("unreadable: no valid schema number")
-    if not isinstance(values, dict):
-        raise ValueError("unreadable: no settings values")
-    return schema, values
+    from bedside import settingsfile
+
+    try:
+        return settingsfile.decode(raw)
+    finally:
+        _release()
 
 
 def read_settings(store):
     """The Settings in force at boot, from store.read(SETTINGS_FILE). No store or no file
     (first boot): defaults, not defaulted. An unreadable or corrupt file: defaults, defaulted,
     and the reason in `problems`. Never raises: nothing here may stop the device booting."""
-    s = Settings()
     if store is None:
-        return s
+        return Settings()
     try:
-        raw = store.read(SETTINGS_FILE)
-    except Exception as e:  # OSError from the flash, or anything else
-        s._unreadable("unreadable: %s %s" % (type(e).__name__, e))
-        return s
-    if raw is None:
-        return s
-    try:
-        schema, values = decode(raw)
-    except ValueError as e:
-        s._unreadable(str(e))
-        return s
-    except Exception as e:  # MemoryError on a huge file, ...
+        from bedside import settingsfile
+    except Exception as e:  # MemoryError: the file cannot be read, the defaults can
+        s = Settings()
         s._unreadable("unreadable: %s" % type(e).__name__)
         return s
-    s.load(values, schema)
-    return s
+    try:
+        return settingsfile.read_settings(store)
+    finally:
+        _release()
+
+
+def _release():
+    """Drop bedside.settingsfile (imported for a read): its RAM is free again."""
+    sys.modules.pop("bedside.settingsfile", None)
+    if hasattr(bedside, "settingsfile"):
+        delattr(bedside, "settingsfile")
 
 
 class Settings:
@@ -445,50 +344,14 @@ class Settings:
     def load(self, stored, schema=SCHEMA):
         """Apply the values dict of a settings file of `schema` (migrated first). Keeps every
         good value; an unknown, invalid or missing one, or one breaking an invariant, gets its
-        default and a line in `problems`. Returns True when there was no problem."""
-        if not isinstance(stored, dict):
-            self._unreadable("unreadable: not a settings object")
-            return False
-        values = defaults()
-        problems = []
-        stored = dict(stored)  # the caller's dict is left as it was
-        older = schema < SCHEMA
-        if schema > SCHEMA:
-            problems.append("schema %d is newer than this firmware's %d" % (schema, SCHEMA))
-        while schema < SCHEMA:
-            migrate = MIGRATIONS.get(schema)
-            if migrate is not None:
-                stored = migrate(stored)
-            schema += 1
-        for old in RENAMED:
-            if old in stored:
-                value = stored.pop(old)
-                new = RENAMED[old]
-                if new in stored:
-                    problems.append("%s dropped: its new name %s is also stored" % (old, new))
-                else:
-                    stored[new] = value
-        missing = []
-        for name in NAMES:
-            if name not in stored:
-                missing.append(name)
-                continue
-            value = stored.pop(name)
-            err = check(name, value)
-            if err:
-                problems.append("%s; default %s used" % (err, SPEC[name][0]))
-            else:
-                values[name] = value
-        if stored:  # whatever is left is unknown to this firmware
-            problems.append("unknown, dropped: " + _listed(sorted(_short(n) for n in stored)))
-        if missing:
-            problems.append("missing, default used: " + ", ".join(missing))
-        _repair(values, problems)
-        self.values = values
-        self.problems = problems
-        self.defaulted = bool(problems)
-        self.needs_save = older and not problems
-        return not problems
+        default and a line in `problems`. Returns True when there was no problem.
+        (bedside.settingsfile.load, imported for the moment.)"""
+        from bedside import settingsfile
+
+        try:
+            return settingsfile.load(self, stored, schema)
+        finally:
+            _release()
 
     def _unreadable(self, problem):
         self.values = defaults()

@@ -58,11 +58,11 @@ def signed(prefix_obj, key=TEST_KEY):
 
 def line(dev, obj, key=TEST_KEY, by="tester"):
     """The line for command obj to device dev: state-changing ones get `by` (unless given),
-    the next counter and a MAC; read-only ones go as they are."""
+    the next counter and a MAC (by=None: no `by` added); read-only ones go as they are."""
     if obj.get("cmd") not in AUTHENTICATED:
         return (json.dumps(obj) + "\n").encode()
     obj = dict(obj)
-    if "by" not in obj:
+    if "by" not in obj and by is not None:
         obj["by"] = by
     _CTR[0] = max(_CTR[0], dev.auth.last) + 1
     obj["ctr"] = _CTR[0]

@@ -6,6 +6,7 @@
 import gc
 import json
 
+from authkit import line, provision
 from bedside.device import Device
 from bedside.ticks import MASK
 
@@ -149,6 +150,7 @@ class Rig:
             reset_cause=reset_cause,
             selftest=False,
         )
+        provision(self.dev)  # the key, as `bedside provision` installs it: commands are signed
         self._n = 0
 
     def _keep(self, m):
@@ -184,12 +186,13 @@ class Rig:
                 dev.background(now)
             dev.link.flush(self.host, 1 << 16)
 
-    def cmd(self, obj):
-        """One command line; the reply (run until it arrives, at most 3 s)."""
+    def cmd(self, obj, by="tester"):
+        """One command line; the reply (run until it arrives, at most 3 s). A state-changing
+        command is signed and gets `by` unless it has one (by=None: none added)."""
         self._n += 1
         obj = dict(obj)
         obj["id"] = "r%d" % self._n
-        self.host.rx.append((json.dumps(obj) + "\n").encode())
+        self.host.rx.append(line(self.dev, obj, by=by))  # signed, as DeviceLink sends it
         for _ in range(30):
             self.run(100)
             r = self.replies.pop(obj["id"], None)

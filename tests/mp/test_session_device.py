@@ -22,14 +22,14 @@ def test_commands_reply_and_message():
     assert a["op"] == "start" and "session" not in a
     assert len(r.events()) == n and r.state()["phase"] == "screening"
     for bad, text in (
-        ({"cmd": "session", "op": "screened"}, "by is required"),
+        ({"cmd": "session", "op": "screened"}, "by (operator name, 1..32 characters) is required"),
         ({"cmd": "session", "by": "x"}, "op is required"),
         ({"cmd": "session", "op": "screened", "by": "x", "override": 1}, "override must be"),
         ({"cmd": "session", "op": "screened", "by": "x", "nonsense": 1}, "unknown argument"),
         ({"cmd": "session", "op": "screened", "by": "x", "rate": 3}, "screened takes no rate"),
         ({"cmd": "session", "op": "warp", "by": "x"}, "unknown op warp"),
     ):
-        a = r.cmd(bad)
+        a = r.cmd(bad, by=None)
         assert a["ok"] is False and text in a["error"], (bad, a)
     assert r.state()["phase"] == "screening" and len(r.events()) == n
     assert r.op("screened", override=True)["session"]["phase"] == "baseline"

@@ -6,7 +6,6 @@ from bedside.crc import crc32, crc32_soft
 from bedside.settings import (
     CHECKSUM,
     INVARIANTS,
-    MIGRATIONS,
     NAMES,
     OPERATOR,
     ORG,
@@ -20,6 +19,7 @@ from bedside.settings import (
     encode,
     read_settings,
 )
+from bedside.settingsfile import MIGRATIONS
 from fakes import MemStore
 
 # the keys of the first release's plain-JSON file (git d532bdc), before any setting was added

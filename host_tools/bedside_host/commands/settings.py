@@ -69,7 +69,7 @@ def is_org(name: str) -> bool:
 
 
 def describe(name: str) -> str:
-    _default, low, high, unit, _access, _help = fw.SPEC[name]
+    _default, low, high, unit, _access = fw.SPEC[name]
     rng = ", ".join(str(c) for c in low) if high is None else f"{low}..{high}"
     return f"{rng} {unit}".strip()
 
