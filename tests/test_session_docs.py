@@ -7,8 +7,8 @@ from pathlib import Path
 
 from bedside.alarms.conditions import CONDITIONS, P_LOW, P_MEDIUM, PHYSIOLOGICAL, index
 from bedside.session import PHASES, Session
+from bedside.sessioncrit import CRITERIA
 from bedside.sessionops import OPS
-from bedside.sessionrec import CRITERIA
 from bedside.settings import SPEC, Settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,6 +2,8 @@
 # names its arguments as data (field, kind, required) and one handler. Every line is validated
 # before a handler runs; bad input gets a reply with a readable error and changes nothing.
 # Long answers (the flash log) are served a few records per tick from a cursor.
+import gc
+
 from bedside.alarms.conditions import P_HIGH, P_LOW, P_MEDIUM
 from bedside.compat import const
 from bedside.settings import OPERATOR
@@ -93,6 +95,9 @@ class Commands:
                 authcmd.refuse(self, name, cmd, err)
                 dev.reply(name, rid, err)
                 return
+            # an authenticated operator action (rare; a flood without the key never gets
+            # here): collect first, so what it loads or builds finds room in one piece
+            gc.collect()
         err = self._check_args(cmd, args, auth)
         if err:
             dev.reply(name, rid, err)

@@ -21,7 +21,6 @@ from bedside.hostlink import HostLink
 from bedside.observations import Observations
 from bedside.persist import SESSION_FILE, Persist
 from bedside.readings import NibpReading, OxiReading
-from bedside.selftest import SelfTest
 from bedside.sensors import EV_FRAME, EV_READING, load_oximeter
 from bedside.settings import SETTINGS_FILE, encode, read_settings
 from bedside.ticks import Age, elapsed
@@ -120,7 +119,7 @@ class Device:
         self.obs.nibp_interval_min = s["nibp_interval_min"]
         self.alarms = AlarmEngine(s, self._alarm_event)
         self.annunciator = Annunciator(sounder, leds, s)
-        self.selftest = SelfTest(sounder, leds)
+        self.selftest = None  # the power-on self-test while it runs (then released: RAM)
         self.device_id = device_id  # the board's unique id (hello): the host's key name
         self.auth = Auth(store)
         self.last_error = None  # of the last reply (the command log records it)
@@ -150,6 +149,9 @@ class Device:
         if raw is not None:
             self.session(raw)  # restored in its phase, or idle with a fault if corrupt
         if selftest:
+            from bedside.selftest import SelfTest
+
+            self.selftest = SelfTest(sounder, leds)
             self.selftest.start(now)
         self.log_event({"event": "boot", "reset_cause": reset_cause}, alarm=True)
         for text in s.problems:
@@ -330,10 +332,12 @@ class Device:
         audible = a.audible_priority()
         self._last_audible = audible
         st = self.selftest
-        if st.running:
-            if not audible and st.step(now, self.settings["sounder_hz"]):
+        if st is not None:
+            if st.running and not audible and st.step(now, self.settings["sounder_hz"]):
                 return
             st.stop()  # done, or a real alarm needs the outputs
+            self.selftest = None
+            _release_selftest()
             self.annunciator.invalidate()
             self.send("selftest", {"step": "done", "by": "boot"})
         self.annunciator.step(now, audible, a.visible_priority(), a.audio_off)
@@ -675,3 +679,14 @@ def _fold(obj):
         v = getattr(obj, name, 0)
         if v >= _WRAP:
             setattr(obj, name, v - _WRAP)
+
+
+def _release_selftest():
+    """The power-on self-test ran once: its code leaves the heap (it never runs again)."""
+    import sys
+
+    import bedside
+
+    sys.modules.pop("bedside.selftest", None)
+    if hasattr(bedside, "selftest"):
+        delattr(bedside, "selftest")

@@ -118,9 +118,9 @@ class Session:
         return sessionops.baseline_error(self)
 
     def criteria(self, aldrete, padss, alarm):
-        from bedside import sessionrec
+        from bedside import sessioncrit
 
-        return sessionrec.criteria(self, aldrete, padss, alarm)
+        return sessioncrit.criteria(self, aldrete, padss, alarm)
 
     # --- what the rest of the device asks -------------------------------------------------
     def name(self):

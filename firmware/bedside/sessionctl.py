@@ -156,7 +156,8 @@ class SessionCtl:
         self.dev.reply("get_session", rid, None, {"session": self.sess.state()})
 
     def command(self, cmd, rid):
-        """The `session` command: one op, validated; a refusal changes nothing."""
+        """The `session` command: one op, validated; a refusal changes nothing. (The command
+        layer collected the heap first: the op's code, sessionops, finds room in one piece.)"""
         try:
             self._command(cmd, rid)
         finally:
@@ -257,7 +258,7 @@ class SessionCtl:
 def _release():
     """Drop bedside.sessionops and sessionrec (imported for an op or the restore): their RAM
     is free until the next op."""
-    for name in ("sessionops", "sessionrec"):
+    for name in ("sessionops", "sessionrec", "sessioncrit"):
         sys.modules.pop("bedside." + name, None)
         if hasattr(bedside, name):
             delattr(bedside, name)

@@ -113,9 +113,9 @@ def apply(x, op, cmd, alarm=None):
         return err, None
     crit = None
     if op == "discharge":
-        from bedside import sessionrec  # (released with this module after the op)
+        from bedside import sessioncrit  # (released with this module after the op)
 
-        crit = sessionrec.criteria(x, cmd["aldrete"], cmd["padss"], alarm)
+        crit = sessioncrit.criteria(x, cmd["aldrete"], cmd["padss"], alarm)
         bad = [c["name"] for c in crit if not c["ok"]]
         if bad:
             return "discharge criteria not met: %s" % ", ".join(bad), crit

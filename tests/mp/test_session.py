@@ -4,8 +4,8 @@
 # the 2**30 ms tick wrap.
 from bedside.readings import NONE
 from bedside.session import EV_OVERDUE, EV_READING, EV_REMINDER, PHASES, Session
+from bedside.sessioncrit import CRITERIA
 from bedside.sessionops import OPS
-from bedside.sessionrec import CRITERIA
 from bedside.settings import Settings
 from bedside.ticks import MASK
 

@@ -369,8 +369,8 @@ class VirtualTarget(Target):
             reset_cause=cause,
         )
         self._boot_at[self.dev.boot] = self.t  # messages carry t_ms since their boot
-        sel = self.dev.selftest
-        self.rec.selftest = lambda: bool(sel.running)
+        dev = self.dev  # dev.selftest: the power-on self-test while it runs, then None
+        self.rec.selftest = lambda: dev.selftest is not None and bool(dev.selftest.running)
         if self.device_hook is not None:
             self.device_hook(self.dev)
         self.loop = MainLoop(self.dev, self.screen)

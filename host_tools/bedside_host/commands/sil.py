@@ -390,8 +390,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as e:
         print(f"bedside sil: {e}", file=sys.stderr)
         return 2
-    selftest = dev.selftest
-    alog.selftest = lambda: bool(selftest.running)  # power-on self-test records are marked
+    # power-on self-test records are marked (dev.selftest: the running test, None after it)
+    alog.selftest = lambda: dev.selftest is not None and bool(dev.selftest.running)
     _log(f"sil: running, oximeter format {fmt}, state in {state_dir}, reset cause {reset_cause}")
     period = TICK_MS / 1000.0
     next_t = time.monotonic()
