@@ -220,21 +220,9 @@ def run(args: argparse.Namespace, open_link: Callable[[str], LinkLike] = _open_l
             return 2
     rec = Recorder(store, links)
 
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        rec.stopping = True
-
-    old = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    error = ""
     try:
-        status = None if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
-        rec.run(args.duration, status)
+        error = _run_until_stopped(rec, args)
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-        try:
-            rec.close()
-        except StoreError as e:
-            error = str(e)
         for w in raw:
             w.close()
     for w in raw:
@@ -269,6 +257,26 @@ def _run_mqtt(args: argparse.Namespace) -> int:
 
     rec = MqttRecorder(store, args.mqtt, site=args.site).start()
 
+    error = _run_until_stopped(rec, args)
+    print(rec.status(), file=sys.stderr)
+    if error:
+        print(f"bedside record: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+class _Running(Protocol):
+    stopping: bool
+
+    def run(self, duration: float, status: Callable[[str], None] | None) -> Any: ...
+
+    def close(self) -> Any: ...
+
+
+def _run_until_stopped(rec: _Running, args: argparse.Namespace) -> str:
+    """Run a recorder (ports or MQTT) for --duration or until SIGINT/SIGTERM, then close it;
+    the record file's error, or ''."""
+
     def _stop(signum: int, frame: FrameType | None) -> None:
         rec.stopping = True
 
@@ -284,8 +292,4 @@ def _run_mqtt(args: argparse.Namespace) -> int:
             rec.close()
         except StoreError as e:
             error = str(e)
-    print(rec.status(), file=sys.stderr)
-    if error:
-        print(f"bedside record: error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return error
