@@ -42,7 +42,7 @@ BUDGET_S = {
     "replay": 45.0,
     "mqtt": 45.0,
     "station": 150.0,
-    "reliability": 120.0,
+    "reliability": 150.0,
     "sil_subset": 240.0,  # the real-time SIL subset, its scenarios at once (about 3.5 min)
 }
 DEFAULT_BUDGET_S = 90.0
