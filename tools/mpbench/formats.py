@@ -107,21 +107,4 @@ def per_format():
     rig.emit("per_format", out)
 
 
-def main(parts):
-    heap = gc.mem_free() + gc.mem_alloc() if rig.MP else None
-    ver = ".".join(str(x) for x in sys.implementation.version[:3])
-    if rig.MP:
-        gc.collect()
-    used = gc.mem_alloc() if rig.MP else None
-    print(
-        "%s on %s %s, gc heap %s B, %s B used after imports"
-        % (sys.argv[0], sys.implementation.name, ver, heap, used)
-    )
-    rig.emit("runtime", {"name": sys.implementation.name, "version": ver, "heap": heap})
-    which = [a for a in sys.argv[1:] if not a.startswith("-")] or list(parts)
-    for name in which:  # tools/bench_micropython.py runs each in its own process (fresh heap)
-        parts[name]()
-        gc.collect()
-
-
-main({"formats": per_format})
+rig.main({"formats": per_format})

@@ -3,6 +3,7 @@
 # every second and asks for a replay every 5 s, an active HIGH alarm, the display rendered every
 # 250 ms), and a profiled copy of the main-loop step that times each stage with ticks_us.
 # Bench only: the production loop (bedside.mainloop / Device.poll) is not instrumented.
+import gc
 import json
 import sys
 import time
@@ -325,3 +326,22 @@ def pct(xs, p):
     s = sorted(xs)
     k = (p * len(s) + 99) // 100 - 1
     return s[max(0, min(len(s) - 1, k))]
+
+
+def main(parts):
+    """A bench script's entry: the runtime line, then each part named on the command line
+    (default: all), e.g. main({"formats": per_format})."""
+    heap = gc.mem_free() + gc.mem_alloc() if MP else None
+    ver = ".".join(str(x) for x in sys.implementation.version[:3])
+    if MP:
+        gc.collect()
+    used = gc.mem_alloc() if MP else None
+    print(
+        "%s on %s %s, gc heap %s B, %s B used after imports"
+        % (sys.argv[0], sys.implementation.name, ver, heap, used)
+    )
+    emit("runtime", {"name": sys.implementation.name, "version": ver, "heap": heap})
+    which = [a for a in sys.argv[1:] if not a.startswith("-")] or list(parts)
+    for name in which:  # tools/bench_micropython.py runs each in its own process (fresh heap)
+        parts[name]()
+        gc.collect()
