@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -141,3 +142,18 @@ def sil_running(tmp: Path, *args: str) -> Iterator[Sil]:
         yield s
     finally:
         s.kill()
+
+
+class Oximeter(threading.Thread):
+    """Feeds the SIL's oximeter port at the real rate; ``spo2`` can be changed."""
+
+    def __init__(self, sil: Sil) -> None:
+        super().__init__(daemon=True)
+        self.sil = sil
+        self.spo2 = 97
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            self.sil.write("oximeter", nonin2_packet(72, self.spo2))
+            time.sleep(1 / 3)

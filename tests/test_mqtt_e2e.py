@@ -18,9 +18,8 @@ import pytest
 from bedside_host.mqtt.subscriber import start_feed
 from bedside_host.store import Store
 from mllplistener import MllpListener
-from mputil import nonin2_packet
 from mqttbroker import Broker
-from silharness import Sil
+from silharness import Oximeter, Sil
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=str(ROOT / "host_tools"))
@@ -58,21 +57,6 @@ def _until(cond: Callable[[], bool], timeout: float) -> bool:
             return True
         time.sleep(0.05)
     return False
-
-
-class Oximeter(threading.Thread):
-    """Feeds the SIL's oximeter port at the real rate; ``spo2`` can be changed."""
-
-    def __init__(self, sil: Sil) -> None:
-        super().__init__(daemon=True)
-        self.sil = sil
-        self.spo2 = 97
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            self.sil.write("oximeter", nonin2_packet(72, self.spo2))
-            time.sleep(1 / 3)
 
 
 @pytest.mark.slow

@@ -33,10 +33,9 @@ from bedside_host.station.model import StationModel
 from bedside_host.store import Store
 from fastapi.testclient import TestClient
 from mllplistener import MllpListener
-from mputil import nonin2_packet
 from mqttbroker import Broker
 from recordsim import DeviceSim, alarm
-from silharness import Sil
+from silharness import Oximeter, Sil
 from websockets.sync.client import connect
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,21 +112,6 @@ class Station:
         assert self.proc.stdout is not None
         self.proc.stdout.close()
         return rc
-
-
-class Oximeter(threading.Thread):
-    """Feeds the SIL's oximeter port at the real rate; ``spo2`` can be changed."""
-
-    def __init__(self, sil: Sil) -> None:
-        super().__init__(daemon=True)
-        self.sil = sil
-        self.spo2 = 97
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            self.sil.write("oximeter", nonin2_packet(72, self.spo2))
-            time.sleep(1 / 3)
 
 
 def _alarm_events(db: Path, device: str | None = None) -> list[tuple[Any, ...]]:
