@@ -14,10 +14,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
+import bench  # noqa: E402
 import benchlib  # noqa: E402
 import micropython  # noqa: E402
-
-import bench  # noqa: E402
 
 # the figures each of this repository's own parts must report (issue 15 figures 1-6)
 EXPECTED = {
