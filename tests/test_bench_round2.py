@@ -41,7 +41,12 @@ def test_sil_subset_part_quick_run_and_budget(tmp_path: Path) -> None:
     assert bench.section_of(ROOT / "tools" / "bench_sil_subset.py") == "sil_subset"
     assert 180 <= bench.BUDGET_S["sil_subset"] <= bench.TOTAL_BUDGET_S / 1.5
     parts = tmp_path / "parts"
-    env = dict(os.environ, BEDSIDE_BENCH_PARTS=str(parts), BEDSIDE_BENCH_QUICK="1")
+    env = dict(
+        os.environ,
+        BEDSIDE_BENCH_PARTS=str(parts),
+        BEDSIDE_BENCH_OUT=str(tmp_path / "out"),
+        BEDSIDE_BENCH_QUICK="1",
+    )
     res = subprocess.run(
         [sys.executable, str(ROOT / "tools" / "bench_sil_subset.py")],
         cwd=ROOT,
@@ -54,6 +59,7 @@ def test_sil_subset_part_quick_run_and_budget(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     body = json.loads((parts / "sil_subset.json").read_text())
     assert body["section"] == "sil_subset"
+    assert (tmp_path / "out" / "sil-subset" / "protocol.html").is_file()  # BEDSIDE_BENCH_OUT
     figs = {f["name"]: f for f in body["figures"]}
     assert figs["bench SIL subset: scenarios passed"]["value"] == 1
     lat = [f for n, f in figs.items() if n.startswith("SIL quick-desat-ack:")]

@@ -5,7 +5,7 @@ pause, break-through, latching and reset, AUDIO OFF and its end) with `bedside b
 all at once: each scenario in its own worker process with its own `bedside sil`, ptys and
 state directory (they mostly wait on real time, so the subset takes about as long as its
 longest scenario, about 3 minutes, instead of 15 one after the other). Writes the protocol to
-bench-out/sil-subset/ and the figures to bench/parts/sil_subset.json (BEDSIDE_BENCH_PARTS):
+bench-out/sil-subset/ (BEDSIDE_BENCH_OUT) and the figures to bench/parts/sil_subset.json (BEDSIDE_BENCH_PARTS):
 scenarios passed, per scenario the measured report and first sounder-pulse latencies, and the
 machine load while they ran. Then the two long scenarios (a 4-hour infusion and a 5-hour
 session) run in virtual time for its speed (hours of scenario per second of wall time), after
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     figures: list[dict[str, Any]] = []
     subset = load_suite(SUITE, [tag])
-    work = ROOT / "bench-out" / "sil-subset"
+    work = benchlib.out_dir() / "sil-subset"
     load0 = _load_text()
     t0 = time.perf_counter()
     rec = run_concurrent(

@@ -1,6 +1,8 @@
 """Shared by the `make bench` parts (tools/bench_*.py, CPython): figures, parts files, stats.
 
-A part writes `bench/parts/<section>.json` (the directory can be moved with BEDSIDE_BENCH_PARTS):
+A part writes `bench/parts/<section>.json` (the directory can be moved with BEDSIDE_BENCH_PARTS);
+what else a part leaves for people to read (the SIL subset's protocol) goes under bench-out/
+(BEDSIDE_BENCH_OUT moves it: tests running side by side each use their own):
     {"section": str, "figures": [{"name": str, "value": number|null, "unit": str,
                                   "target": str|null, "method": str, "met": bool|null?}]}
 `met` is optional: tools/bench.py derives it from a target such as "<= 50" when it is missing.
@@ -22,6 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def parts_dir() -> Path:
     return Path(os.environ.get("BEDSIDE_BENCH_PARTS", ROOT / "bench" / "parts"))
+
+
+def out_dir() -> Path:
+    return Path(os.environ.get("BEDSIDE_BENCH_OUT", ROOT / "bench-out"))
 
 
 def quick() -> bool:

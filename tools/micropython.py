@@ -79,7 +79,11 @@ def compile_firmware(dest: Path = MPY_DIR) -> Path:
             continue
         out.parent.mkdir(parents=True, exist_ok=True)
         opt = [MPY_OPT] if root == src_root else []  # as flashed; the tests keep their asserts
-        subprocess.run([cross, *opt, "-o", str(out), str(src)], check=True)
+        # compiled beside and renamed over: a process running the tests or the bench alongside
+        # (pytest -n, make -j) never imports a half-written file
+        tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
+        subprocess.run([cross, *opt, "-o", str(tmp), str(src)], check=True)
+        os.replace(tmp, out)
     for stale in dest.rglob("*.mpy"):  # a module deleted from the source
         rel = stale.relative_to(dest).with_suffix(".py")
         if not (src_root / rel).exists() and not (tests / rel).exists():
