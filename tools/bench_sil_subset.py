@@ -1,15 +1,16 @@
 """`make bench`: the real-time SIL subset of the bench suite and the virtual suite's speed.
 
-Runs the scenarios tagged `sil-subset` (one per alarm priority and per inactivation rule:
-pause, break-through, latching and reset, AUDIO OFF and its end) with `bedside bench --sil`,
-all at once: each scenario in its own worker process with its own `bedside sil`, ptys and
-state directory (they mostly wait on real time, so the subset takes about as long as its
-longest scenario, about 3 minutes, instead of 15 one after the other). Writes the protocol to
-bench-out/sil-subset/ (BEDSIDE_BENCH_OUT) and the figures to bench/parts/sil_subset.json (BEDSIDE_BENCH_PARTS):
-scenarios passed, per scenario the measured report and first sounder-pulse latencies, and the
-machine load while they ran. Then the two long scenarios (a 4-hour infusion and a 5-hour
-session) run in virtual time for its speed (hours of scenario per second of wall time), after
-the SIL so they do not load the machine during the latencies (make test runs the whole suite).
+Runs the scenarios tagged `sil-subset` (one per alarm priority and per inactivation rule: pause,
+break-through, latching and reset, AUDIO OFF and its end) with `bedside bench --sil`, all at
+once: each scenario in its own worker process with its own `bedside sil`, ptys and state
+directory (they mostly wait on real time, so the subset takes about as long as its longest
+scenario, about 3 minutes, instead of 15 one after the other). Writes the protocol to
+bench-out/sil-subset/ (BEDSIDE_BENCH_OUT) and the figures to bench/parts/sil_subset.json
+(BEDSIDE_BENCH_PARTS): scenarios passed, per scenario the measured report and first
+sounder-pulse latencies, and the machine load while they ran. Then the two long scenarios (a
+4-hour infusion and a 5-hour session) run in virtual time for its speed (hours of scenario per
+second of wall time), after the SIL so they do not load the machine during the latencies (make
+test runs the whole suite).
 BEDSIDE_BENCH_QUICK=1: one short scenario (`quick`) on the SIL and no virtual run.
 """
 
