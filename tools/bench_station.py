@@ -6,8 +6,8 @@ and the other commands as a device would (docs/protocol.md) and sends an `oxi` a
 (`bedside station --port PTY ...`: a DeviceLink thread per chair, the record store, the model,
 FastAPI/uvicorn WebSocket push), so the chairs reach the model through the same path as real
 devices. A WebSocket client (as a browser) times every device line from the moment it is
-written to the pty to the frame that carries its chair's tile with that seq. Steps of 16, 32,
-64, 128, 192, 256 chairs, 10 s measured each after a warm-up; the result is the largest step
+written to the pty to the frame that carries its chair's tile with that seq. Steps of 32, 64,
+128, 192, 256 chairs, 10 s measured each after a warm-up; the result is the largest step
 whose p99 latency stays under 100 ms (target >= 128).
 
 Writes bench/parts/station.json. Not a certified medical device.
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS = (16, 32, 64, 128, 192, 256)
+STEPS = (32, 64, 128, 192, 256)
 LIMIT_MS = 100.0
 TARGET = 128
 WARMUP_S = 4.0

@@ -16,6 +16,7 @@ DeviceLink.send). Targets differ only in how bytes, keys and time reach the devi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import secrets
@@ -592,6 +593,7 @@ class SilTarget(_RealTime):
 
     def finish(self, obs: Observation) -> None:
         link = self.link
+        self._keep_messages(obs, link)
         obs.settings = dict(self.settings)
         hello = link.hello if link is not None else None
         obs.device = {
@@ -602,6 +604,18 @@ class SilTarget(_RealTime):
         obs.annunciator = self._read_log(self.ann, obs, link)
         frames = self._read_log(self.disp, obs, link)
         obs.display = [(t, list(r.get("lines", []))) for t, r in frames]
+
+    def _keep_messages(self, obs: Observation, link: DeviceLink | None) -> None:
+        """Beside the annunciator and display logs: every device message the bench saw, on
+        the scenario's time axis, then the link's counters and state changes (messages.jsonl),
+        so a failed expectation can be traced to what arrived and when."""
+        path = self.ann.with_name("messages.jsonl")
+        with open(path, "w", encoding="utf-8") as f:
+            for t, m in obs.messages:
+                f.write(json.dumps({"t_s": round(t, 3), "msg": m}, separators=(",", ":")) + "\n")
+            if link is not None:
+                f.write(json.dumps({"link": dataclasses.asdict(link.stats), "gaps": obs.gaps,
+                                    "states": [list(x) for x in link.state_log]}) + "\n")
 
     def _read_log(
         self, path: Path, obs: Observation, link: DeviceLink | None
