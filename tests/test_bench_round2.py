@@ -37,7 +37,8 @@ def test_sil_subset_part_quick_run_and_budget(tmp_path: Path) -> None:
     """REQ-BENCH-20: tools/bench_sil_subset.py is a `make bench` part with its own budget in
     tools/bench.py (its section name), writes its part where BEDSIDE_BENCH_PARTS says, and in
     quick mode (BEDSIDE_BENCH_QUICK=1) runs one short scenario on the SIL through the concurrent
-    runner; its latency figures say in their method that they were measured under load."""
+    runner, its protocol and per-scenario logs (device messages too) where BEDSIDE_BENCH_OUT
+    says; its latency figures say in their method that they were measured under load."""
     assert bench.section_of(ROOT / "tools" / "bench_sil_subset.py") == "sil_subset"
     assert 180 <= bench.BUDGET_S["sil_subset"] <= bench.TOTAL_BUDGET_S / 1.5
     parts = tmp_path / "parts"
@@ -59,7 +60,15 @@ def test_sil_subset_part_quick_run_and_budget(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     body = json.loads((parts / "sil_subset.json").read_text())
     assert body["section"] == "sil_subset"
-    assert (tmp_path / "out" / "sil-subset" / "protocol.html").is_file()  # BEDSIDE_BENCH_OUT
+    out = tmp_path / "out" / "sil-subset"  # BEDSIDE_BENCH_OUT
+    assert (out / "protocol.html").is_file()
+    # beside the annunciator log, every device message the bench saw and the link's counters
+    rows = [
+        json.loads(x)
+        for x in (out / "work" / "quick-desat-ack" / "messages.jsonl").read_text().splitlines()
+    ]
+    assert any(r.get("msg", {}).get("type") == "heartbeat" for r in rows[:-1])
+    assert rows[-1]["link"]["received"] >= len(rows) - 1 and "states" in rows[-1]
     figs = {f["name"]: f for f in body["figures"]}
     assert figs["bench SIL subset: scenarios passed"]["value"] == 1
     lat = [f for n, f in figs.items() if n.startswith("SIL quick-desat-ack:")]
