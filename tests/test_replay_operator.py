@@ -41,13 +41,13 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str,
     try:
         sil.feed_oximeter(1.0, 72, 97)
         sil.write("host", sil.signed(SET))  # signed as DeviceLink signs it (docs/protocol.md)
-        sil.wait_for(lambda m: m["type"] == "setting", 10, feed=(72, 97))
+        sil.wait_for(lambda m: m["type"] == "setting", 20, feed=(72, 97))
         sil.wait_for(
-            lambda m: m["type"] == "alarm" and m["condition"] == "SPO2_DESAT", 10, feed=(72, 80)
+            lambda m: m["type"] == "alarm" and m["condition"] == "SPO2_DESAT", 20, feed=(72, 80)
         )
         sil.feed_oximeter(0.5, 72, 80)
         sil.button("ack")
-        sil.wait_for(lambda m: m["type"] == "alarm" and m["event"] == "ack", 10, feed=(72, 80))
+        sil.wait_for(lambda m: m["type"] == "alarm" and m["event"] == "ack", 20, feed=(72, 80))
         sil.feed_oximeter(1.0, 72, 80)
         time.sleep(0.2)
         sil.host_messages()

@@ -25,7 +25,7 @@ def _cmd(sil: Sil, obj: dict[str, Any]) -> dict[str, Any]:
         sil.write("host", sil.signed(obj))
     else:
         sil.write("host", (json.dumps(obj) + "\n").encode())
-    return sil.wait_for(lambda m: m["type"] == "reply" and m.get("id") == obj["id"], 5)
+    return sil.wait_for(lambda m: m["type"] == "reply" and m.get("id") == obj["id"], 15)
 
 
 def test_session_commands_and_keys_through_the_sil(sil: Sil) -> None:
@@ -41,13 +41,13 @@ def test_session_commands_and_keys_through_the_sil(sil: Sil) -> None:
          "course_day": 1, "course_total": 3},
     )  # fmt: skip
     assert r["ok"] and r["session"]["phase"] == "screening"
-    sil.wait_for(lambda m: m["type"] == "heartbeat" and m["phase"] == "screening", 3)
+    sil.wait_for(lambda m: m["type"] == "heartbeat" and m["phase"] == "screening", 10)
     opened = [m for m in sil.messages if m["type"] == "session" and m["event"] == "open"]
     assert opened and opened[0]["by"] == "RN" and opened[0]["session"]["id"] == 1
     r = _cmd(sil, {"cmd": "session", "id": 3, "op": "stop", "by": "RN"})
     assert not r["ok"] and "not allowed in phase screening" in r["error"]
     sil.button("check_hold")
-    m = sil.wait_for(lambda m: m["type"] == "button" and m["button"] == "check_hold", 5)
+    m = sil.wait_for(lambda m: m["type"] == "button" and m["button"] == "check_hold", 15)
     assert m["affected"] == 0  # no score entry in screening
     sil.feed_oximeter(1.5, 72, 97)
     assert (sil.state / "session.json").exists()
