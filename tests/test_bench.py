@@ -42,6 +42,8 @@ EXPECTED = {
         "firmware .mpy size: bedside/device.mpy",
         "RAM importing the core from .mpy",
         "RAM importing the core from source",
+        "smallest heap importing the core from .mpy",
+        "smallest heap importing the core from source",
         "virtual-time bench speed (MicroPython soak)",
     ],
     "records": ["recorder: messages stored per second"],

