@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import signal
 import socket
 import sys
@@ -81,6 +82,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=DEFAULT_HTTP,
         metavar="HOST:PORT",
         help=f"address the page is served on (default: {DEFAULT_HTTP}; port 0: any free port)",
+    )
+    p.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a further name the page is reached by (repeat); the station refuses requests for"
+        " any other host (default: the loopback names, the --http address and, bound to all"
+        " interfaces, this PC's names and addresses)",
     )
     p.add_argument(
         "--duration", type=float, default=0.0, metavar="S", help="stop after S seconds (0: never)"
@@ -197,6 +207,7 @@ async def serve(
     mqtt: MqttOptions | None = None,
     hl7: Hl7Options | None = None,
     session_factory: ServiceFactory | None = None,
+    allow_hosts: Sequence[str] = (),
 ) -> int:
     """Run the station until `stop` is set, `duration` passes or the server exits. With
     `mqtt` the broker's chairs are shown and recorded too; with `hl7` every live device
@@ -208,6 +219,7 @@ async def serve(
     from bedside_host.station import history
     from bedside_host.station.app import Hub, create_app
     from bedside_host.station.feeds import MqttChairs, hl7_chair_id, hl7_status
+    from bedside_host.station.hosts import station_hosts
     from bedside_host.station.links import LinkThread, StoreThread
     from bedside_host.station.model import StationModel
     from bedside_host.station.sessions import SessionDesk, default_service
@@ -227,7 +239,7 @@ async def serve(
         print(f"bedside station: error: {store_thread.close_error}", file=sys.stderr)
         return 2
     hub = Hub(model, db, name=f"{socket.gethostname()}:{port}")
-    app = create_app(hub)
+    app = create_app(hub, station_hosts(host, allow_hosts))
     loop = asyncio.get_running_loop()
 
     bridge: Hl7Bridge | None = None
@@ -337,6 +349,9 @@ def run(args: argparse.Namespace, open_link: Callable[[str], Any] = _open_link) 
         chairs = chair_specs(args.port, args.chair, mqtt=mqtt is not None)
         if args.duration < 0:
             raise UsageError("--duration must be >= 0")
+        for name in args.allow_host:
+            if not re.fullmatch(r"[A-Za-z0-9._-]+|\[?[0-9A-Fa-f:.]+\]?", name):
+                raise UsageError(f"--allow-host {name!r}: a host name or address, nothing else")
         from bedside_host.config import ConfigError
         from bedside_host.session.clinic import load_clinic
         from bedside_host.station.sessions import service_factory
@@ -363,6 +378,7 @@ def run(args: argparse.Namespace, open_link: Callable[[str], Any] = _open_link) 
         mqtt=mqtt,
         hl7=hl7,
         session_factory=service_factory(clinic),
+        allow_hosts=args.allow_host,
     )
 
 
@@ -408,6 +424,7 @@ def run_station(
     mqtt: MqttOptions | None = None,
     hl7: Hl7Options | None = None,
     session_factory: ServiceFactory | None = None,
+    allow_hosts: Sequence[str] = (),
 ) -> int:
     """Run until SIGINT/SIGTERM (or `duration`); used by ``bedside demo --station`` too."""
 
@@ -433,6 +450,7 @@ def run_station(
                 mqtt=mqtt,
                 hl7=hl7,
                 session_factory=session_factory,
+                allow_hosts=allow_hosts,
             )
         finally:
             for s, h in old.items():

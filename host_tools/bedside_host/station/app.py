@@ -19,7 +19,7 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from bedside_host.station import history
+from bedside_host.station.hosts import HostCheck
 from bedside_host.station.model import StationModel, valid_user
 from bedside_host.station.sessions import BadForm, SessionDesk, parse, result_json
 
@@ -225,7 +226,9 @@ class OffBody(BaseModel):
     reason: str = ""
 
 
-def create_app(hub: Hub) -> FastAPI:
+def create_app(hub: Hub, allowed_hosts: Iterable[str] | None = None) -> FastAPI:
+    """The app; with `allowed_hosts` (``hosts.station_hosts``: `bedside station` always gives
+    it) a request naming another host in its Host header is refused (DNS rebinding)."""
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await hub.start()
@@ -238,6 +241,8 @@ def create_app(hub: Hub) -> FastAPI:
         title="Bedside central station", lifespan=lifespan, docs_url=None, redoc_url=None
     )
     app.state.hub = hub
+    if allowed_hosts is not None:
+        app.add_middleware(HostCheck, allowed=allowed_hosts)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     model = hub.model
 
