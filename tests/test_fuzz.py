@@ -20,9 +20,9 @@ TARGETS = sorted(fuzz.targets())
 def test_short_fuzz_run(name: str) -> None:
     """REQ-REL-05: a short mutation run per target: no exception escapes, every output in
     range, memory bounded (tools/fuzz.py's checks)."""
-    done, _secs, failures = fuzz.fuzz(name, 200_000, seed=7, seconds=1.0)
+    done, _secs, failures = fuzz.fuzz(name, 1500, seed=7)  # a count, never a time budget
     assert not failures, failures
-    assert done >= 1000
+    assert done == 1500
 
 
 def test_saved_crashes_and_corpus_pass() -> None:

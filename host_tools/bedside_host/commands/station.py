@@ -349,7 +349,8 @@ def run(args: argparse.Namespace, open_link: Callable[[str], Any] = _open_link) 
         chairs = chair_specs(args.port, args.chair, mqtt=mqtt is not None)
         if args.duration < 0:
             raise UsageError("--duration must be >= 0")
-        for name in args.allow_host:
+        allow_hosts = list(getattr(args, "allow_host", None) or [])  # as the other options
+        for name in allow_hosts:
             if not re.fullmatch(r"[A-Za-z0-9._-]+|\[?[0-9A-Fa-f:.]+\]?", name):
                 raise UsageError(f"--allow-host {name!r}: a host name or address, nothing else")
         from bedside_host.config import ConfigError
@@ -378,7 +379,7 @@ def run(args: argparse.Namespace, open_link: Callable[[str], Any] = _open_link) 
         mqtt=mqtt,
         hl7=hl7,
         session_factory=service_factory(clinic),
-        allow_hosts=args.allow_host,
+        allow_hosts=allow_hosts,
     )
 
 
