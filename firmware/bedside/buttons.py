@@ -71,7 +71,7 @@ class Keys:
         self._chord_used = False  # the chord fired or was started: no single events until release
         self._queue = bytearray(4)  # events not yet returned (several in one tick)
         self._qn = 0
-        self._rest = True  # no key held or settling, no chord, nothing queued (_at_rest)
+        self._rest = True  # no key held or settling, no chord, nothing queued
 
     def _push(self, ev):
         if self._qn < len(self._queue):
@@ -83,7 +83,13 @@ class Keys:
         if not levels and self._rest:  # every tick: no key down, none settling, none queued
             return 0  # (what _update gives then, without its calls)
         ev = self._update(levels, now)
-        self._rest = self._at_rest()
+        a = self.ack
+        c = self.check
+        n = self.nibp
+        self._rest = not (
+            a._raw or a._stable or c._raw or c._stable or n._raw or n._stable or self._chord
+            or self._chord_used or self._qn or self._chord_t is None
+        )  # fmt: skip
         return ev
 
     def _update(self, levels, now):
@@ -119,15 +125,6 @@ class Keys:
             elif en == LONG:
                 self._push(E_NIBP_HOLD)
         return self.next_event()
-
-    def _at_rest(self):
-        a = self.ack
-        c = self.check
-        n = self.nibp
-        return not (
-            a._raw or a._stable or c._raw or c._stable or n._raw or n._stable or self._chord
-            or self._chord_used or self._qn or self._chord_t is None
-        )  # fmt: skip
 
     def next_event(self):
         if not self._qn:
