@@ -54,3 +54,29 @@ def test_chord_gives_selftest_only_and_keys_work_after_it() -> None:
     assert _press(keys, t, K_CHECK | K_NIBP, 500) == []  # a short chord: nothing
     assert _press(keys, t + 1000, K_NIBP, 150) == [E_NIBP]
     assert _press(keys, t + 2000, K_CHECK, 150) == [E_CHECK]
+
+
+def test_idle_fast_path_gives_what_the_full_update_gives() -> None:
+    """REQ-CORE-13: Keys.update's shortcut for a tick with no key down and nothing settling or
+    queued (no calls, for the main loop's cost) returns the same events, with the same
+    timing, as the full update on random presses, holds, chords and bounces."""
+    import random
+
+    rng = random.Random(15)
+    fast, full = Keys(), Keys()
+    t = 1000
+    levels = 0
+    got: list[tuple[int, int]] = []
+    want: list[tuple[int, int]] = []
+    for _ in range(200000):
+        if rng.random() < 0.01:  # a change of the held keys (bounces: changes ticks apart)
+            levels = rng.choice((0, 0, 0, K_ACK, K_CHECK, K_NIBP, K_CHECK | K_NIBP, 7))
+        t += TICK
+        full._rest = False  # never the shortcut
+        for keys, out in ((fast, got), (full, want)):
+            ev = keys.update(levels, t)
+            while ev:
+                out.append((t, ev))
+                ev = keys.next_event()
+    assert got == want
+    assert len(want) > 100

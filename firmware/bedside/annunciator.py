@@ -10,7 +10,6 @@ from bedside.alarms.patterns import (
     AUDIO_OFF_GREEN,
     AUDITORY,
     DUTY,
-    GREEN,
     RAMP_STEPS,
     REMINDER,
     VISUAL,
@@ -20,6 +19,7 @@ from bedside.compat import const
 from bedside.ticks import elapsed, ticks_add
 
 QUIET_MAX = const(60000)
+_GREEN_BIT = const(8)  # 1 << GREEN (the LED bits of _show: 1 << colour)
 _PERIOD = tuple(period(p) if p else 0 for p in AUDITORY)  # burst period per priority, ms
 
 
@@ -36,6 +36,7 @@ class Annunciator:
         self._vprio = -1  # visual priority shown
         self._vt0 = 0
         self._led = bytearray(4)  # applied LED states
+        self._shown = 0  # the LEDs wanted when last applied: bit per colour (RED..GREEN)
         self._off = False  # AUDIO OFF in force
         self._rem_t = 0  # AUDIO OFF: last reminder start (or entry)
         self._off_t0 = 0  # AUDIO OFF: entry, for the green flash phase
@@ -72,6 +73,7 @@ class Annunciator:
         """Something else drove the sounder and LEDs (the self-test): apply everything again."""
         for c in range(4):
             self._led[c] = 2
+        self._shown = -1
         self._level = -1
         self._vprio = -1
 
@@ -103,26 +105,13 @@ class Annunciator:
         self._show(now, visible)
 
     # --- auditory -----------------------------------------------------------------------
+    # (every tick: each function kept within MicroPython's 11 frame slots, so no call puts its
+    # frame on the heap)
     def _sound(self, now, req):
-        cur = self._prio
-        if req > cur:
-            self._start(req, now)
-        elif req < cur:
-            pat = AUDITORY[cur]
-            min_end = pat[2][pat[4] - 1] + pat[0]  # end of the last pulse that must complete
-            in_min = self._first and elapsed(now, self._t0) < min_end
-            if self._silenced or not in_min:
-                self._start(req, now)
-        level = 0
+        if req != self._prio:
+            self._switch(now, req)
         if self._prio:
-            pat = AUDITORY[self._prio]
-            t = elapsed(now, self._t0)
-            per = _PERIOD[self._prio]
-            if t >= per:  # next burst: move the origin (no tick overflow however long)
-                self._first = False
-                t %= per
-                self._t0 = ticks_add(now, -t)
-            level = self._level_at(pat, t)
+            level = self._burst(now)
             self._info = False
         elif self._off:
             self._info = False
@@ -136,6 +125,8 @@ class Annunciator:
             if dt >= REMINDER[0]:
                 self._info = False
             level = _pulse_level(REMINDER[0], REMINDER[1], dt)
+        else:
+            level = 0
         if level != self._level:
             self._level = level
             if level:
@@ -143,6 +134,27 @@ class Annunciator:
             else:
                 self.sounder.off()
             self.tone_on = level > 0
+
+    def _switch(self, now, req):
+        cur = self._prio
+        if req > cur:
+            self._start(req, now)
+        else:
+            pat = AUDITORY[cur]
+            min_end = pat[2][pat[4] - 1] + pat[0]  # end of the last pulse that must complete
+            in_min = self._first and elapsed(now, self._t0) < min_end
+            if self._silenced or not in_min:
+                self._start(req, now)
+
+    def _burst(self, now):
+        prio = self._prio
+        t = elapsed(now, self._t0)
+        per = _PERIOD[prio]
+        if t >= per:  # next burst: move the origin (no tick overflow however long)
+            self._first = False
+            t %= per
+            self._t0 = ticks_add(now, -t)
+        return self._level_at(AUDITORY[prio], t)
 
     def _start(self, prio, now):
         self._prio = prio
@@ -153,12 +165,16 @@ class Annunciator:
     @staticmethod
     def _level_at(pat, t):
         td = pat[0]
-        for start in pat[2]:
-            dt = t - start
+        starts = pat[2]
+        i = 0
+        n = len(starts)
+        while i < n:
+            dt = t - starts[i]
             if dt < 0:
                 break
             if dt < td:
                 return _pulse_level(td, pat[1], dt)
+            i += 1
         return 0
 
     # --- visual -------------------------------------------------------------------------
@@ -166,42 +182,39 @@ class Annunciator:
         if prio != self._vprio:
             self._vprio = prio
             self._vt0 = now
-        want0 = want1 = want2 = 0
-        want3 = 1 if prio == P_NONE else 0  # green: monitoring, no alarm shown
+        want = _GREEN_BIT if prio == P_NONE else 0  # green: monitoring, no alarm shown
         if self._off:  # AUDIO OFF: green flashes, whatever else is shown
             t = elapsed(now, self._off_t0)
             if t >= AUDIO_OFF_GREEN[0]:
                 t %= AUDIO_OFF_GREEN[0]
                 self._off_t0 = ticks_add(now, -t)
-            want3 = 1 if t < AUDIO_OFF_GREEN[1] else 0
+            want = _GREEN_BIT if t < AUDIO_OFF_GREEN[1] else 0
         if prio:
-            color, per, on_ms = VISUAL[prio]
-            lit = 1
-            if per:
-                t = elapsed(now, self._vt0)
-                if t >= per:
-                    t %= per
-                    self._vt0 = ticks_add(now, -t)
-                lit = 1 if t < on_ms else 0
-            if color == 0:
-                want0 = lit
-            elif color == 1:
-                want1 = lit
-            else:
-                want2 = lit
-        led = self._led  # every tick: the four LEDs compared inline, set only on a change
-        if led[0] != want0:
-            led[0] = want0
-            self.leds.set(0, bool(want0))
-        if led[1] != want1:
-            led[1] = want1
-            self.leds.set(1, bool(want1))
-        if led[2] != want2:
-            led[2] = want2
-            self.leds.set(2, bool(want2))
-        if led[GREEN] != want3:
-            led[GREEN] = want3
-            self.leds.set(GREEN, bool(want3))
+            want |= self._lit(now, prio)
+        if want != self._shown:  # the four LEDs set only on a change
+            self._set_leds(want)
+
+    def _lit(self, now, prio):
+        """The bit of prio's colour if its LED is lit now (flashing by its pattern), else 0."""
+        v = VISUAL[prio]
+        per = v[1]
+        if per:
+            t = elapsed(now, self._vt0)
+            if t >= per:
+                t %= per
+                self._vt0 = ticks_add(now, -t)
+            if t >= v[2]:
+                return 0
+        return 1 << v[0]
+
+    def _set_leds(self, want):
+        self._shown = want
+        led = self._led
+        for c in range(4):  # in colour order: red, yellow, cyan, green
+            on = (want >> c) & 1
+            if led[c] != on:
+                led[c] = on
+                self.leds.set(c, bool(on))
 
 
 def _pulse_level(td, ramp, dt):

@@ -71,6 +71,7 @@ class Keys:
         self._chord_used = False  # the chord fired or was started: no single events until release
         self._queue = bytearray(4)  # events not yet returned (several in one tick)
         self._qn = 0
+        self._rest = True  # no key held or settling, no chord, nothing queued
 
     def _push(self, ev):
         if self._qn < len(self._queue):
@@ -79,6 +80,19 @@ class Keys:
 
     def update(self, levels, now):
         """Feed the sampled key levels (bits K_*); returns an event E_* or 0."""
+        if not levels and self._rest:  # every tick: no key down, none settling, none queued
+            return 0  # (what _update gives then, without its calls)
+        ev = self._update(levels, now)
+        a = self.ack
+        c = self.check
+        n = self.nibp
+        self._rest = not (
+            a._raw or a._stable or c._raw or c._stable or n._raw or n._stable or self._chord
+            or self._chord_used or self._qn or self._chord_t is None
+        )  # fmt: skip
+        return ev
+
+    def _update(self, levels, now):
         ea = self.ack.update(levels & K_ACK, now)
         ec = self.check.update(levels & K_CHECK, now)
         en = self.nibp.update(levels & K_NIBP, now)

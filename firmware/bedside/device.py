@@ -282,17 +282,29 @@ class Device:
 
     def _read_sensors(self, now):
         """Returns whether any byte went through a decoder this tick."""
-        ev = 0
         fed = False
-        mv = self._mv
-        for _ in range(8):  # bounded: at most 8 reads a tick
-            n = self.oxi_uart.readinto(mv)
+        n = self.oxi_uart.readinto(self._mv)  # every tick: nothing read costs a small frame
+        if n:
+            self._oxi_in(n, now)
+            fed = True
+        if self.nibp_drv is not None:
+            fed = self._poll_nibp(now) or fed
+        return fed
+
+    def _oxi_in(self, n, now):
+        """n bytes are in self._mv: decode them and read on, at most 8 reads a tick."""
+        ev = self.decoder.feed(self._mv, n, now)
+        k = 7
+        while k and n >= _RX:  # a short read: the UART had no more
+            k -= 1
+            n = self.oxi_uart.readinto(self._mv)
             if not n:
                 break
-            ev |= self.decoder.feed(mv, n, now)
-            fed = True
-            if n < _RX:
-                break
+            ev |= self.decoder.feed(self._mv, n, now)
+        if ev:
+            self._oxi_events(ev, now)
+
+    def _oxi_events(self, ev, now):
         o = self.obs
         if ev & EV_FRAME:
             o.oxi_frame(self.oxi.flags, now)
@@ -302,9 +314,6 @@ class Device:
             self._eval_now = True
         elif ev & EV_FRAME and o.off_flags:
             self._eval_now = True  # sensor-off: judge soon, not at the packet's end
-        if self.nibp_drv is not None:
-            fed = self._poll_nibp(now) or fed
-        return fed
 
     def _judge(self, now):
         if not (self._eval_now or elapsed(now, self._t_eval) >= _EVAL_MS):

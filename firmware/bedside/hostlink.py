@@ -267,6 +267,11 @@ class HostLink:
     def flush(self, stream, budget=WRITE_BUDGET):
         """Write queued lines, at most `budget` bytes this tick; stream.write(mv) may accept
         less (or None, 0: not writable now). Never blocks, never raises. True when empty."""
+        if not self._out:  # every tick: nothing queued costs no frame of _write's size
+            return True
+        return self._write(stream, budget)
+
+    def _write(self, stream, budget):
         while self._out:
             if budget <= 0:
                 return False
@@ -333,22 +338,37 @@ class HostLink:
     def pump(self, stream, handle, max_lines=LINES_PER_TICK):
         """Read from the host and handle at most max_lines complete lines; bytes after the
         last handled line wait for the next call. Returns True if any byte arrived."""
-        got = False
-        handled = 0
-        for _ in range(4):  # bounded reads per tick
+        n = 0
+        if self._rx_i >= self._rx_n:  # every tick: the first read in a small frame
+            n = self._readinto(stream)
+            if not n:
+                return False
+            self._rx_i = 0
+            self._rx_n = n
+        return self._pump(stream, handle, max_lines, n)
+
+    def _readinto(self, stream):
+        try:
+            return stream.readinto(self._rx_mv)
+        except Exception:  # a failing transport never stops the loop
+            return 0
+
+    def _pump(self, stream, handle, max_lines, n):
+        # pump's loop after its first read (n bytes, or 0: the input still had bytes); at
+        # most 4 reads a tick in all
+        got = n > 0
+        handled = self._split(handle, max_lines)
+        k = 3
+        while k and handled < max_lines:
+            k -= 1
             if self._rx_i >= self._rx_n:
-                try:
-                    n = stream.readinto(self._rx_mv)
-                except Exception:
-                    n = 0
+                n = self._readinto(stream)
                 if not n:
                     break
                 got = True
                 self._rx_i = 0
                 self._rx_n = n
             handled += self._split(handle, max_lines - handled)
-            if handled >= max_lines:
-                break
         return got
 
     def _split(self, handle, budget):

@@ -33,7 +33,10 @@ class AlarmEngine:
         self.raw = bytearray(n)  # predicate now (from the rules)
         self.exists = bytearray(n)  # condition exists (predicate held for its delay)
         self.state = bytearray(n)  # fsm.S_*
-        self._none = bytes(n)  # state when no condition shows (compared with, never changed)
+        self._seen_state = bytearray(n)  # states and priorities the two below are of
+        self._seen_prio = bytearray(n)
+        self._audible = P_NONE  # highest audible priority (AUDIO OFF aside) and visible one
+        self._visible = P_NONE
         self.prio = bytearray(n)  # current priority (escalation raises it)
         self.no_delay = bytearray(n)  # rule applies its own delay (e.g. integrated deficit)
         self.t_raw = [0] * n  # when the predicate became true
@@ -178,28 +181,34 @@ class AlarmEngine:
     # --- outputs ------------------------------------------------------------------------
     def audible_priority(self):
         """Highest priority whose auditory signal should sound (P_NONE if none or AUDIO OFF)."""
-        best = P_NONE
-        state = self.state
-        if self.audio_off or state == self._none:  # every tick: no loop when nothing shows
-            return best
-        prio = self.prio
-        for i in range(COUNT):
-            s = state[i]
-            if (s == _S_ACTIVE or s == _S_LATCHED) and prio[i] > best:
-                best = prio[i]
-        return best
+        if self.state != self._seen_state or self.prio != self._seen_prio:
+            self._signals()
+        return P_NONE if self.audio_off else self._audible
 
     def visible_priority(self):
         """Highest priority with a visual signal (paused and latched ones included)."""
-        best = P_NONE
+        if self.state != self._seen_state or self.prio != self._seen_prio:
+            self._signals()
+        return self._visible
+
+    def _signals(self):
+        # both priorities, worked out again only when a state or priority changed (every tick
+        # they are asked for; the states and priorities compared as a whole, no loop)
         state = self.state
-        if state == self._none:
-            return best
         prio = self.prio
+        self._seen_state[:] = state
+        self._seen_prio[:] = prio
+        aud = vis = P_NONE
         for i in range(COUNT):
-            if state[i] and prio[i] > best:
-                best = prio[i]
-        return best
+            s = state[i]
+            if s:
+                p = prio[i]
+                if p > vis:
+                    vis = p
+                if (s == _S_ACTIVE or s == _S_LATCHED) and p > aud:
+                    aud = p
+        self._audible = aud
+        self._visible = vis
 
     def top(self):
         """Index of the highest-priority visible condition (earliest on a tie), or -1."""

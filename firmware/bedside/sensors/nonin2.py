@@ -28,35 +28,42 @@ class Nonin2Decoder(NoninPacketDecoder):
     def feed(self, buf, n, now_ms):
         """Decode n bytes of buf (bytes, bytearray or memoryview). Returns EV_* bits."""
         ev = 0
-        w = self._win
         k = self._n
-        for i in range(n):
-            w[k] = buf[i]
+        i = 0
+        while i < n:  # per byte: few locals, so MicroPython keeps this frame off the heap
+            self._win[k] = buf[i]
+            i += 1
             k += 1
-            if k < 5:
-                continue
-            b1 = w[1]
-            if (
-                w[0] == _START
-                and b1 & 0x80
-                and ((w[0] + b1 + w[2] + w[3]) & 0xFF) == w[4]
-                and (self._locked or b1 & SYNC)
-            ):
-                self._locked = True
-                self.frames_ok += 1
-                ev |= self._frame_in(b1, w[2], w[3], now_ms)
-                k = 0
-            else:
-                # Not a frame here: slide the window one byte and keep looking.
-                if self._locked:
-                    ev |= self._unlock()
-                self.frames_bad += 1
-                self.bytes_skipped += 1
-                ev |= EV_ERROR
-                w[0] = w[1]
-                w[1] = w[2]
-                w[2] = w[3]
-                w[3] = w[4]
-                k = 4
+            if k == 5:
+                ev |= self._window(now_ms)
+                k = self._k
         self._n = k
+        return ev
+
+    def _window(self, now_ms):
+        """Five bytes in the window: a frame (decoded; the window empties) or not (slid one
+        byte on). Returns EV_* bits; self._k: the bytes left in the window."""
+        w = self._win
+        b1 = w[1]
+        if (
+            w[0] == _START
+            and b1 & 0x80
+            and ((w[0] + b1 + w[2] + w[3]) & 0xFF) == w[4]
+            and (self._locked or b1 & SYNC)
+        ):
+            self._locked = True
+            self.frames_ok += 1
+            self._k = 0
+            return self._frame_in(b1, w[2], w[3], now_ms)
+        # Not a frame here: slide the window one byte and keep looking.
+        ev = EV_ERROR
+        if self._locked:
+            ev |= self._unlock()
+        self.frames_bad += 1
+        self.bytes_skipped += 1
+        w[0] = w[1]
+        w[1] = w[2]
+        w[2] = w[3]
+        w[3] = w[4]
+        self._k = 4
         return ev

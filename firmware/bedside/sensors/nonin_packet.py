@@ -37,6 +37,7 @@ _ARTF = const(0x20)
 _OOT = const(0x10)
 _SNSA = const(0x08)  # sensor alarm: finger removed / unusable data
 _PERF = const(0x06)  # RPRF (0x04) | GPRF (0x02)
+_QUALITY = (0, Q_GOOD, Q_LOW, Q_MARGINAL)  # by (status & _PERF) >> 1
 SYNC = const(0x01)
 # FLOAT frame numbers (1-based)
 _F_HR_MSB = const(1)
@@ -119,7 +120,7 @@ class NoninPacketDecoder:
             self._run += 1
         ev = 0
         if self._held:
-            ev = self._commit(self._h_status, self._h_pleth, self._h_flt, self._h_first, now_ms)
+            ev = self._commit()  # the held frame
         self._held = True
         self._h_status = status
         self._h_pleth = pleth
@@ -134,11 +135,16 @@ class NoninPacketDecoder:
             ev |= EV_READING
         return ev
 
-    def _commit(self, status, pleth, flt, first, now_ms):
-        """A confirmed frame: packet assembly; published only once locked (LOCK_FRAMES).
-        The first frame after a (re)lock may be a real frame with its bytes rotated (a lost
-        byte equal to the byte before it passes the checksum): its STATUS never sets sensor-off
-        at once; if it was wrong, the real SYNC arrives early and the packet is dropped."""
+    def _commit(self):
+        """The held frame is confirmed: packet assembly; published only once locked
+        (LOCK_FRAMES). The first frame after a (re)lock may be a real frame with its bytes
+        rotated (a lost byte equal to the byte before it passes the checksum): its STATUS never
+        sets sensor-off at once; if it was wrong, the real SYNC arrives early and the packet
+        is dropped."""
+        status = self._h_status
+        pleth = self._h_pleth
+        flt = self._h_flt
+        first = self._h_first
         ev = 0
         if status & SYNC:
             if self._frame:
@@ -164,15 +170,9 @@ class NoninPacketDecoder:
             self._flags |= F_ARTIFACT
         if status & _OOT:
             self._flags |= F_SEARCHING
-        p = status & _PERF
-        if p:
+        if status & _PERF:  # GPRF, RPRF, both: green, red, yellow
             self._pulse = True
-        if p == 0x02:
-            self._quality = Q_GOOD
-        elif p == 0x06:
-            self._quality = Q_MARGINAL
-        elif p == 0x04:
-            self._quality = Q_LOW
+            self._quality = _QUALITY[(status & _PERF) >> 1]
         if self._display:
             if f == _F_HR_D_MSB:
                 self._msb = flt
