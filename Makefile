@@ -59,7 +59,7 @@ demo-station: $(STAMP)
 	$(VENV)/bin/bedside demo --station --http $(or $(HTTP),127.0.0.1:8080)
 
 # every tools/bench_*.py part (MicroPython, latency, records, replay, MQTT, station ...),
-# merged into bench/results.json (docs/performance.md); about 9 minutes (at most 10)
+# merged into bench/results.json (docs/performance.md); about 8 minutes (at most 10)
 bench: $(STAMP)
 	$(PY) tools/bench.py --heap $(MP_HEAP)
 
