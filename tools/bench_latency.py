@@ -335,7 +335,7 @@ def bench_sil() -> list[dict[str, Any]]:
                 if trial >= WARMUP:
                     lat.append((t_on - t0) * 1000)
                 # a nurse's ACK stops the burst at once (docs/alarms.md section 5) instead of
-                # waiting about 2 s for it to finish: the trials take half the time
+                # waiting about 2 s for it to finish: the trials take about a third of the time
                 assert proc.stdin is not None
                 proc.stdin.write("ack\n")
                 proc.stdin.flush()
