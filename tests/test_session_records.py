@@ -248,7 +248,9 @@ def test_recorder_derives_session_rows_from_device_messages(tmp_path: Path) -> N
     """REQ-SES-58: the store (so `bedside record` and `monitor --db`) turns device `session`
     messages into an infusion session and session_events rows: open creates it, later events
     (also a `restored` one in a new boot, and events without an operator from the device's
-    keys) join it, the baseline is kept, close ends it; a duplicate line is stored once."""
+    keys) join it, the baseline is kept, close ends it, and a line of the session read after
+    its close joins the closed session instead of opening another; a duplicate line is stored
+    once."""
     path = tmp_path / "rec.db"
     base = {"sys": 130, "dia": 80, "map": 97, "pr": 70, "spo2": 98}
     with Store(path) as st:
@@ -270,14 +272,20 @@ def test_recorder_derives_session_rows_from_device_messages(tmp_path: Path) -> N
         assert inf is not None and inf["phase"] == "recovery" and inf["closed"] is None
         assert json.loads(inf["baseline"]) == base and inf["opened_by"] == "RN A"
         st.add(_line(3, 4, 1900, "close", _state("closed", baseline=base), "RN B"))
+        # a line of the session read after its close (order of reply and message under load)
+        late = _line(9, 4, 1500, "discharge", _state("discharge_ready", baseline=base), "RN B")
+        st.add(late)
         st.add(_line(4, 4, 2900, "open", {**_state("screening"), "id": 8, "patient": "P-10"},
                      "RN B"))  # fmt: skip
         st.flush()
+        late_rows = [e for e in rec.table(st.conn, "session_events", s.id) if e["event"] ==
+                     "discharge"]  # fmt: skip
+        assert len(late_rows) == 1  # the late line joined the closed session
         inf = rec.infusion(st.conn, s.id)
         assert inf is not None and inf["closed"] == pytest.approx(1403.0)
         assert inf["closed_by"] == "RN B"
         labels = [str(x.label) for x in st.sessions() if x.kind == "infusion"]
-        assert labels[1].startswith("infusion P-10")
+        assert len(labels) == 2 and labels[1].startswith("infusion P-10")  # nothing reopened
         assert st.session(s.id).ended == pytest.approx(1403.0)
 
 

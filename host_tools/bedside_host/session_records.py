@@ -177,6 +177,16 @@ def note_state(
             (rx, row[0]),
         )
         row = None
+    if row is None and event != "open":
+        done = conn.execute(
+            "SELECT session_id FROM infusions WHERE device = ? AND dev_session = ?"
+            " AND closed IS NOT NULL AND patient IS ? ORDER BY opened DESC LIMIT 1",
+            (device, dev_id, patient),
+        ).fetchone()
+        if done is not None:
+            # a late line of a session already closed here (the reply of the close came
+            # first): it belongs to that session and reopens nothing
+            return int(done[0])
     if row is None:
         if phase in ("idle", "closed") and event != "open":
             return None  # a closed session the host never saw open: nothing to attach to
