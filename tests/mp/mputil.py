@@ -19,8 +19,9 @@ def nonin2_frame(status, pleth, flt):
     return bytes((0x01, status, pleth, flt, (0x01 + status + pleth + flt) & 0xFF))
 
 
-def nonin2_packet(hr=72, spo2=97, status=0x82, pleth=50):
-    """One Format #2 packet (25 frames): HR in frames 1-2, SpO2 in 3, a reserved frame 5."""
+def nonin2_packet(hr=72, spo2=97, status=0x82, pleth=50, frame_status=None):
+    """One Format #2 packet (25 frames): HR in frames 1-2, SpO2 in 3, a reserved frame 5;
+    frame_status(f), when given, is frame f's STATUS (without SYNC) instead of `status`."""
     out = bytearray()
     for f in range(1, 26):
         flt = 0
@@ -32,7 +33,8 @@ def nonin2_packet(hr=72, spo2=97, status=0x82, pleth=50):
             flt = spo2
         elif f == 5:
             flt = 0x55  # reserved frame: arbitrary content
-        out += nonin2_frame(status | (1 if f == 1 else 0), pleth, flt)
+        st = status if frame_status is None else frame_status(f)
+        out += nonin2_frame(st | (1 if f == 1 else 0), pleth, flt)
     return bytes(out)
 
 

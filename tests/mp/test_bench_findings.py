@@ -4,7 +4,7 @@
 from bedside.readings import F_ARTIFACT, F_LOW_PERF, Q_GOOD, Q_LOW, OxiReading
 from bedside.sensors.nonin2 import Nonin2Decoder
 from corekit import bench
-from mputil import alloc_per_call, nonin2_frame, skip
+from mputil import alloc_per_call, nonin2_packet, skip
 
 _PULSE_FRAMES = (10, 11, 12, 13)  # the frames of a pulse within a 1/3 s packet
 
@@ -12,20 +12,13 @@ _PULSE_FRAMES = (10, 11, 12, 13)  # the frames of a pulse within a 1/3 s packet
 def _packet(pulse_status, hr=72, spo2=97, base=0x80):
     """A Format #2 packet whose perfusion/artifact bits are set on a pulse's frames only (as
     the module does); pulse_status None: a packet without a pulse."""
-    out = bytearray()
-    for f in range(1, 26):
-        flt = 0
-        if f == 1:
-            flt = (hr >> 7) & 0x03
-        elif f == 2:
-            flt = hr & 0x7F
-        elif f == 3:
-            flt = spo2
-        st = base
+
+    def status(f):
         if pulse_status is not None and f in _PULSE_FRAMES:
-            st = base | pulse_status
-        out += nonin2_frame(st | (1 if f == 1 else 0), 60, flt)
-    return bytes(out)
+            return base | pulse_status
+        return base
+
+    return nonin2_packet(hr, spo2, pleth=60, frame_status=status)
 
 
 _ART = 0x20 | 0x02  # ARTF with a green perfusion: a pulse with motion artifact
