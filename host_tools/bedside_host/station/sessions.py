@@ -156,16 +156,8 @@ def step(service: Any, op: str, form: _Body) -> Any:
     by = form.by
     if isinstance(form, OpenBody):
         return service.open(by, form.patient, form.course_day, form.course_total)
-    if isinstance(form, ScreenBody):
-        s = Screening(
-            dict(form.answers),
-            form.bp_sys,
-            form.bp_dia,
-            form.note,
-            form.override_by,
-            form.override_reason,
-        )
-        return service.screen(by, s)
+    if isinstance(form, ScreenBody):  # the form's fields are the Screening's, plus `by`
+        return service.screen(by, Screening(**form.model_dump(exclude={"by"})))
     if isinstance(form, CancelBody):
         return service.cancel(by, form.reason)
     if isinstance(form, BaselineBody):
@@ -174,17 +166,8 @@ def step(service: Any, op: str, form: _Body) -> Any:
         return service.dose(by, form.rate, form.units, form.reason, form.note)
     if isinstance(form, O2Body):
         return service.o2(by, form.on, form.flow)
-    if isinstance(form, CheckBody):
-        c = Check(
-            form.moaas,
-            form.variant,
-            form.rass,
-            form.dissociation,
-            form.nausea,
-            form.pain,
-            form.note,
-        )
-        return service.check(by, c)
+    if isinstance(form, CheckBody):  # the form's fields are the Check's, plus `by`
+        return service.check(by, Check(**form.model_dump(exclude={"by"})))
     if isinstance(form, DischargeBody):
         return service.discharge(by, dict(form.aldrete), dict(form.padss))
     if isinstance(form, CloseBody):
