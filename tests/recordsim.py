@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -273,3 +274,47 @@ def with_replays(stream: list[Received], seed: int = 1) -> list[Received]:
             held.clear()
     out.extend(replace(h, replayed=True) for h in held)
     return out
+
+
+BURST_CONDS = (("SPO2_LOW", "high"), ("PR_HIGH", "medium"), ("NIBP_SYS_HIGH", "medium"))
+
+
+class LineSource:
+    """A fake device line source with a DeviceLink's poll/close/state: ``per_poll`` fresh
+    lines per poll (each received now), two alarm events for each oxi; ``paused`` until told
+    (MQTT gateway and station tests)."""
+
+    def __init__(
+        self, sim: DeviceSim, count: int, per_poll: int = 5, paused: bool = False
+    ) -> None:
+        self.sim = sim
+        self.left = count
+        self.per_poll = per_poll
+        self.state = "live"
+        self.last_error = ""
+        self.t_ms = 1000
+        self.n = 0
+        self.sent: list[Received] = []
+        self.closed = False
+        self.paused = paused
+
+    def poll(self, timeout: float = 0.0) -> list[Received]:
+        time.sleep(timeout)
+        out: list[Received] = []
+        for _ in range(0 if self.paused else min(self.per_poll, self.left)):
+            self.left -= 1
+            self.n += 1
+            self.t_ms += 50
+            if self.n % 3 == 0:
+                r = self.sim.send(self.t_ms, "oxi", spo2=95, pr=70, flags=[], quality="good")
+            else:
+                cond, prio = BURST_CONDS[self.n % len(BURST_CONDS)]
+                r = alarm(self.sim, self.t_ms, cond, prio, "active", "raise", 88, 90)
+            now = time.time()
+            item = Received(r.port, r.line, r.msg, now, now, False)
+            out.append(item)
+            self.sent.append(item)
+        return out
+
+    def close(self) -> None:
+        self.closed = True

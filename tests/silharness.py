@@ -22,6 +22,33 @@ ROOT = Path(__file__).resolve().parents[1]
 BEDSIDE = [sys.executable, "-m", "bedside_host.cli"]
 
 
+def start_bedside(*args: str, log: Path, stdout: int | None = None) -> subprocess.Popen[bytes]:
+    """`bedside ARGS` in its own process (this tree's host tools), stdout (unless piped) and
+    stderr appended to `log`."""
+    out = open(log, "ab")
+    try:
+        return subprocess.Popen(
+            [*BEDSIDE, *args],
+            env=dict(os.environ, PYTHONPATH=str(ROOT / "host_tools")),
+            stdout=stdout if stdout is not None else out,
+            stderr=out,
+            stdin=subprocess.DEVNULL,
+        )
+    finally:
+        out.close()
+
+
+def stop_process(p: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
+    """Signal a process and wait for its exit code (SIGKILL after 30 s)."""
+    if p.poll() is None:
+        os.kill(p.pid, sig)
+    try:
+        return p.wait(30)
+    except subprocess.TimeoutExpired:
+        os.kill(p.pid, signal.SIGKILL)
+        return p.wait(10)
+
+
 class Sil:
     """A running `bedside sil` with its ports opened from the peer side."""
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import mqttbroker
 import pytest
-from bedside_host.link.messages import Gap, Received
+from bedside_host.link.messages import Received
 from bedside_host.mqtt import topics
 from bedside_host.mqtt.connection import Connection, Will
 from bedside_host.mqtt.gateway import Gateway
@@ -20,47 +20,9 @@ from bedside_host.mqtt.recorder import MqttRecorder
 from bedside_host.mqtt.subscriber import start_feed
 from bedside_host.store import Store
 from mqttbroker import Broker
-from recordsim import DeviceSim, alarm
+from recordsim import DeviceSim, LineSource
 
 ROOT = Path(__file__).resolve().parents[1]
-CONDS = [("SPO2_LOW", "high"), ("PR_HIGH", "medium"), ("NIBP_SYS_HIGH", "medium")]
-
-
-class LineSource:
-    """A fake device line source with a DeviceLink's poll/close/state: ``per_poll`` fresh
-    lines per poll (each received now), alarms and vitals interleaved."""
-
-    def __init__(self, sim: DeviceSim, count: int, per_poll: int = 5) -> None:
-        self.sim = sim
-        self.left = count
-        self.per_poll = per_poll
-        self.state = "live"
-        self.t_ms = 1000
-        self.n = 0
-        self.sent: list[Received | Gap] = []
-        self.closed = False
-        self.paused = False
-
-    def poll(self, timeout: float = 0.0) -> list[Received | Gap]:
-        time.sleep(timeout)
-        out: list[Received | Gap] = []
-        for _ in range(0 if self.paused else min(self.per_poll, self.left)):
-            self.left -= 1
-            self.n += 1
-            self.t_ms += 50
-            if self.n % 3 == 0:
-                r = self.sim.send(self.t_ms, "oxi", spo2=95, pr=70, flags=[], quality="good")
-            else:
-                cond, prio = CONDS[self.n % len(CONDS)]
-                r = alarm(self.sim, self.t_ms, cond, prio, "active", "raise", 88, 90)
-            now = time.time()
-            item = Received(r.port, r.line, r.msg, now, now, False)
-            out.append(item)
-            self.sent.append(item)
-        return out
-
-    def close(self) -> None:
-        self.closed = True
 
 
 def _gateway(

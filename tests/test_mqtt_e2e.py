@@ -4,10 +4,8 @@ station feed; the gateway is killed and restarted (REQ-MQ, REQ-HL7)."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -19,35 +17,10 @@ from bedside_host.mqtt.subscriber import start_feed
 from bedside_host.store import Store
 from mllplistener import MllpListener
 from mqttbroker import Broker
-from silharness import Oximeter, Sil
+from silharness import Oximeter, Sil, start_bedside, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV = dict(os.environ, PYTHONPATH=str(ROOT / "host_tools"))
 CHAIR = "clinic1/c7"
-
-
-def _bedside(*args: str, log: Path) -> subprocess.Popen[bytes]:
-    out = open(log, "ab")
-    try:
-        return subprocess.Popen(
-            [sys.executable, "-m", "bedside_host.cli", *args],
-            env=ENV,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    finally:
-        out.close()
-
-
-def _stop(p: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
-    if p.poll() is None:
-        os.kill(p.pid, sig)
-    try:
-        return p.wait(20)
-    except subprocess.TimeoutExpired:
-        os.kill(p.pid, signal.SIGKILL)
-        return p.wait(10)
 
 
 def _until(cond: Callable[[], bool], timeout: float) -> bool:
@@ -107,7 +80,7 @@ def test_gateway_recorder_hl7_station_end_to_end(broker: Broker, tmp_path: Path)
     ]
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
-        procs["rec"] = _bedside(
+        procs["rec"] = start_bedside(
             "record",
             "--mqtt",
             broker.url,
@@ -118,7 +91,7 @@ def test_gateway_recorder_hl7_station_end_to_end(broker: Broker, tmp_path: Path)
             "--quiet",
             log=tmp_path / "rec.log",
         )
-        procs["hl7"] = _bedside(
+        procs["hl7"] = start_bedside(
             "hl7",
             "--mqtt",
             broker.url,
@@ -135,16 +108,16 @@ def test_gateway_recorder_hl7_station_end_to_end(broker: Broker, tmp_path: Path)
         )
         assert feed.wait_connected(10)
         time.sleep(1.5)  # the subscribers are up before the gateway starts
-        procs["gw"] = _bedside(*gw_args, log=tmp_path / "gw.log")
+        procs["gw"] = start_bedside(*gw_args, log=tmp_path / "gw.log")
         assert _until(lambda: online()[:1] == [True], 30), (tmp_path / "gw.log").read_text()
         oxi.spo2 = 80  # deep desaturation: SPO2_DESAT at once
         assert _until(lambda: any(a["event"] == "raise" for a in alarms()), 30)
         oxi.spo2 = 97
         assert _until(lambda: any(a["event"] == "end" for a in alarms()), 30)
         assert _until(lambda: len(listener.texts("ORU^R01")) >= 1, 20)
-        _stop(procs["gw"], signal.SIGKILL)  # the chair's PC dies: the broker sends the will
+        stop_process(procs["gw"], signal.SIGKILL)  # the chair's PC dies: the broker sends the will
         assert _until(lambda: online()[:2] == [True, False], 15), online()
-        procs["gw"] = _bedside(*gw_args, log=tmp_path / "gw.log")
+        procs["gw"] = start_bedside(*gw_args, log=tmp_path / "gw.log")
         assert _until(lambda: online()[:3] == [True, False, True], 30), online()
         time.sleep(2.0)
         oxi.stopping.set()
@@ -156,14 +129,14 @@ def test_gateway_recorder_hl7_station_end_to_end(broker: Broker, tmp_path: Path)
             return gws[-1]["online"] and gws[-1]["link"] in ("stale", "disconnected")
 
         assert _until(link_lost, 20)
-        assert _stop(procs["gw"]) == 0
+        assert stop_process(procs["gw"]) == 0
         assert _until(lambda: online()[:4] == [True, False, True, False], 10), online()
         time.sleep(1.0)
-        assert _stop(procs["rec"]) == 0
-        assert _stop(procs["hl7"]) == 0
+        assert stop_process(procs["rec"]) == 0
+        assert stop_process(procs["hl7"]) == 0
     finally:
         for p in procs.values():
-            _stop(p, signal.SIGKILL)
+            stop_process(p, signal.SIGKILL)
         feed.stop()
         oxi.stopping.set()
         sil.kill()

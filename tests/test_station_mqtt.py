@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import select
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -34,12 +32,11 @@ from bedside_host.store import Store
 from fastapi.testclient import TestClient
 from mllplistener import MllpListener
 from mqttbroker import Broker
-from recordsim import DeviceSim, alarm
-from silharness import Oximeter, Sil
+from recordsim import DeviceSim, LineSource, alarm
+from silharness import Oximeter, Sil, start_bedside, stop_process
 from websockets.sync.client import connect
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV = dict(os.environ, PYTHONPATH=str(ROOT / "host_tools"))
 SITE = "clinic1"
 
 
@@ -52,37 +49,13 @@ def _until(cond: Callable[[], bool], timeout: float, step: float = 0.05) -> bool
     return False
 
 
-def _bedside(*args: str, log: Path, stdout: int | None = None) -> subprocess.Popen[bytes]:
-    out = open(log, "ab")
-    try:
-        return subprocess.Popen(
-            [sys.executable, "-m", "bedside_host.cli", *args],
-            env=ENV,
-            stdout=stdout if stdout is not None else out,
-            stderr=out,
-            stdin=subprocess.DEVNULL,
-        )
-    finally:
-        out.close()
-
-
-def _stop(p: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> int:
-    if p.poll() is None:
-        os.kill(p.pid, sig)
-    try:
-        return p.wait(30)
-    except subprocess.TimeoutExpired:
-        os.kill(p.pid, signal.SIGKILL)
-        return p.wait(10)
-
-
 class Station:
     """``bedside station`` in its own process; its address read from the first stdout line."""
 
     def __init__(self, tmp: Path, *args: str) -> None:
         self.log = tmp / "station.log"
         self.db = tmp / "station.db"
-        self.proc = _bedside(
+        self.proc = start_bedside(
             "station",
             "--http",
             "127.0.0.1:0",
@@ -108,7 +81,7 @@ class Station:
         return next((t for t in state["tiles"] if t["id"] == chair), None)
 
     def stop(self) -> int:
-        rc = _stop(self.proc)
+        rc = stop_process(self.proc)
         assert self.proc.stdout is not None
         self.proc.stdout.close()
         return rc
@@ -168,7 +141,7 @@ def test_station_mqtt_shows_a_gateway_chair_records_it_and_sends_hl7(
             "Bay L",
         )
         assert f"MQTT mqtt://127.0.0.1:{broker.port} site {SITE}" in station.first_line
-        gw = _bedside(
+        gw = start_bedside(
             "gateway",
             "--port",
             sil.ports["host"],
@@ -242,7 +215,7 @@ def test_station_mqtt_shows_a_gateway_chair_records_it_and_sends_hl7(
         assert status["mqtt"]["recorded"] > 0 and status["store"]["error"] == ""
         assert status["hl7"]["sent"]["pcd04"] >= 1 and status["hl7"]["dead_lettered"] == 0
         assert status["problems"] == []
-        assert _stop(gw) == 0  # a clean stop: retained status offline
+        assert stop_process(gw) == 0  # a clean stop: retained status offline
 
         def offline() -> bool:
             assert station is not None
@@ -253,9 +226,9 @@ def test_station_mqtt_shows_a_gateway_chair_records_it_and_sends_hl7(
         assert station.stop() == 0
     finally:
         if gw is not None:
-            _stop(gw, signal.SIGKILL)
+            stop_process(gw, signal.SIGKILL)
         if station is not None and station.proc.poll() is None:
-            _stop(station.proc, signal.SIGKILL)
+            stop_process(station.proc, signal.SIGKILL)
         oxi.stopping.set()
         sil.kill()
         listener.close()
@@ -269,47 +242,13 @@ def test_station_mqtt_shows_a_gateway_chair_records_it_and_sends_hl7(
     assert not dead.exists()
 
 
-class AlarmSource:
-    """A device line source with a DeviceLink's poll/close/state: ``per_poll`` fresh lines per
-    poll (received now), two alarm events for each oxi; paused until told."""
-
-    CONDS = (("SPO2_LOW", "high"), ("PR_HIGH", "medium"), ("NIBP_SYS_HIGH", "medium"))
-
-    def __init__(self, boot: int, count: int, per_poll: int = 3) -> None:
-        self.sim = DeviceSim(boot=boot)
-        self.left = count
-        self.per_poll = per_poll
-        self.state = "live"
-        self.t_ms = 1000
-        self.n = 0
-        self.sent: list[Received] = []
-        self.paused = True
-        self.last_error = ""
-
-    def poll(self, timeout: float = 0.0) -> list[Received]:
-        time.sleep(timeout)
-        out: list[Received] = []
-        for _ in range(0 if self.paused else min(self.per_poll, self.left)):
-            self.left -= 1
-            self.n += 1
-            self.t_ms += 50
-            if self.n % 3 == 0:
-                r = self.sim.send(self.t_ms, "oxi", spo2=95, pr=70, flags=[], quality="good")
-            else:
-                cond, prio = self.CONDS[self.n % len(self.CONDS)]
-                r = alarm(self.sim, self.t_ms, cond, prio, "active", "raise", 88, 90)
-            now = time.time()
-            item = Received(r.port, r.line, r.msg, now, now, False)
-            out.append(item)
-            self.sent.append(item)
-        return out
-
-    def close(self) -> None:
-        pass
+def alarm_source(boot: int, count: int, per_poll: int = 3) -> LineSource:
+    """A paused line source of its own device: two alarm events for each oxi."""
+    return LineSource(DeviceSim(boot=boot), count, per_poll, paused=True)
 
 
 def _run_gateway(
-    broker: Broker, chair: str, src: AlarmSource, tmp: Path, stop: threading.Event, out: list[Any]
+    broker: Broker, chair: str, src: LineSource, tmp: Path, stop: threading.Event, out: list[Any]
 ) -> None:
     """A gateway in its own thread (its SQLite files belong to it) until ``stop``."""
     url = topics.parse_url(broker.url)
@@ -373,7 +312,7 @@ def test_station_mqtt_broker_killed_during_alarms_shows_offline_and_loses_nothin
     configuration does)."""
     if not broker.persistent:
         pytest.skip("the amqtt fallback keeps no sessions across a restart: needs Mosquitto")
-    chairs = {"c1": AlarmSource(boot=5, count=600), "c2": AlarmSource(boot=6, count=600)}
+    chairs = {"c1": alarm_source(boot=5, count=600), "c2": alarm_source(boot=6, count=600)}
     ids = [f"{SITE}/{c}" for c in chairs]
     stop = threading.Event()
     gws: list[Gateway] = []
@@ -424,7 +363,7 @@ def test_station_mqtt_broker_killed_during_alarms_shows_offline_and_loses_nothin
         for t in threads:
             t.join(20)
         if station.proc.poll() is None:
-            _stop(station.proc, signal.SIGKILL)
+            stop_process(station.proc, signal.SIGKILL)
     for c in ids:
         assert watch.states[c][:3] == ["live", "offline", "live"], watch.states
         assert "this station lost the broker" in watch.details[c]
@@ -451,7 +390,7 @@ def test_station_mqtt_restarted_during_alarms_gets_what_it_missed(
     stopped in the middle of an alarm burst and started again with the same record file
     receives from the broker the alarm events published while it was away; the record holds
     every event exactly once."""
-    src = AlarmSource(boot=9, count=600, per_poll=2)
+    src = alarm_source(boot=9, count=600, per_poll=2)
     cid = f"{SITE}/c3"
     stop = threading.Event()
     gws: list[Gateway] = []
@@ -478,7 +417,7 @@ def test_station_mqtt_restarted_during_alarms_gets_what_it_missed(
         stop.set()
         t.join(20)
         if station.proc.poll() is None:
-            _stop(station.proc, signal.SIGKILL)
+            stop_process(station.proc, signal.SIGKILL)
     st = Store(station.db)
     try:
         rows = st.conn.execute(
