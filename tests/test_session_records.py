@@ -210,10 +210,11 @@ def test_a_restart_restores_the_session_and_the_record_continues(tmp_path: Path)
     with rig(tmp_path) as r:
         walk(r, "infusion")
         r.dev.restart()
-        end = time.monotonic() + 5
+        end = time.monotonic() + 15
         res = None
         while time.monotonic() < end:
-            r.link.poll(0.05)
+            for item in r.link.poll(0.05):  # recorded, as `bedside record` would
+                r.store.add(item)
             if r.link.state == "live":
                 try:
                     res = r.svc.dose(BY, 25, "mg/h", "pain")
@@ -227,8 +228,20 @@ def test_a_restart_restores_the_session_and_the_record_continues(tmp_path: Path)
         conn = r.store.conn
         doses = rec.table(conn, "dose_changes", infusions[0].id)
         assert [d["rate"] for d in doses] == [20, 25]
-        events = rec.table(conn, "session_events", infusions[0].id)
-        assert {e["boot"] for e in events} == {1, 2}  # both boots' events in one session
+
+        def events() -> list[dict[str, Any]]:
+            return rec.table(conn, "session_events", infusions[0].id)
+
+        # the device's own `session` line of the dose follows its reply: read on until it came
+        end = time.monotonic() + 15
+        while time.monotonic() < end and not any(
+            e["boot"] == 2 and e["event"] == "dose" for e in events()
+        ):
+            for item in r.link.poll(0.05):
+                r.store.add(item)
+            r.store.flush()
+        assert {e["boot"] for e in events()} == {1, 2}  # both boots' events in one session
+        assert [e["event"] for e in events() if e["boot"] == 2] == ["restored", "dose"]
 
 
 def _line(seq: int, boot: int, t_ms: int, event: str, state: dict[str, Any],
