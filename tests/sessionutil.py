@@ -37,7 +37,7 @@ def rig(tmp: Path) -> Iterator[Rig]:
     link = DeviceLink(dev.path, catch_up=False)
     store = Store(tmp / "record.db")
     try:
-        assert link.wait_live(5.0)
+        assert link.wait_live(15.0)
         yield Rig(dev, link, store, SessionService(link, store), tmp / "record.db")
     finally:
         link.close()
@@ -45,15 +45,21 @@ def rig(tmp: Path) -> Iterator[Rig]:
         dev.stop()
 
 
-def wait_readings(r: Rig, n: int, timeout: float = 5.0) -> None:
+def wait_device_readings(dev: FakeDevice, n: int, timeout: float = 15.0) -> None:
+    """Until the fake device holds `n` baseline readings and its NIBP is idle (an upper bound
+    for a loaded machine)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        with r.dev.lock:
-            ss = r.dev.sess
-            if ss is not None and len(ss["readings"]) >= n and r.dev.nibp_state == "idle":
+        with dev.lock:
+            ss = dev.sess
+            if ss is not None and len(ss["readings"]) >= n and dev.nibp_state == "idle":
                 return
         time.sleep(0.02)
     raise AssertionError(f"no {n} baseline readings")
+
+
+def wait_readings(r: Rig, n: int) -> None:
+    wait_device_readings(r.dev, n)
 
 
 PATH = ("screening", "baseline", "infusion", "recovery", "discharge_ready", "closed")

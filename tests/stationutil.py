@@ -18,7 +18,7 @@ from typing import Any
 
 from bedside_host.commands import station as station_cmd
 from fakedevice import FakeDevice
-from sessionutil import NO
+from sessionutil import NO, wait_device_readings
 
 BY = "RN Okafor"
 
@@ -92,17 +92,6 @@ def station_with_device(tmp: Path) -> Iterator[tuple[StationRun, FakeDevice]]:
         dev.stop()
 
 
-def wait_readings(dev: FakeDevice, n: int, timeout: float = 5.0) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        with dev.lock:
-            ss = dev.sess
-            if ss is not None and len(ss["readings"]) >= n and dev.nibp_state == "idle":
-                return
-        time.sleep(0.02)
-    raise AssertionError(f"no {n} baseline readings")
-
-
 def rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
     conn = sqlite3.connect(db)
     try:
@@ -118,7 +107,7 @@ def to_infusion(run: StationRun, dev: FakeDevice, chair: str = "Bay 1") -> None:
     assert run.step(chair, "screen", by=BY, answers=NO, bp_sys=128, bp_dia=82)[0] == 200
     for n in (1, 2):
         assert run.step(chair, "baseline", by=BY, action="repeat")[0] == 200
-        wait_readings(dev, n)
+        wait_device_readings(dev, n)
         time.sleep(dev.baseline_gap_s)
     assert run.step(chair, "baseline", by=BY, action="accept")[0] == 200
     assert run.step(chair, "start", by=BY)[0] == 200

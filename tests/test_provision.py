@@ -55,7 +55,7 @@ def test_sil_provisions_itself_and_devicelink_signs(sil: Sil) -> None:
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     link = DeviceLink(sil.ports["host"], operator="nurse a", catch_up=False)
     try:
-        assert link.wait_live(5)
+        assert link.wait_live(15)
         assert link.hello is not None and link.hello["device"] == dev_id
         assert link.hello["auth"]["state"] == "provisioned" and link.has_key
         r = link.request("set", name="spo2_low", value=91)

@@ -55,7 +55,7 @@ PADSS_OK = ",".join(f"{k}=2" for k in PADSS)
 
 
 def _wait_nibp_idle(dev: FakeDevice, readings: int) -> None:
-    end = time.monotonic() + 5
+    end = time.monotonic() + 15  # an upper bound for a loaded machine
     while time.monotonic() < end:
         with dev.lock:
             if dev.sess and len(dev.sess["readings"]) >= readings and dev.nibp_state == "idle":

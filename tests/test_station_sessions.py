@@ -15,8 +15,8 @@ import pytest
 from bedside_host.station.app import Hub, create_app
 from bedside_host.station.model import StationModel
 from fastapi.testclient import TestClient
-from sessionutil import A_FULL, NO, P_FULL
-from stationutil import BY, rows, station_with_device, wait_readings
+from sessionutil import A_FULL, NO, P_FULL, wait_device_readings
+from stationutil import BY, rows, station_with_device
 
 
 @pytest.mark.slow
@@ -48,7 +48,7 @@ def test_session_forms_walk_a_session_with_refusals(tmp_path: Path) -> None:
         assert code == 409 and r["refused_by"] == "host" and "baseline" in r["error"], r
         for n in (1, 2):
             assert run.step(c, "baseline", by=BY, action="repeat")[0] == 200
-            wait_readings(dev, n)
+            wait_device_readings(dev, n)
             time.sleep(dev.baseline_gap_s)
         assert run.step(c, "baseline", by=BY, action="accept")[0] == 200
         code, r = run.step(c, "start", by=BY)
