@@ -4,14 +4,15 @@ and escort (REQ-SES-66..68)."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from bedside_host.link.messages import Received
 from bedside_host.report import (
-    BASELINE_BAND_PCT,
     ReportData,
     collect,
     render_html,
@@ -92,7 +93,8 @@ def test_report_tables_of_an_infusion_session(record: Path) -> None:
         "device_criteria", "every device criterion holds", "aldrete_items", "host",
         "Kenji Ito", "husband", "yes: no driving for 24 h",
         "host_refused", "Session steps (who and when)", BY,
-        f"baseline band (+/- {BASELINE_BAND_PCT} %)",
+        "baseline band (+/- 20 %: the firmware&#x27;s default discharge_band_pct: the record holds"
+        " no change of it",
     ):  # fmt: skip
         assert text in page, text
     assert page.count("<h3>") == 9
@@ -112,7 +114,8 @@ def test_baseline_band_and_phases_on_the_plots(record: Path) -> None:
             verts = np.asarray(p.get_path().transformed(p.get_patch_transform()).vertices)
             ys = [float(y) for y in verts[:, 1]]
             spans.append((round(min(ys)), round(max(ys))))
-    band = BASELINE_BAND_PCT / 100
+    assert d.infusion.band_pct == 20  # the firmware's default: no change in this record
+    band = d.infusion.band_pct / 100
     for col in ("sys", "dia"):
         b = d.infusion.baseline[col]
         assert (round(b * (1 - band)), round(b * (1 + band))) in spans, (col, spans)
@@ -145,3 +148,45 @@ def test_report_files_and_boot_sessions_unchanged(record: Path, tmp_path: Path) 
     pages = re.compile(rb"/Type /Page\b(?!s)")
     assert ipdf.startswith(b"%PDF")
     assert len(pages.findall(ipdf)) > len(pages.findall(bpdf)) > 0
+
+
+def _msg(seq: int, mtype: str, rx: float, **fields: object) -> Received:
+    msg = {"v": 2, "seq": seq, "boot": 1, "type": mtype, "t_ms": int(rx * 1000), **fields}
+    return Received("/dev/ttyACM0", json.dumps(msg), msg, rx, rx, False)
+
+
+def test_the_band_is_the_devices_setting_as_recorded(tmp_path: Path) -> None:
+    """REQ-SES-67: the band drawn around the baseline is the device's `discharge_band_pct`: the
+    last change of it that the record holds up to the session's end (not a later one, not an
+    invalid value), else the firmware's default, and the report says which."""
+    state = {"id": 3, "patient": "P-1", "course_day": 1, "course_total": 1, "phase": "screening",
+             "baseline": {"sys": 120, "dia": 80, "map": 93, "pr": 70, "spo2": 98}}  # fmt: skip
+    db = tmp_path / "band.db"
+
+    def band_with(*changes: tuple[float, object]) -> tuple[int, str]:
+        db.unlink(missing_ok=True)
+        by = "Biomed Lee"
+        lines: list[tuple[float, str, dict[str, object]]] = [
+            (t, "setting", {"name": "discharge_band_pct", "value": v, "old": 20, "by": by})
+            for t, v in changes
+        ]
+        lines += [(100.0, "session", {"event": "open", "by": "RN A", "session": state}),
+                  (200.0, "session", {"event": "close", "by": "RN A",
+                                      "session": {**state, "phase": "closed"}})]  # fmt: skip
+        with Store(db) as st:
+            for seq, (t, mtype, fields) in enumerate(sorted(lines, key=lambda x: x[0]), 1):
+                st.add(_msg(seq, mtype, t, **fields))
+            st.flush()
+            (s,) = [x for x in st.sessions() if x.kind == "infusion"]
+            inf = collect(st, s).infusion
+            assert inf is not None
+            return inf.band_pct, inf.band_source
+
+    pct, why = band_with()
+    assert pct == 20 and "default" in why
+    pct, why = band_with((50.0, 30), (150.0, 25))
+    assert pct == 25 and "set to 25" in why and "Biomed Lee" in why
+    pct, why = band_with((50.0, 30), (250.0, 25))  # after the session: not in effect then
+    assert pct == 30 and "set to 30" in why
+    pct, why = band_with((50.0, 30), (60.0, 99), (70.0, "x"))  # out of range, not a number
+    assert pct == 30

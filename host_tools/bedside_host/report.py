@@ -32,14 +32,19 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
+from bedside_host import ensure_firmware_on_path
 from bedside_host import session_records as rec
 from bedside_host.store import Session, Store
+
+ensure_firmware_on_path()
+
+from bedside.settings import SPEC  # noqa: E402
 
 NOT_CERTIFIED = "Not a certified medical device"
 PRIORITY_COLOR = {"high": "#d62728", "medium": "#f2b705", "low": "#17becf"}
 PRIORITY_RANK = {"high": 3, "medium": 2, "low": 1}
 ACK_WINDOW_MS = 1000  # a key event this close to an ack event is the key that acknowledged it
-BASELINE_BAND_PCT = 20  # the band drawn around the baseline (the discharge criterion's default)
+BAND_SETTING = "discharge_band_pct"  # the device setting whose band is drawn around the baseline
 PHASE_COLOR = {
     "screening": "#c7c7c7",
     "baseline": "#aec7e8",
@@ -205,6 +210,8 @@ class InfusionData:
     screenings: list[dict[str, Any]]
     discharges: list[dict[str, Any]]
     escorts: list[dict[str, Any]]
+    band_pct: int = int(SPEC[BAND_SETTING][0])  # the discharge band drawn around the baseline
+    band_source: str = "the firmware's default"
 
 
 def collect_infusion(store: Store, session: Session) -> InfusionData | None:
@@ -246,6 +253,30 @@ def collect_infusion(store: Store, session: Session) -> InfusionData | None:
         screenings,
         rec.table(conn, "discharge_assessments", session.id),
         rec.table(conn, "escorts", session.id),
+        *discharge_band(conn, str(info["device"]), session.ended),
+    )
+
+
+def discharge_band(conn: Any, device: str, until: float) -> tuple[int, str]:
+    """The device's discharge band (`discharge_band_pct`) in effect at `until`, as far as the
+    record knows: its last change recorded up to then, else the firmware's default; with a
+    sentence saying which."""
+    lo, hi = SPEC[BAND_SETTING][1], SPEC[BAND_SETTING][2]
+    for value, by, t in conn.execute(
+        "SELECT value, by, coalesce(wall_time, rx_time) AS t FROM settings_changes"
+        " WHERE device = ? AND name = ? AND coalesce(wall_time, rx_time) <= ?"
+        " ORDER BY t DESC, id DESC",
+        (device, BAND_SETTING, until),
+    ):
+        try:
+            v = json.loads(value)
+        except (TypeError, ValueError):
+            continue
+        if isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi:
+            return v, f"the device's {BAND_SETTING}, set to {v} at {_local(t)} by {by or 'a key'}"
+    return int(SPEC[BAND_SETTING][0]), (
+        f"the firmware's default {BAND_SETTING}: the record holds no change of it (one made"
+        " before the record began is not known here)"
     )
 
 
@@ -313,12 +344,12 @@ def trend_figure(d: ReportData, size: tuple[float, float] = (11, 7.5), top: floa
     axes[2].set_ylabel("NIBP mmHg")
     inf = d.infusion
     if inf is not None and inf.baseline is not None:
-        band = BASELINE_BAND_PCT / 100.0
+        band = inf.band_pct / 100.0
         for col, colour in (("sys", "#1f77b4"), ("dia", "#ff7f0e")):
             b = inf.baseline.get(col)
             if isinstance(b, int | float):
                 axes[2].axhspan(b * (1 - band), b * (1 + band), color=colour, alpha=0.12)
-                label = f"baseline {col} {b:g} +/- {BASELINE_BAND_PCT} %"
+                label = f"baseline {col} {b:g} +/- {inf.band_pct} %"
                 axes[2].axhline(b, color=colour, lw=1, ls="-.", label=label)
         pr_b = inf.baseline.get("pr")
         if isinstance(pr_b, int | float):
@@ -809,7 +840,8 @@ def render_html(d: ReportData) -> str:
             '<img alt="Infusion session: phases, dose rate, checks and scores"'
             f' src="data:image/png;base64,{_png(session_figure(d))}">',
             '<p class="muted">PADSS surgical bleeding does not apply to an infusion: scored 2'
-            f" by rule. The BP plot shows the baseline band (+/- {BASELINE_BAND_PCT} %).</p>",
+            f" by rule. The BP and pulse plots show the baseline band (+/-"
+            f" {d.infusion.band_pct} %: {e(d.infusion.band_source)}).</p>",
         ]
         for title, head, trows, empty in infusion_tables(d):
             parts.append(f"<h3>{e(title)}</h3>{_table(head, trows, empty)}")
