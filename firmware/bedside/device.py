@@ -17,7 +17,6 @@ from bedside.annunciator import Annunciator
 from bedside.auth import CTR_FILE, S_READY, Auth
 from bedside.commands import Commands
 from bedside.compat import const
-from bedside.guard import Catch
 from bedside.hostlink import HostLink
 from bedside.observations import Observations
 from bedside.persist import SESSION_FILE, Persist
@@ -47,11 +46,6 @@ _COUNTERS = (
 )  # fmt: skip
 _EV_NIBP_RESULT = const(2)  # = sensors.suntech.EV_NIBP_RESULT (test_core_hardening checks)
 _EV_NIBP_ERROR = const(4)  # = sensors.suntech.EV_NIBP_ERROR
-_STAGES = const(7)  # the stages of a tick (Device._stages)
-_HOST_RX = const(1 << 1)  # its bit in Catch.failed
-_STAGE_NAMES = ("sensors", "host", "session", "alarms", "annunciator", "report", "host")
-_STAGE_PART = (0, 3, -1, 1, 2, -1, 3)  # each stage's index in PARTS, or -1
-_ALARM_STAGES = const(1 << 3 | 1 << 4)  # alarms and annunciator: a bad tick (healthy())
 
 
 class Device:
@@ -131,10 +125,8 @@ class Device:
         self.last_error = None  # of the last reply (the command log records it)
         self.cmds = Commands(self)
         self._on_line = self.cmds.handle  # bound once: no allocation per tick
-        self._tick = Catch(self._stage_fault)  # poll's stage guard: stage, failed stages
-        # (one attribute: every self.method() call first misses in the instance's attribute
-        # table, longer the fuller it is; the memoryview keeps its buffer)
-        self._mv = memoryview(bytearray(_RX))
+        self._buf = bytearray(_RX)
+        self._mv = memoryview(self._buf)
         self._last = now
         self.up_s = 0
         self._up_ms = 0
@@ -184,71 +176,64 @@ class Device:
     def poll(self, now):
         """Service every input and output once. Call every TICK_MS or so. Never raises."""
         self.now = now
-        self._up_ms += elapsed(now, self._last)
+        d = elapsed(now, self._last)
         self._last = now
+        self._up_ms += d
         if self._up_ms >= 1000:  # uptime as seconds + ms: small ints for ever
-            self.up_s += self._up_ms // 1000
-            self._up_ms %= 1000
-        # Each stage runs inside the with-block; an exception in stage i is handed to
-        # _stage_fault (its fault, its safe state) and the loop goes on from stage i + 1.
-        # (try/except ... as e here would put this frame on the heap every tick: Catch.)
-        t = self._tick
-        t.stage = 0
-        t.failed = 0
-        while t.stage < _STAGES:
-            with t:
-                self._stages(now)
-        self._bad_ticks = self._bad_ticks + 1 if t.failed & _ALARM_STAGES else 0
-
-    def _stages(self, now):
-        """The tick's stages from _tick.stage on, in order; _tick.stage counts them done."""
-        t = self._tick
-        s = t.stage
-        if s == 0:  # sensors
+            q = self._up_ms // 1000
+            self.up_s += q
+            self._up_ms -= q * 1000
+        bad = False
+        try:
             if self._read_sensors(now):
                 self._failing[0] = 0  # bytes went through the decoders
-            s = t.stage = 1
-        if s == 1:  # host rx
+        except Exception as e:
+            self._stage_failed(0, now)
+            self.fault("sensors", e)
+        host_ok = True
+        try:
             if self.link.pump(self.host, self._on_line):
                 self.obs.host_seen = True
                 self.obs.host_rx.mark(now)
-            s = t.stage = 2
-        if s == 2:  # the infusion session
+        except Exception as e:
+            host_ok = False
+            self._stage_failed(3, now)
+            self.fault("host", e)
+        try:
             if self.sessctl is not None:
                 self.sessctl.tick(now)
-            s = t.stage = 3
-        if s == 3:  # alarms
+        except Exception as e:
+            self.fault("session", e)
+        try:
             self._judge(now)
             self._failing[1] = 0
-            s = t.stage = 4
-        if s == 4:  # annunciator
+        except Exception as e:
+            bad = True
+            self._stage_failed(1, now)
+            self.fault("alarms", e)
+        try:
             self._annunciate(now)
             self._failing[2] = 0
-            s = t.stage = 5
-        if s == 5:  # report and commands
+        except Exception as e:
+            bad = True
+            self._stage_failed(2, now)
+            self.fault("annunciator", e)
+            self._safe(now)
+        try:
             if elapsed(now, self._t_report) >= _REPORT_MS:
                 self._t_report = now
                 self.report(now)
             self.cmds.step(now)
-            s = t.stage = 6
-        # host tx
-        self.link.flush(self.host)
-        if not t.failed & _HOST_RX:
-            self._failing[3] = 0
-        t.stage = _STAGES
-
-    def _stage_fault(self, e):
-        """Stage _tick.stage raised e: its fault and safe state; the tick goes on after it."""
-        t = self._tick
-        s = t.stage
-        t.stage = s + 1
-        t.failed |= 1 << s
-        part = _STAGE_PART[s]
-        if part >= 0:  # a watched part (PARTS): failed until it completes work again
-            self._stage_failed(part, self.now)
-        self.fault(_STAGE_NAMES[s], e)
-        if s == 4:
-            self._safe(self.now)  # the annunciator: sound at least the highest known priority
+        except Exception as e:
+            self.fault("report", e)
+        try:
+            self.link.flush(self.host)
+            if host_ok:
+                self._failing[3] = 0
+        except Exception as e:
+            self._stage_failed(3, now)
+            self.fault("host", e)
+        self._bad_ticks = self._bad_ticks + 1 if bad else 0
 
     def _stage_failed(self, i, now):
         if not self._failing[i]:
@@ -276,10 +261,8 @@ class Device:
         """Flash write-behind: one store operation, only when no auditory pulse is due soon
         (on the rp2 port a flash erase runs with interrupts off). Never raises."""
         p = self.persist
-        if p is not None and p.pending():  # the idle tick: no call with a heap frame
-            self._write_behind(p, now)
-
-    def _write_behind(self, p, now):
+        if p is None or not p.pending():
+            return
         try:
             if self.annunciator.quiet_ms(now) < _PERSIST_QUIET_MS:
                 return
