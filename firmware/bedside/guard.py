@@ -14,8 +14,6 @@ class Catch:
 
     def __init__(self, handler):
         self.handler = handler
-        self.stage = 0  # for an owner that runs stages under one guard: the one running
-        self.failed = 0  # ... and a bit per stage that raised (the owner clears both)
 
     def __enter__(self):
         return None
