@@ -38,7 +38,7 @@ from bedside_host.store import Session, Store
 
 ensure_firmware_on_path()
 
-from bedside.settings import SPEC  # noqa: E402
+from bedside.settings import SPEC, check  # noqa: E402
 
 NOT_CERTIFIED = "Not a certified medical device"
 PRIORITY_COLOR = {"high": "#d62728", "medium": "#f2b705", "low": "#17becf"}
@@ -210,8 +210,8 @@ class InfusionData:
     screenings: list[dict[str, Any]]
     discharges: list[dict[str, Any]]
     escorts: list[dict[str, Any]]
-    band_pct: int = int(SPEC[BAND_SETTING][0])  # the discharge band drawn around the baseline
-    band_source: str = "the firmware's default"
+    band_pct: int  # the discharge band drawn around the baseline (discharge_band)
+    band_source: str  # which value that is, in words
 
 
 def collect_infusion(store: Store, session: Session) -> InfusionData | None:
@@ -261,7 +261,6 @@ def discharge_band(conn: Any, device: str, until: float) -> tuple[int, str]:
     """The device's discharge band (`discharge_band_pct`) in effect at `until`, as far as the
     record knows: its last change recorded up to then, else the firmware's default; with a
     sentence saying which."""
-    lo, hi = SPEC[BAND_SETTING][1], SPEC[BAND_SETTING][2]
     for value, by, t in conn.execute(
         "SELECT value, by, coalesce(wall_time, rx_time) AS t FROM settings_changes"
         " WHERE device = ? AND name = ? AND coalesce(wall_time, rx_time) <= ?"
@@ -272,8 +271,9 @@ def discharge_band(conn: Any, device: str, until: float) -> tuple[int, str]:
             v = json.loads(value)
         except (TypeError, ValueError):
             continue
-        if isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi:
-            return v, f"the device's {BAND_SETTING}, set to {v} at {_local(t)} by {by or 'a key'}"
+        if check(BAND_SETTING, v) is None:  # the firmware's own validation of the setting
+            who = by or "a key"
+            return int(v), f"the device's {BAND_SETTING}, set to {v} at {_local(t)} by {who}"
     return int(SPEC[BAND_SETTING][0]), (
         f"the firmware's default {BAND_SETTING}: the record holds no change of it (one made"
         " before the record began is not known here)"
